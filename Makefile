@@ -1,0 +1,30 @@
+# Thin wrapper over Meson.  `make` builds build/vio; `make demo` runs vio's
+# main job; `make check` runs every test (plain, ASan+UBSan, fuzz replay).
+BUILD ?= build
+MESON_OPTS ?=
+
+.PHONY: all deps demo check bench clean format
+
+all: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+demo: all
+	scripts/demo.sh $(BUILD)
+
+check: deps
+	scripts/check.sh
+
+bench: all
+	$(BUILD)/bench/ring
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-check build-asan build-fuzz

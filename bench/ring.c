@@ -1,0 +1,859 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/ring: virtqueue throughput between two CPUs, in the manner of
+ * Linux tools/virtio/ringtest.
+ *
+ * A driver thread (CPU 0) and a device thread (CPU 1) share one queue of
+ * 256 entries in memfd memory.  The driver adds a batch of one-segment
+ * 64-byte writable buffers, kicks (the notify hook only counts), and
+ * harvests used buffers with vio_vq_get; the device busy-polls with
+ * vio_vq_pop and returns chains with vio_vq_push_batch (a batch at most as
+ * large as the driver's), then vio_vq_call (counted the same way).  No
+ * syscalls on the data path: this measures the ring itself.
+ *
+ * The same run measures the physical limit of the two CPUs: a minimal
+ * single-producer/single-consumer ring of 16-byte slots (indices on their
+ * own cache lines, each side caching the other's index, one index publish
+ * per batch).  The vq figure is printed as a ratio of it.
+ *
+ * Every run is verified: each token comes back exactly once with the
+ * length the device gave it, nothing is left in flight, neither end is
+ * broken.  A failed check fails the whole benchmark (exit 1), so a broken
+ * ring cannot produce a fast number.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <vio/mem.h>
+#include <vio/ring.h>
+
+#define QSZ 256u
+#define BUF_LEN 64u
+#define MAX_BATCH QSZ
+#define MAX_RUNS 101
+#define CACHELINE 64
+#define DRAIN_NS 2000000000ull /* a lost buffer is reported after 2 s */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+/* ---- options ---- */
+
+struct opts {
+	double seconds;
+	unsigned runs;
+	bool json;
+	int format;	/* -1 both, 0 split, 1 packed */
+	int event_idx;	/* -1 both, 0 off, 1 on */
+	unsigned batch; /* 0: 1, 16 and 64 */
+	int cpu[2];
+};
+
+/* ---- one measured run ---- */
+
+struct result {
+	double bufs_per_s;
+	double kicks_per_buf, calls_per_buf;
+	bool ok;
+	char err[360];
+};
+
+/*
+ * Shared between the main thread and the two workers.  Control flags and
+ * each side's counters live on their own cache lines so that the
+ * benchmark's bookkeeping does not add traffic of its own.
+ */
+struct run {
+	/* configuration, read-only while running */
+	bool packed, event_idx;
+	unsigned batch;
+	int cpu[2];
+	struct vio_vq *drv, *dev;
+	uint8_t *arena; /* QSZ buffers of BUF_LEN bytes */
+
+	_Alignas(CACHELINE) int go;	    /* main -> both: start */
+	_Alignas(CACHELINE) int stop;	    /* main -> driver: stop adding */
+	_Alignas(CACHELINE) int dev_stop;   /* driver -> device: all returned */
+	_Alignas(CACHELINE) uint64_t kicks; /* driver's notify hook */
+	_Alignas(CACHELINE) uint64_t calls; /* device's notify hook */
+
+	/* results, written by each worker before it exits */
+	_Alignas(CACHELINE) uint64_t added, completed, window_completed;
+	uint64_t window_ns;
+	uint64_t popped;
+	bool drv_ok, dev_ok;
+	char drv_err[160], dev_err[160];
+};
+
+static void on_kick(struct vio_vq *vq, void *opaque)
+{
+	struct run *r = opaque;
+	r->kicks++;
+}
+
+static void on_call(struct vio_vq *vq, void *opaque)
+{
+	struct run *r = opaque;
+	r->calls++;
+}
+
+static int pin(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void wait_go(const int *go)
+{
+	while (!LOAD_ACQ(go))
+		cpu_relax();
+}
+
+/* The driver's view of one buffer; the token is its address. */
+struct tok {
+	uint32_t slot;
+	bool busy;
+};
+
+/* Length the device reports for the buffer in slot s: small, non-zero,
+ * derived from where the buffer is, so that a used entry carrying the
+ * wrong id or length is caught. */
+static inline uint32_t expect_len(uint32_t slot)
+{
+	return slot % 61 + 1;
+}
+
+static void *driver_main(void *arg)
+{
+	struct run *r = arg;
+	struct tok toks[QSZ];
+	uint16_t free_stack[QSZ];
+	unsigned nfree = QSZ;
+	uint64_t added = 0, completed = 0;
+	uint32_t len;
+	struct tok *t;
+
+	r->drv_ok = false;
+	for (unsigned i = 0; i < QSZ; i++) {
+		toks[i].slot = i;
+		toks[i].busy = false;
+		free_stack[i] = (uint16_t)(QSZ - 1 - i);
+	}
+	if (pin(r->cpu[0]))
+		snprintf(r->drv_err, sizeof(r->drv_err),
+			 "cannot pin the driver to CPU %d", r->cpu[0]);
+	wait_go(&r->go);
+	uint64_t t0 = now_ns();
+	while (!LOAD(&r->stop)) {
+		unsigned n = 0;
+		while (n < r->batch && nfree) {
+			t = &toks[free_stack[--nfree]];
+			struct vio_sg sg = {r->arena + t->slot * BUF_LEN,
+					    BUF_LEN};
+			int e = vio_vq_add(r->drv, &sg, 0, 1, t);
+			if (e) {
+				snprintf(r->drv_err, sizeof(r->drv_err),
+					 "vio_vq_add: %s", strerror(-e));
+				goto fail;
+			}
+			t->busy = true;
+			n++;
+		}
+		added += n;
+		if (n)
+			vio_vq_kick(r->drv);
+		while ((t = vio_vq_get(r->drv, &len))) {
+			if (!t->busy || len != expect_len(t->slot)) {
+				snprintf(r->drv_err, sizeof(r->drv_err),
+					 "token %u came back %s (len %u)",
+					 t->slot, t->busy ? "" : "twice", len);
+				goto fail;
+			}
+			t->busy = false;
+			free_stack[nfree++] = (uint16_t)t->slot;
+			completed++;
+		}
+		if (vio_vq_broken(r->drv)) {
+			snprintf(r->drv_err, sizeof(r->drv_err),
+				 "driver queue broken: %s",
+				 vio_vq_error(r->drv));
+			goto fail;
+		}
+	}
+	r->window_ns = now_ns() - t0;
+	r->window_completed = completed;
+	/* drain: everything in flight must come back */
+	uint64_t deadline = now_ns() + DRAIN_NS;
+	while (completed < added) {
+		t = vio_vq_get(r->drv, &len);
+		if (!t) {
+			if (vio_vq_broken(r->drv) || now_ns() > deadline) {
+				snprintf(
+				    r->drv_err, sizeof(r->drv_err),
+				    "%llu buffers never came back%s%s",
+				    (unsigned long long)(added - completed),
+				    vio_vq_broken(r->drv) ? ": " : "",
+				    vio_vq_error(r->drv));
+				goto fail;
+			}
+			cpu_relax();
+			continue;
+		}
+		if (!t->busy || len != expect_len(t->slot)) {
+			snprintf(r->drv_err, sizeof(r->drv_err),
+				 "token %u came back %s (len %u)", t->slot,
+				 t->busy ? "" : "twice", len);
+			goto fail;
+		}
+		t->busy = false;
+		completed++;
+	}
+	for (unsigned i = 0; i < QSZ; i++)
+		if (toks[i].busy) {
+			snprintf(r->drv_err, sizeof(r->drv_err),
+				 "token %u still in flight", i);
+			goto fail;
+		}
+	if (vio_vq_num_free(r->drv) != QSZ) {
+		snprintf(r->drv_err, sizeof(r->drv_err),
+			 "%u descriptors free after the drain, expected %u",
+			 vio_vq_num_free(r->drv), QSZ);
+		goto fail;
+	}
+	r->drv_ok = !r->drv_err[0];
+fail:
+	r->added = added;
+	r->completed = completed;
+	STORE_REL(&r->dev_stop, 1);
+	return NULL;
+}
+
+static void *device_main(void *arg)
+{
+	struct run *r = arg;
+	struct vio_used used[MAX_BATCH];
+	struct vio_iov iov[4];
+	struct vio_chain c;
+	unsigned nu = 0;
+	uint64_t popped = 0;
+	int e;
+
+	r->dev_ok = false;
+	if (pin(r->cpu[1]))
+		snprintf(r->dev_err, sizeof(r->dev_err),
+			 "cannot pin the device to CPU %d", r->cpu[1]);
+	wait_go(&r->go);
+	while (!LOAD(&r->dev_stop)) {
+		e = vio_vq_pop(r->dev, &c, iov, 4);
+		if (e == 1) {
+			uintptr_t off =
+			    (uintptr_t)((uint8_t *)c.in[0].base - r->arena);
+			if (c.nr_out != 0 || c.nr_in != 1 ||
+			    c.in_len != BUF_LEN || off % BUF_LEN ||
+			    off >= QSZ * BUF_LEN) {
+				snprintf(r->dev_err, sizeof(r->dev_err),
+					 "unexpected chain: %u out, %u in, "
+					 "%u bytes",
+					 c.nr_out, c.nr_in, c.in_len);
+				goto out;
+			}
+			used[nu].head = c.head;
+			used[nu].len = expect_len((uint32_t)(off / BUF_LEN));
+			popped++;
+			if (++nu < r->batch)
+				continue;
+		} else if (e < 0) {
+			snprintf(r->dev_err, sizeof(r->dev_err),
+				 "device queue broken: %s",
+				 vio_vq_error(r->dev));
+			goto out;
+		}
+		if (nu) {
+			e = vio_vq_push_batch(r->dev, used, nu);
+			if (e) {
+				snprintf(r->dev_err, sizeof(r->dev_err),
+					 "vio_vq_push_batch: %s", strerror(-e));
+				goto out;
+			}
+			nu = 0;
+			vio_vq_call(r->dev);
+		}
+	}
+	/* the driver has everything back: nothing may be left */
+	e = vio_vq_pop(r->dev, &c, iov, 4);
+	if (nu || e != 0) {
+		snprintf(r->dev_err, sizeof(r->dev_err),
+			 "device still has work after the drain (%u, %d)", nu,
+			 e);
+		goto out;
+	}
+	r->dev_ok = !r->dev_err[0];
+out:
+	r->popped = popped;
+	if (!r->dev_ok)
+		STORE_REL(&r->stop, 1); /* unblock the driver's loop */
+	return NULL;
+}
+
+/* Run both threads for `seconds`, then join them. */
+static int run_threads(void *(*a)(void *), void *(*b)(void *), void *arg,
+		       int *go, int *stop, double seconds)
+{
+	pthread_t ta, tb;
+	if (pthread_create(&ta, NULL, a, arg))
+		return -1;
+	if (pthread_create(&tb, NULL, b, arg)) {
+		STORE_REL(go, 1);
+		STORE_REL(stop, 1);
+		pthread_join(ta, NULL);
+		return -1;
+	}
+	/* let both threads reach their CPUs before the clock starts */
+	struct timespec settle = {0, 20 * 1000 * 1000};
+	nanosleep(&settle, NULL);
+	STORE_REL(go, 1);
+	struct timespec ts = {(time_t)seconds,
+			      (long)((seconds - (time_t)seconds) * 1e9)};
+	nanosleep(&ts, NULL);
+	STORE_REL(stop, 1);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	return 0;
+}
+
+static void run_vq(const struct opts *o, bool packed, bool event_idx,
+		   unsigned batch, struct result *res)
+{
+	struct run *r = NULL;
+	struct vio_mem *mem = NULL;
+	struct vio_memtable *mt = NULL;
+
+	memset(res, 0, sizeof(*res));
+	if (posix_memalign((void **)&r, CACHELINE, sizeof(*r))) {
+		snprintf(res->err, sizeof(res->err), "out of memory");
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->packed = packed;
+	r->event_idx = event_idx;
+	r->batch = batch;
+	r->cpu[0] = o->cpu[0];
+	r->cpu[1] = o->cpu[1];
+
+	mem = vio_mem_new();
+	if (!mem || vio_mem_add_region(mem, 1 << 20, NULL)) {
+		snprintf(res->err, sizeof(res->err), "vio_mem: %s",
+			 strerror(errno));
+		goto out;
+	}
+	mt = vio_memtable_new(4);
+	struct vio_region reg = *vio_mem_region(mem, 0);
+	reg.fd = -1; /* the same mapping, not owned by the table */
+	if (!mt || vio_memtable_add(mt, &reg)) {
+		snprintf(res->err, sizeof(res->err), "vio_memtable: %s",
+			 strerror(errno));
+		goto out;
+	}
+	struct vio_vq_config cfg = {.size = QSZ,
+				    .packed = packed,
+				    .event_idx = event_idx,
+				    .notify = on_kick,
+				    .opaque = r,
+				    .name = "bench"};
+	r->drv = vio_vq_new_driver(&cfg, mem);
+	if (!r->drv) {
+		snprintf(res->err, sizeof(res->err), "vio_vq_new_driver: %s",
+			 strerror(errno));
+		goto out;
+	}
+	struct vio_vq_layout l;
+	vio_vq_get_layout(r->drv, &l);
+	cfg.notify = on_call;
+	r->dev = vio_vq_new_device(&cfg, &l, mt);
+	uint64_t daddr;
+	r->arena = vio_mem_alloc(mem, QSZ * BUF_LEN, CACHELINE, &daddr);
+	if (!r->dev || !r->arena) {
+		snprintf(res->err, sizeof(res->err), "setup: %s",
+			 strerror(errno));
+		goto out;
+	}
+	if (run_threads(driver_main, device_main, r, &r->go, &r->stop,
+			o->seconds)) {
+		snprintf(res->err, sizeof(res->err), "pthread_create failed");
+		goto out;
+	}
+	if (!r->drv_ok || !r->dev_ok) {
+		snprintf(res->err, sizeof(res->err), "%s%s%s",
+			 r->drv_err[0] ? r->drv_err : "",
+			 r->drv_err[0] && r->dev_err[0] ? "; " : "",
+			 r->dev_err[0] ? r->dev_err : "");
+		if (!res->err[0])
+			snprintf(res->err, sizeof(res->err), "failed");
+		goto out;
+	}
+	if (r->added != r->completed || r->popped != r->added) {
+		snprintf(res->err, sizeof(res->err),
+			 "count mismatch: added %llu, popped %llu, "
+			 "completed %llu",
+			 (unsigned long long)r->added,
+			 (unsigned long long)r->popped,
+			 (unsigned long long)r->completed);
+		goto out;
+	}
+	if (r->completed == 0 || r->window_ns == 0) {
+		snprintf(res->err, sizeof(res->err), "no buffer completed");
+		goto out;
+	}
+	res->ok = true;
+	res->bufs_per_s =
+	    (double)r->window_completed * 1e9 / (double)r->window_ns;
+	res->kicks_per_buf = (double)r->kicks / (double)r->added;
+	res->calls_per_buf = (double)r->calls / (double)r->completed;
+out:
+	vio_vq_free(r->dev);
+	vio_vq_free(r->drv);
+	vio_memtable_free(mt);
+	vio_mem_free(mem);
+	free(r);
+}
+
+/* ---- the physical limit: a minimal SPSC ring ---- */
+
+struct spsc_slot {
+	uint64_t token;
+	uint32_t len, pad;
+};
+
+struct spsc {
+	_Alignas(CACHELINE) struct spsc_slot slot[QSZ];
+	_Alignas(CACHELINE) uint32_t head; /* producer publishes */
+	_Alignas(CACHELINE) uint32_t tail; /* consumer publishes */
+	_Alignas(CACHELINE) int go;
+	_Alignas(CACHELINE) int stop;
+	_Alignas(CACHELINE) uint64_t produced_final; /* valid once done */
+	int done;
+	int cpu[2];
+	unsigned batch;
+	uint64_t window_ns, window_produced, consumed;
+	bool cons_ok;
+	char err[160];
+};
+
+static void *spsc_producer(void *arg)
+{
+	struct spsc *s = arg;
+	uint32_t head = 0, cached_tail = 0;
+	uint64_t seq = 0;
+
+	pin(s->cpu[0]);
+	wait_go(&s->go);
+	uint64_t t0 = now_ns();
+	while (!LOAD(&s->stop)) {
+		uint32_t room = QSZ - (head - cached_tail);
+		if (room < s->batch) {
+			cached_tail = LOAD_ACQ(&s->tail);
+			room = QSZ - (head - cached_tail);
+			if (!room)
+				continue;
+		}
+		uint32_t n = room < s->batch ? room : s->batch;
+		for (uint32_t k = 0; k < n; k++) {
+			struct spsc_slot *sl = &s->slot[(head + k) % QSZ];
+			sl->token = ++seq;
+			sl->len = (uint32_t)seq & 63;
+		}
+		head += n;
+		STORE_REL(&s->head, head);
+	}
+	s->window_ns = now_ns() - t0;
+	s->window_produced = seq;
+	STORE(&s->produced_final, seq);
+	STORE_REL(&s->done, 1);
+	return NULL;
+}
+
+static void *spsc_consumer(void *arg)
+{
+	struct spsc *s = arg;
+	uint32_t tail = 0, cached_head = 0, since_publish = 0;
+	uint64_t expect = 1;
+
+	s->cons_ok = false;
+	if (pin(s->cpu[1])) {
+		snprintf(s->err, sizeof(s->err),
+			 "cannot pin the consumer to CPU %d", s->cpu[1]);
+		STORE_REL(&s->stop, 1);
+		while (!LOAD_ACQ(&s->done))
+			STORE_REL(&s->tail, LOAD_ACQ(&s->head));
+		return NULL;
+	}
+	wait_go(&s->go);
+	for (;;) {
+		if (tail == cached_head) {
+			if (since_publish) {
+				STORE_REL(&s->tail, tail);
+				since_publish = 0;
+			}
+			cached_head = LOAD_ACQ(&s->head);
+			if (tail == cached_head) {
+				if (LOAD_ACQ(&s->done) &&
+				    LOAD_ACQ(&s->head) == tail)
+					break;
+				cpu_relax();
+				continue;
+			}
+		}
+		const struct spsc_slot *sl = &s->slot[tail % QSZ];
+		uint64_t tok = sl->token;
+		uint32_t len = sl->len;
+		if (tok != expect || len != ((uint32_t)expect & 63)) {
+			snprintf(s->err, sizeof(s->err),
+				 "slot %u: token %llu, expected %llu",
+				 tail % QSZ, (unsigned long long)tok,
+				 (unsigned long long)expect);
+			goto out;
+		}
+		expect++;
+		tail++;
+		if (++since_publish == s->batch) {
+			STORE_REL(&s->tail, tail);
+			since_publish = 0;
+		}
+	}
+	s->cons_ok = true;
+out:
+	s->consumed = expect - 1;
+	if (!s->cons_ok)
+		STORE_REL(&s->stop, 1);
+	/* a failed consumer leaves the producer spinning on a full ring:
+	 * keep freeing slots until it has stopped */
+	while (!s->cons_ok && !LOAD_ACQ(&s->done))
+		STORE_REL(&s->tail, LOAD_ACQ(&s->head));
+	return NULL;
+}
+
+static void run_spsc(const struct opts *o, unsigned batch, struct result *res)
+{
+	struct spsc *s;
+
+	memset(res, 0, sizeof(*res));
+	if (posix_memalign((void **)&s, CACHELINE, sizeof(*s))) {
+		snprintf(res->err, sizeof(res->err), "out of memory");
+		return;
+	}
+	memset(s, 0, sizeof(*s));
+	s->batch = batch;
+	s->cpu[0] = o->cpu[0];
+	s->cpu[1] = o->cpu[1];
+	if (run_threads(spsc_producer, spsc_consumer, s, &s->go, &s->stop,
+			o->seconds)) {
+		snprintf(res->err, sizeof(res->err), "pthread_create failed");
+	} else if (!s->cons_ok) {
+		snprintf(res->err, sizeof(res->err), "%s", s->err);
+	} else if (s->consumed != s->produced_final || !s->consumed) {
+		snprintf(res->err, sizeof(res->err),
+			 "produced %llu, consumed %llu",
+			 (unsigned long long)s->produced_final,
+			 (unsigned long long)s->consumed);
+	} else {
+		res->ok = true;
+		res->bufs_per_s =
+		    (double)s->window_produced * 1e9 / (double)s->window_ns;
+	}
+	free(s);
+}
+
+/* ---- statistics and output ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct point {
+	const char *format;
+	unsigned batch;
+	int event_idx; /* -1: not applicable */
+	double median, min, max;
+	double kicks, calls; /* per buffer, median run's; <0: n/a */
+	double ratio;	     /* to spsc, <0: n/a */
+};
+
+/* Run one point o->runs times; fill p.  false if any run failed. */
+static bool measure(const struct opts *o, int fmt, int event_idx,
+		    unsigned batch, struct point *p)
+{
+	struct result res[MAX_RUNS];
+	double v[MAX_RUNS];
+
+	for (unsigned i = 0; i < o->runs; i++) {
+		if (fmt < 0)
+			run_spsc(o, batch, &res[i]);
+		else
+			run_vq(o, fmt == 1, event_idx == 1, batch, &res[i]);
+		if (!res[i].ok) {
+			fprintf(stderr,
+				"FAIL %s batch %u event_idx %d run %u: "
+				"%s\n",
+				p->format, batch, event_idx, i + 1, res[i].err);
+			return false;
+		}
+		v[i] = res[i].bufs_per_s;
+	}
+	double sorted[MAX_RUNS];
+	memcpy(sorted, v, sizeof(double) * o->runs);
+	qsort(sorted, o->runs, sizeof(double), cmp_double);
+	p->median = o->runs % 2
+			? sorted[o->runs / 2]
+			: (sorted[o->runs / 2 - 1] + sorted[o->runs / 2]) / 2;
+	p->min = sorted[0];
+	p->max = sorted[o->runs - 1];
+	/* notification counts: mean over the runs */
+	p->kicks = p->calls = -1;
+	if (fmt >= 0) {
+		p->kicks = p->calls = 0;
+		for (unsigned i = 0; i < o->runs; i++) {
+			p->kicks += res[i].kicks_per_buf / o->runs;
+			p->calls += res[i].calls_per_buf / o->runs;
+		}
+	}
+	return true;
+}
+
+static void print_header(const struct opts *o)
+{
+	if (o->json)
+		return;
+	printf("queue size %u, %u-byte buffers, CPUs %d and %d, %u runs of "
+	       "%.2f s per point (median, min, max)\n",
+	       QSZ, BUF_LEN, o->cpu[0], o->cpu[1], o->runs, o->seconds);
+	printf("%-7s %5s %9s %10s %8s %8s %9s %10s %10s\n", "format", "batch",
+	       "event_idx", "Mbuf/s", "min", "max", "ratio", "kicks/buf",
+	       "calls/buf");
+}
+
+static void print_point(const struct opts *o, const struct point *p)
+{
+	char ev[8], ratio[16], kicks[16], calls[16];
+
+	if (o->json) {
+		printf("{\"format\":\"%s\",\"batch\":%u,\"event_idx\":%s,"
+		       "\"buffers_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,"
+		       "\"runs\":%u,\"seconds\":%g,\"queue_size\":%u",
+		       p->format, p->batch,
+		       p->event_idx < 0 ? "null"
+		       : p->event_idx	? "true"
+					: "false",
+		       p->median, p->min, p->max, o->runs, o->seconds, QSZ);
+		if (p->ratio >= 0)
+			printf(",\"ratio_to_spsc\":%.4f", p->ratio);
+		if (p->kicks >= 0)
+			printf(",\"kicks_per_buf\":%.5f,\"calls_per_buf\":%.5f",
+			       p->kicks, p->calls);
+		printf("}\n");
+		fflush(stdout);
+		return;
+	}
+	snprintf(ev, sizeof(ev), "%s",
+		 p->event_idx < 0 ? "-"
+		 : p->event_idx	  ? "on"
+				  : "off");
+	snprintf(ratio, sizeof(ratio), p->ratio >= 0 ? "%.3f" : "-", p->ratio);
+	snprintf(kicks, sizeof(kicks), p->kicks >= 0 ? "%.4f" : "-", p->kicks);
+	snprintf(calls, sizeof(calls), p->calls >= 0 ? "%.4f" : "-", p->calls);
+	printf("%-7s %5u %9s %10.2f %8.2f %8.2f %9s %10s %10s\n", p->format,
+	       p->batch, ev, p->median / 1e6, p->min / 1e6, p->max / 1e6, ratio,
+	       kicks, calls);
+	fflush(stdout);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ring [options]\n"
+		"Virtqueue throughput, driver and device busy-polling on two "
+		"CPUs,\ncompared with a minimal SPSC ring between the same "
+		"CPUs.\n\n"
+		"  --seconds S       measure each run for S seconds "
+		"(default 0.5)\n"
+		"  --runs N          runs per point, the median is reported "
+		"(default 5)\n"
+		"  --format F        split or packed (default both)\n"
+		"  --batch N         buffers per kick, 1..%u (default 1, 16 "
+		"and 64)\n"
+		"  --event-idx X     on or off (default both)\n"
+		"  --cpus A,B        driver and device CPUs (default 0,1)\n"
+		"  --json            one JSON object per line\n"
+		"  --help            this text\n",
+		MAX_BATCH);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+	    {"seconds", required_argument, NULL, 's'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"event-idx", required_argument, NULL, 'e'},
+	    {"cpus", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	char *end;
+	int ch;
+
+	*o = (struct opts){.seconds = 0.5,
+			   .runs = 5,
+			   .format = -1,
+			   .event_idx = -1,
+			   .cpu = {0, 1}};
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			o->seconds = strtod(optarg, &end);
+			if (*end || !(o->seconds > 0 && o->seconds <= 3600))
+				goto bad;
+			break;
+		case 'r': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > MAX_RUNS)
+				goto bad;
+			o->runs = (unsigned)v;
+			break;
+		}
+		case 'f':
+			if (!strcmp(optarg, "split"))
+				o->format = 0;
+			else if (!strcmp(optarg, "packed"))
+				o->format = 1;
+			else
+				goto bad;
+			break;
+		case 'b': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > MAX_BATCH)
+				goto bad;
+			o->batch = (unsigned)v;
+			break;
+		}
+		case 'e':
+			if (!strcmp(optarg, "on"))
+				o->event_idx = 1;
+			else if (!strcmp(optarg, "off"))
+				o->event_idx = 0;
+			else
+				goto bad;
+			break;
+		case 'c':
+			if (sscanf(optarg, "%d,%d", &o->cpu[0], &o->cpu[1]) !=
+				2 ||
+			    o->cpu[0] < 0 || o->cpu[1] < 0 ||
+			    o->cpu[0] >= CPU_SETSIZE ||
+			    o->cpu[1] >= CPU_SETSIZE)
+				goto bad;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "ring: unexpected argument '%s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "ring: bad value '%s'\n", optarg);
+	usage(stderr);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const unsigned default_batches[] = {1, 16, 64};
+	struct opts o;
+
+	if (parse(argc, argv, &o))
+		return 2;
+	cpu_set_t avail;
+	if (sched_getaffinity(0, sizeof(avail), &avail) == 0 &&
+	    (!CPU_ISSET(o.cpu[0], &avail) || !CPU_ISSET(o.cpu[1], &avail) ||
+	     o.cpu[0] == o.cpu[1]))
+		fprintf(stderr,
+			"ring: warning: CPUs %d and %d are not two distinct "
+			"CPUs of this process; figures will be poor\n",
+			o.cpu[0], o.cpu[1]);
+
+	const unsigned *batches = default_batches;
+	unsigned nb = 3;
+	if (o.batch) {
+		batches = &o.batch;
+		nb = 1;
+	}
+	print_header(&o);
+	bool ok = true;
+	for (unsigned bi = 0; bi < nb; bi++) {
+		unsigned b = batches[bi];
+		struct point sp = {
+		    .format = "spsc", .batch = b, .event_idx = -1, .ratio = -1};
+		if (!measure(&o, -1, -1, b, &sp)) {
+			ok = false;
+			continue;
+		}
+		print_point(&o, &sp);
+		for (int f = 0; f < 2; f++) {
+			if (o.format >= 0 && f != o.format)
+				continue;
+			for (int ev = 0; ev < 2; ev++) {
+				if (o.event_idx >= 0 && ev != o.event_idx)
+					continue;
+				struct point p = {.format =
+						      f ? "packed" : "split",
+						  .batch = b,
+						  .event_idx = ev};
+				if (!measure(&o, f, ev, b, &p)) {
+					ok = false;
+					continue;
+				}
+				p.ratio = p.median / sp.median;
+				print_point(&o, &p);
+			}
+		}
+	}
+	return ok ? 0 : 1;
+}

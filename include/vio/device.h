@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio/device.h - the device side of the virtio model, and what both sides
+ * share: feature sets, the status state machine.
+ *
+ * A struct vio_dev is a virtio device implementation: its identity, the
+ * features it offers, its config space, its queues and its status byte.
+ * A device type (rng, blk, ...) fills a struct vio_dev_config with its ops;
+ * a transport (inproc, vhost-user backend) feeds the driver's actions in
+ * (vio_dev_set_status, vio_dev_set_features, vio_dev_queue_*) and gets the
+ * device's notifications out through struct vio_dev_transport.
+ *
+ *     dev = vio_dev_new(&cfg);                 // device type
+ *     vio_dev_attach(dev, &hooks, t);          // transport
+ *     ... transport calls vio_dev_set_status(dev, ...) etc.
+ *     ... transport calls vio_dev_kick(dev, i) on each kick
+ *     vio_dev_free(dev);
+ *
+ * Locking: control calls (status, features, config, queue setup) and data
+ * calls (kick) on one device must not run concurrently for the same queue;
+ * the transport serialises them.
+ */
+#ifndef VIO_DEVICE_H
+#define VIO_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/virtio_config.h>
+#include <vio/mem.h>
+#include <vio/ring.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- features: at least 128 bits; F_ constants are bit numbers ---- */
+
+#define VIO_FEATURE_BITS 128u
+struct vio_features {
+	uint64_t w[VIO_FEATURE_BITS / 64];
+};
+static inline bool vio_features_has(const struct vio_features *f, unsigned bit)
+{
+	return bit < VIO_FEATURE_BITS && (f->w[bit / 64] >> (bit % 64)) & 1;
+}
+static inline void vio_features_set(struct vio_features *f, unsigned bit)
+{
+	if (bit < VIO_FEATURE_BITS)
+		f->w[bit / 64] |= 1ull << (bit % 64);
+}
+static inline void vio_features_clear(struct vio_features *f, unsigned bit)
+{
+	if (bit < VIO_FEATURE_BITS)
+		f->w[bit / 64] &= ~(1ull << (bit % 64));
+}
+/* true if every bit of a is in b */
+bool vio_features_subset(const struct vio_features *a,
+			 const struct vio_features *b);
+void vio_features_and(struct vio_features *dst, const struct vio_features *a,
+		      const struct vio_features *b);
+/* Build a set from a list of bit numbers. */
+struct vio_features vio_features_from(const unsigned *bits, unsigned n);
+
+/* ---- status ---- */
+
+/*
+ * The one transition function (both sides).  Legal: anything -> 0 (reset);
+ * adding exactly the next bit of ACKNOWLEDGE, DRIVER, FEATURES_OK,
+ * DRIVER_OK in that order; adding FAILED at any time; adding
+ * DEVICE_NEEDS_RESET (device only, by_device true).  Bits are never
+ * cleared except by reset.  Returns true if old -> new is legal.
+ */
+bool vio_status_legal(uint8_t old, uint8_t new_status, bool by_device);
+/* "ACKNOWLEDGE|DRIVER|..." into buf; returns buf. */
+const char *vio_status_str(uint8_t status, char *buf, size_t len);
+
+/* ---- the device ---- */
+
+#define VIO_CONFIG_MAX 256u
+#define VIO_MAX_QUEUES 64u
+
+struct vio_dev;
+
+struct vio_dev_ops {
+	/* Status changed (after the transition was accepted).  DRIVER_OK is
+	 * where a type starts its queues.  Return <0 to refuse (-> FAILED is
+	 * not set; the transition is undone and the error returned). */
+	int (*status)(struct vio_dev *dev, uint8_t old, uint8_t new_status);
+	/* Reset: every queue is already freed; drop in-flight state. */
+	void (*reset)(struct vio_dev *dev);
+	/* The driver wrote config bytes (already stored).  May be NULL. */
+	void (*config_write)(struct vio_dev *dev, unsigned off, unsigned len);
+	/* Queue idx has available buffers (a kick, or the transport polls). */
+	void (*kick)(struct vio_dev *dev, unsigned idx, struct vio_vq *vq);
+};
+
+/* What a transport provides to a device. */
+struct vio_dev_transport {
+	/* interrupt the driver for queue idx */
+	void (*call)(void *t, unsigned idx);
+	/* config space changed (device side update) */
+	void (*config_changed)(void *t);
+	/* the device needs a reset (status got DEVICE_NEEDS_RESET) */
+	void (*needs_reset)(void *t);
+};
+
+struct vio_dev_config {
+	const char *name;
+	uint32_t device_id, vendor_id;
+	struct vio_features features; /* offered; VERSION_1 is added */
+	unsigned num_queues;          /* 1..VIO_MAX_QUEUES */
+	uint16_t queue_max_size;      /* per queue, 1..32768 */
+	const void *config;           /* initial config space, copied */
+	unsigned config_len;          /* <= VIO_CONFIG_MAX */
+	const struct vio_dev_ops *ops;
+	void *opaque;
+};
+
+struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg);
+void vio_dev_free(struct vio_dev *dev);
+void vio_dev_attach(struct vio_dev *dev, const struct vio_dev_transport *t,
+		    void *opaque);
+void *vio_dev_opaque(const struct vio_dev *dev);
+const char *vio_dev_name(const struct vio_dev *dev);
+uint32_t vio_dev_device_id(const struct vio_dev *dev);
+uint32_t vio_dev_vendor_id(const struct vio_dev *dev);
+unsigned vio_dev_num_queues(const struct vio_dev *dev);
+
+uint8_t vio_dev_get_status(const struct vio_dev *dev);
+/* The driver writes status: checked by vio_status_legal; 0 resets the
+ * device (queues freed, features cleared).  FEATURES_OK is refused
+ * (-EINVAL, bit not kept) if the acked features are not a subset of the
+ * offered ones or lack VERSION_1.  Returns 0 or negative errno. */
+VIO_MUST_CHECK int vio_dev_set_status(struct vio_dev *dev, uint8_t status);
+/* The device itself needs a reset: sets DEVICE_NEEDS_RESET, tells the
+ * transport.  reason goes to the (rate-limited) log. */
+void vio_dev_needs_reset(struct vio_dev *dev, const char *reason);
+
+void vio_dev_offered(const struct vio_dev *dev, struct vio_features *out);
+/* The driver acks features: only in state DRIVER (before FEATURES_OK). */
+VIO_MUST_CHECK int vio_dev_set_features(struct vio_dev *dev,
+					const struct vio_features *f);
+void vio_dev_negotiated(const struct vio_dev *dev, struct vio_features *out);
+bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit);
+
+/* Config space.  Reads/writes past config_len fail with -EINVAL. */
+unsigned vio_dev_config_len(const struct vio_dev *dev);
+int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
+			unsigned len);
+/* From the driver: stored, then ops->config_write. */
+int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
+			 unsigned len);
+/* From the device type: stored, generation bumped, transport told. */
+int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
+			  unsigned len);
+uint32_t vio_dev_config_generation(const struct vio_dev *dev);
+
+/* Queues (config_queue on the device side). */
+int vio_dev_queue_max_size(const struct vio_dev *dev, unsigned idx);
+/* Set size and ring location (pointers already translated by the
+ * transport and checked with vio_vq_ring_bytes), before enable. */
+int vio_dev_queue_setup(struct vio_dev *dev, unsigned idx, uint16_t size,
+			const struct vio_vq_layout *layout,
+			const struct vio_memtable *mt);
+/* Set the next avail index/wrap to resume at (before enable). */
+int vio_dev_queue_set_base(struct vio_dev *dev, unsigned idx, uint16_t base);
+/* Create (enable) or free (disable) the vq; creation uses the negotiated
+ * features.  Returns 0 or negative errno. */
+int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable);
+/* The live vq of queue idx, or NULL if not enabled. */
+struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx);
+/* Transport: the driver kicked queue idx.  Ignored unless DRIVER_OK and
+ * the queue is enabled and not broken. */
+void vio_dev_kick(struct vio_dev *dev, unsigned idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio/ring.h - the virtqueue: one type, split and packed formats behind it.
+ *
+ * A struct vio_vq is either the driver's end or the device's end of one
+ * virtqueue.  The format (split or packed, VIRTIO 1.2 sections 2.7 and 2.8)
+ * is chosen at creation from the negotiated VIRTIO_F_RING_PACKED and never
+ * shows in this API.
+ *
+ * Driver side (the seed's five verbs):
+ *
+ *     vq = vio_vq_new_driver(&cfg, mem);         // ring + indirect pool in mem
+ *     vio_vq_add(vq, sg, n_out, n_in, token);    // repeat to batch
+ *     vio_vq_kick(vq);                           // publish + notify if needed
+ *     while ((token = vio_vq_get(vq, &len)))     // harvest used buffers
+ *         ...;
+ *     if (!vio_vq_enable_cb(vq)) goto again;     // restart: closes the race
+ *     while ((token = vio_vq_detach_unused(vq))) // shutdown
+ *         ...;
+ *
+ * Device side:
+ *
+ *     vq = vio_vq_new_device(&cfg, &layout, memtable);
+ *     while ((r = vio_vq_pop(vq, &chain, iov, max_iov)) > 0) {
+ *         ... read chain.out[], write chain.in[] (or use struct vio_cursor)
+ *         vio_vq_push(vq, chain.head, written);
+ *     }
+ *     vio_vq_call(vq);                           // notify the driver if needed
+ *
+ * Threading: one thread drives each end of a queue at a time; the two ends
+ * may run on different threads (or processes) concurrently.
+ *
+ * Trust: each end treats everything the other writes to the ring as hostile.
+ * A violation makes the queue broken: a sticky state, checked first by every
+ * verb, reported once through cfg.broken and a rate-limited log line, never a
+ * crash.  vio_vq_error() says what was wrong.
+ */
+#ifndef VIO_RING_H
+#define VIO_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIO_MUST_CHECK __attribute__((warn_unused_result))
+
+/* Largest queue size allowed by the spec (split: power of two). */
+#define VIO_VQ_MAX_SIZE 32768u
+
+struct vio_vq;
+struct vio_mem;      /* driver-side shared memory, vio/mem.h */
+struct vio_memtable; /* device-side address translation, vio/mem.h */
+
+/* A driver-side buffer segment: must lie in memory from the vq's vio_mem. */
+struct vio_sg {
+	void *buf;
+	uint32_t len;
+};
+
+/* A device-side segment, already translated and bounds-checked. */
+struct vio_iov {
+	void *base;
+	uint32_t len;
+};
+
+/*
+ * Where the three ring areas live.  Pointers are in this process; addresses
+ * are device addresses (what the driver writes into the transport).
+ * split: desc = descriptor table, driver = avail ring, device = used ring.
+ * packed: desc = descriptor ring, driver = driver event suppression,
+ *         device = device event suppression.
+ */
+struct vio_vq_layout {
+	void *desc, *driver, *device;
+	uint64_t desc_addr, driver_addr, device_addr;
+};
+
+struct vio_vq;
+typedef void vio_vq_fn(struct vio_vq *vq, void *opaque);
+
+struct vio_vq_config {
+	uint16_t index;       /* queue index on its device */
+	uint16_t size;        /* 1..32768; a power of two for split */
+	bool packed;          /* VIRTIO_F_RING_PACKED negotiated */
+	bool event_idx;       /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;        /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	uint16_t indirect_max; /* driver: entries per indirect table, 0 = 32 */
+	/*
+	 * notify: driver side, kick the device; device side, call (interrupt)
+	 * the driver.  May be NULL (then the owner polls).
+	 */
+	vio_vq_fn *notify;
+	/*
+	 * callback: run by vio_vq_interrupt(); driver side, used buffers may
+	 * be pending; device side, available buffers may be pending.
+	 */
+	vio_vq_fn *callback;
+	/* broken: run once, when the queue becomes broken.  May be NULL. */
+	vio_vq_fn *broken;
+	void *opaque;
+	const char *name; /* for log lines; copied */
+};
+
+/* Bytes and alignment of a ring of this size and format, all three areas
+ * laid out in one block (see vio_vq_layout_at). */
+size_t vio_vq_ring_bytes(uint16_t size, bool packed);
+/* Fill *out for a block at (base, addr) of vio_vq_ring_bytes() bytes. */
+void vio_vq_layout_at(uint16_t size, bool packed, void *base, uint64_t addr,
+		      struct vio_vq_layout *out);
+
+/* ---- driver side ---- */
+
+/* Allocate the ring and the indirect pool from mem; NULL with errno set. */
+struct vio_vq *vio_vq_new_driver(const struct vio_vq_config *cfg,
+				 struct vio_mem *mem);
+/*
+ * Add one buffer: out readable segments then in writable ones.  token must
+ * not be NULL; it comes back from vio_vq_get() or vio_vq_detach_unused().
+ * Returns 0, -ENOSPC (ring full), -EINVAL (bad arguments), -EFAULT (a
+ * segment outside the vio_mem), -EIO (broken).  The buffer is not visible
+ * to the device until vio_vq_kick_prepare()/vio_vq_kick().
+ */
+VIO_MUST_CHECK int vio_vq_add(struct vio_vq *vq, const struct vio_sg *sg,
+			      unsigned out, unsigned in, void *token);
+/* Publish added buffers; true if the device wants a notification. */
+bool vio_vq_kick_prepare(struct vio_vq *vq);
+/* Notify the device (cfg.notify) unconditionally. */
+void vio_vq_notify(struct vio_vq *vq);
+/* kick_prepare + notify when needed; returns whether it notified. */
+bool vio_vq_kick(struct vio_vq *vq);
+/* Next used buffer's token and written length, or NULL (none, or broken). */
+void *vio_vq_get(struct vio_vq *vq, uint32_t *len);
+/* Ask the device not to interrupt (a hint). */
+void vio_vq_disable_cb(struct vio_vq *vq);
+/* Ask for interrupts again; false if used buffers are already pending (the
+ * caller must process them and try again: the seed's restart). */
+bool vio_vq_enable_cb(struct vio_vq *vq);
+/* Like enable_cb, but with EVENT_IDX ask only after ~3/4 of in-flight. */
+bool vio_vq_enable_cb_delayed(struct vio_vq *vq);
+/* True if a used buffer is pending. */
+bool vio_vq_more_used(const struct vio_vq *vq);
+/* Take back one buffer the device never used (after reset): its token, or
+ * NULL when none is left.  The seed's shutdown. */
+void *vio_vq_detach_unused(struct vio_vq *vq);
+/* Free descriptors. */
+unsigned vio_vq_num_free(const struct vio_vq *vq);
+
+/* ---- device side ---- */
+
+/*
+ * Attach to a ring whose areas the transport has translated and checked
+ * to lie in mapped memory (vio_vq_ring_bytes per area).  Buffers are
+ * translated through mt, which must outlive the queue.  Layout pointers
+ * must be suitably aligned (16 for desc, 2/4 per spec): else NULL, EINVAL.
+ * cfg.indirect is the negotiated feature: indirect descriptors without it
+ * are a violation.  next_avail (split: avail index; packed: index | wrap
+ * counter << 15) lets a transport resume a ring (vhost-user SET_VRING_BASE).
+ */
+struct vio_vq *vio_vq_new_device(const struct vio_vq_config *cfg,
+				 const struct vio_vq_layout *layout,
+				 const struct vio_memtable *mt);
+void vio_vq_set_base(struct vio_vq *vq, uint16_t next_avail);
+uint16_t vio_vq_get_base(const struct vio_vq *vq);
+
+/*
+ * One available chain, popped and validated.  out[] are the readable
+ * segments, in[] the writable ones; both point into the caller's iov array.
+ * head is opaque: give it back to vio_vq_push().
+ */
+struct vio_chain {
+	uint32_t head;
+	uint16_t nr_out, nr_in;
+	uint32_t out_len, in_len;
+	struct vio_iov *out, *in;
+};
+
+/*
+ * Pop the next available chain.  Returns 1 (chain filled), 0 (nothing
+ * available), -EIO (the queue is broken: this call or before).  A chain
+ * that needs more than max_iov segments breaks the queue (the device
+ * advertises its limits, e.g. seg_max).  The chain is checked against
+ * every rule in DESIGN.md "The peer is untrusted" before it is returned.
+ */
+VIO_MUST_CHECK int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c,
+			      struct vio_iov *iov, unsigned max_iov);
+/* Return one chain as used, len bytes written.  0 or -EIO / -EINVAL. */
+int vio_vq_push(struct vio_vq *vq, uint32_t head, uint32_t len);
+struct vio_used {
+	uint32_t head;
+	uint32_t len;
+};
+/* Return n chains at once: one index update (split) / first flags last
+ * (packed). */
+int vio_vq_push_batch(struct vio_vq *vq, const struct vio_used *u, unsigned n);
+/* True if the driver wants an interrupt for what was pushed since the last
+ * call_prepare (EVENT_IDX or flags).  Resets the tracking. */
+bool vio_vq_call_prepare(struct vio_vq *vq);
+/* call_prepare + cfg.notify when needed; returns whether it notified. */
+bool vio_vq_call(struct vio_vq *vq);
+/* Ask the driver not to kick (busy polling); a hint. */
+void vio_vq_disable_notify(struct vio_vq *vq);
+/* Ask for kicks again; false if chains are already available. */
+bool vio_vq_enable_notify(struct vio_vq *vq);
+/* True if a chain is available (may break the queue on a bad index). */
+bool vio_vq_more_avail(struct vio_vq *vq);
+
+/* ---- both sides ---- */
+
+/* Transport entry: the peer notified us; runs cfg.callback. */
+void vio_vq_interrupt(struct vio_vq *vq);
+/* Mark broken from outside (e.g. the transport saw a bad message). */
+void vio_vq_set_broken(struct vio_vq *vq, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+bool vio_vq_broken(const struct vio_vq *vq);
+/* What broke the queue, or "" if it is not broken. */
+const char *vio_vq_error(const struct vio_vq *vq);
+uint16_t vio_vq_size(const struct vio_vq *vq);
+uint16_t vio_vq_index(const struct vio_vq *vq);
+bool vio_vq_is_packed(const struct vio_vq *vq);
+void *vio_vq_opaque(const struct vio_vq *vq);
+void vio_vq_get_layout(const struct vio_vq *vq, struct vio_vq_layout *out);
+void vio_vq_free(struct vio_vq *vq);
+
+/* ---- bounded cursors over a popped chain (device side) ---- */
+
+struct vio_cursor {
+	const struct vio_iov *iov;
+	unsigned n, i;
+	uint32_t off;    /* offset in iov[i] */
+	size_t left;     /* bytes left in the whole cursor */
+};
+void vio_cursor_init(struct vio_cursor *cur, const struct vio_iov *iov,
+		     unsigned n);
+/* Copy up to len bytes; returns bytes copied (short at the end). */
+size_t vio_cursor_read(struct vio_cursor *cur, void *dst, size_t len);
+size_t vio_cursor_write(struct vio_cursor *cur, const void *src, size_t len);
+/* Advance without copying; returns bytes skipped. */
+size_t vio_cursor_skip(struct vio_cursor *cur, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

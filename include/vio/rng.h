@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio/rng.h - virtio-rng (VIRTIO 1.2 section 5.4, VIRTIO_ID_RNG): an
+ * entropy source.  One queue (requestq); the driver posts writable
+ * buffers, the device fills them with random bytes.  No config space, no
+ * device feature bits.
+ *
+ * Device side:
+ *
+ *     struct vio_rng_device_config c = {.queue_size = 256};
+ *     struct vio_dev *dev = vio_rng_device_new(&c);   // getrandom(2)
+ *     ... a transport (vio_inproc_new, vhost-user) serves it ...
+ *     vio_rng_device_free(dev);
+ *
+ * Driver side: register vio_rng_driver on a bus; once it is bound,
+ *
+ *     ssize_t n = vio_rng_read(vdev, buf, len);       // blocks until len
+ */
+#ifndef VIO_RNG_H
+#define VIO_RNG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <vio/device.h>
+#include <vio/driver.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vio_rng_device_config {
+	const char *name;    /* for log lines; NULL: "rng" */
+	uint16_t queue_size; /* largest queue offered; 0: 256 */
+	/* Ring features offered besides VERSION_1. */
+	bool packed;       /* VIRTIO_F_RING_PACKED (default: split only) */
+	bool no_event_idx; /* do not offer VIRTIO_RING_F_EVENT_IDX */
+	bool no_indirect;  /* do not offer VIRTIO_RING_F_INDIRECT_DESC */
+	/*
+	 * Entropy source: fill len bytes at buf, return 0 or a negative
+	 * errno (the buffer is then returned with the bytes filled so far).
+	 * NULL: getrandom(2).  Runs on the device's thread.
+	 */
+	int (*fill)(void *opaque, void *buf, size_t len);
+	void *fill_opaque;
+};
+
+/* A virtio-rng device; cfg may be NULL (defaults).  NULL with errno. */
+struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg);
+/* Free a device from vio_rng_device_new (after its transport is gone). */
+void vio_rng_device_free(struct vio_dev *dev);
+
+/* The driver: matches VIRTIO_ID_RNG from any vendor; takes every ring
+ * feature the device offers (packed, EVENT_IDX, INDIRECT_DESC). */
+extern const struct vio_driver vio_rng_driver;
+
+/*
+ * Read len bytes of entropy from a device bound to vio_rng_driver,
+ * blocking until all of them came.  Several buffers stay in flight
+ * between calls (refilled as they come back), so a stream of reads keeps
+ * the device busy.  Returns len, or a negative errno: -ENODEV (not bound
+ * to vio_rng_driver), -EIO (the queue or the device broke; bytes read
+ * before that are in buf).
+ */
+ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

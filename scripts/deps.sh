@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what vio needs to build and test on Debian 12 (idempotent).
+# Usage: scripts/deps.sh [build|check]
+set -euo pipefail
+want=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev linux-libc-dev make)
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

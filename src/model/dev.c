@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device side of the model: struct vio_dev.
+ *
+ * A transport feeds the driver's actions in (status, features, config,
+ * queue setup, kicks); the device type sees them through its
+ * struct vio_dev_ops.  Everything the driver asks for is checked here:
+ * the status transition (status.c), FEATURES_OK against the offer
+ * (VIRTIO 1.2 3.1.1 step 5-6), queue setup against the device's limits,
+ * and kicks before DRIVER_OK (2.1.2: queues are unusable before it).
+ *
+ * The status byte is read and written atomically: a device type may call
+ * vio_dev_needs_reset() from its own thread while the transport thread
+ * writes status.  Config space has its own lock, so the device type can
+ * update it while the driver reads (the generation tells the driver).
+ * Everything else follows the transport's serialisation (vio/device.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/virtio_ring.h>
+
+#include "util/log.h"
+#include <vio/device.h>
+
+struct vio_dev_queue {
+	struct vio_dev *dev;
+	unsigned idx;
+	uint16_t size;
+	bool has_layout;
+	bool has_base;
+	uint16_t base;
+	struct vio_vq_layout layout;
+	const struct vio_memtable *mt;
+	struct vio_vq *vq; /* non-NULL once enabled */
+};
+
+struct vio_dev {
+	char name[32];
+	uint32_t device_id, vendor_id;
+	struct vio_features offered, acked;
+	unsigned nq;
+	uint16_t qmax;
+	const struct vio_dev_ops *ops;
+	void *opaque;
+	const struct vio_dev_transport *t;
+	void *t_opaque;
+	uint8_t status; /* __atomic access only */
+	struct vio_ratelimit rl;
+
+	pthread_mutex_t cfg_lock; /* config bytes and generation */
+	uint32_t generation;
+	unsigned config_len;
+	uint8_t config[VIO_CONFIG_MAX];
+
+	struct vio_dev_queue q[]; /* [nq] */
+};
+
+static uint8_t status_load(const struct vio_dev *dev)
+{
+	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
+}
+
+struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg)
+{
+	if (!cfg || cfg->num_queues < 1 || cfg->num_queues > VIO_MAX_QUEUES ||
+	    cfg->queue_max_size < 1 || cfg->queue_max_size > VIO_VQ_MAX_SIZE ||
+	    cfg->config_len > VIO_CONFIG_MAX ||
+	    (cfg->config_len && !cfg->config)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vio_dev *dev =
+		calloc(1, sizeof(*dev) + cfg->num_queues * sizeof(dev->q[0]));
+	if (!dev) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(dev->name, sizeof(dev->name), "%s",
+		 cfg->name ? cfg->name : "vio-dev");
+	dev->device_id = cfg->device_id;
+	dev->vendor_id = cfg->vendor_id;
+	dev->offered = cfg->features;
+	/* vio is a VIRTIO 1.x implementation only: no legacy interface */
+	vio_features_set(&dev->offered, VIRTIO_F_VERSION_1);
+	dev->nq = cfg->num_queues;
+	dev->qmax = cfg->queue_max_size;
+	dev->ops = cfg->ops;
+	dev->opaque = cfg->opaque;
+	dev->config_len = cfg->config_len;
+	if (cfg->config_len)
+		memcpy(dev->config, cfg->config, cfg->config_len);
+	pthread_mutex_init(&dev->cfg_lock, NULL);
+	for (unsigned i = 0; i < dev->nq; i++) {
+		dev->q[i].dev = dev;
+		dev->q[i].idx = i;
+	}
+	return dev;
+}
+
+static void queue_clear(struct vio_dev_queue *q)
+{
+	vio_vq_free(q->vq);
+	q->vq = NULL;
+	q->size = 0;
+	q->has_layout = false;
+	q->has_base = false;
+	q->base = 0;
+	q->mt = NULL;
+	memset(&q->layout, 0, sizeof(q->layout));
+}
+
+void vio_dev_free(struct vio_dev *dev)
+{
+	if (!dev)
+		return;
+	for (unsigned i = 0; i < dev->nq; i++)
+		queue_clear(&dev->q[i]);
+	pthread_mutex_destroy(&dev->cfg_lock);
+	free(dev);
+}
+
+void vio_dev_attach(struct vio_dev *dev, const struct vio_dev_transport *t,
+		    void *opaque)
+{
+	dev->t = t;
+	dev->t_opaque = opaque;
+}
+
+void *vio_dev_opaque(const struct vio_dev *dev)
+{
+	return dev->opaque;
+}
+
+const char *vio_dev_name(const struct vio_dev *dev)
+{
+	return dev->name;
+}
+
+uint32_t vio_dev_device_id(const struct vio_dev *dev)
+{
+	return dev->device_id;
+}
+
+uint32_t vio_dev_vendor_id(const struct vio_dev *dev)
+{
+	return dev->vendor_id;
+}
+
+unsigned vio_dev_num_queues(const struct vio_dev *dev)
+{
+	return dev->nq;
+}
+
+uint8_t vio_dev_get_status(const struct vio_dev *dev)
+{
+	return status_load(dev);
+}
+
+/* Status 0 (VIRTIO 1.2 2.4): stop every queue, forget the negotiation. */
+static void dev_reset(struct vio_dev *dev)
+{
+	__atomic_store_n(&dev->status, 0, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < dev->nq; i++)
+		queue_clear(&dev->q[i]);
+	memset(&dev->acked, 0, sizeof(dev->acked));
+	if (dev->ops && dev->ops->reset)
+		dev->ops->reset(dev);
+}
+
+/* 3.1.1 / 2.2.2: the device MUST refuse FEATURES_OK for features it did
+ * not offer; vio also requires VERSION_1 (no legacy interface). */
+static bool features_acceptable(struct vio_dev *dev)
+{
+	if (!vio_features_subset(&dev->acked, &dev->offered)) {
+		vio_log_limited(&dev->rl,
+				"%s: FEATURES_OK refused: driver acked features "
+				"the device never offered",
+				dev->name);
+		return false;
+	}
+	if (!vio_features_has(&dev->acked, VIRTIO_F_VERSION_1)) {
+		vio_log_limited(&dev->rl,
+				"%s: FEATURES_OK refused: VERSION_1 not acked",
+				dev->name);
+		return false;
+	}
+	return true;
+}
+
+int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
+{
+	if (status == 0) {
+		dev_reset(dev);
+		return 0;
+	}
+	uint8_t old = status_load(dev);
+	for (;;) {
+		if (!vio_status_legal(old, status, false)) {
+			char a[96], b[96];
+			vio_log_limited(&dev->rl,
+					"%s: illegal status write %s -> %s",
+					dev->name,
+					vio_status_str(old, a, sizeof(a)),
+					vio_status_str(status, b, sizeof(b)));
+			return -EINVAL;
+		}
+		if (status == old)
+			return 0;
+		if ((status & ~old) & VIRTIO_CONFIG_S_FEATURES_OK &&
+		    !features_acceptable(dev))
+			return -EINVAL; /* the bit is not kept */
+		/* a concurrent DEVICE_NEEDS_RESET makes us check again */
+		if (__atomic_compare_exchange_n(&dev->status, &old, status,
+						false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			break;
+	}
+	if (dev->ops && dev->ops->status) {
+		int r = dev->ops->status(dev, old, status);
+		if (r < 0) {
+			/* undo, keeping a DEVICE_NEEDS_RESET set meanwhile */
+			uint8_t nr = status_load(dev) &
+				     VIRTIO_CONFIG_S_NEEDS_RESET;
+			__atomic_store_n(&dev->status, (uint8_t)(old | nr),
+					 __ATOMIC_RELEASE);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void vio_dev_needs_reset(struct vio_dev *dev, const char *reason)
+{
+	uint8_t old = __atomic_fetch_or(&dev->status,
+					VIRTIO_CONFIG_S_NEEDS_RESET,
+					__ATOMIC_ACQ_REL);
+	if (old & VIRTIO_CONFIG_S_NEEDS_RESET)
+		return; /* already reported */
+	vio_log_limited(&dev->rl, "%s: device needs reset: %s", dev->name,
+			reason ? reason : "(no reason given)");
+	if (dev->t && dev->t->needs_reset)
+		dev->t->needs_reset(dev->t_opaque);
+}
+
+void vio_dev_offered(const struct vio_dev *dev, struct vio_features *out)
+{
+	*out = dev->offered;
+}
+
+int vio_dev_set_features(struct vio_dev *dev, const struct vio_features *f)
+{
+	uint8_t s = status_load(dev);
+	/* 3.1.1 step 4: features are written in state DRIVER, before
+	 * FEATURES_OK; the offer is checked when FEATURES_OK is set */
+	if (!f || !(s & VIRTIO_CONFIG_S_DRIVER) ||
+	    (s & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_FAILED)))
+		return -EINVAL;
+	dev->acked = *f;
+	return 0;
+}
+
+void vio_dev_negotiated(const struct vio_dev *dev, struct vio_features *out)
+{
+	*out = dev->acked;
+}
+
+bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit)
+{
+	return vio_features_has(&dev->acked, bit);
+}
+
+/* ---- config space ---- */
+
+static bool config_range_ok(const struct vio_dev *dev, unsigned off,
+			    unsigned len)
+{
+	return off <= dev->config_len && len <= dev->config_len - off;
+}
+
+unsigned vio_dev_config_len(const struct vio_dev *dev)
+{
+	return dev->config_len;
+}
+
+int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
+			unsigned len)
+{
+	struct vio_dev *d = (struct vio_dev *)dev; /* the lock only */
+	if (!config_range_ok(dev, off, len) || (len && !buf))
+		return -EINVAL;
+	pthread_mutex_lock(&d->cfg_lock);
+	memcpy(buf, dev->config + off, len);
+	pthread_mutex_unlock(&d->cfg_lock);
+	return 0;
+}
+
+int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
+			 unsigned len)
+{
+	if (!config_range_ok(dev, off, len) || (len && !buf))
+		return -EINVAL;
+	pthread_mutex_lock(&dev->cfg_lock);
+	memcpy(dev->config + off, buf, len);
+	pthread_mutex_unlock(&dev->cfg_lock);
+	if (dev->ops && dev->ops->config_write)
+		dev->ops->config_write(dev, off, len);
+	return 0;
+}
+
+int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
+			  unsigned len)
+{
+	if (!config_range_ok(dev, off, len) || (len && !buf))
+		return -EINVAL;
+	pthread_mutex_lock(&dev->cfg_lock);
+	memcpy(dev->config + off, buf, len);
+	/* 2.5.1: the generation changes with every device-side update */
+	__atomic_fetch_add(&dev->generation, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&dev->cfg_lock);
+	if (dev->t && dev->t->config_changed)
+		dev->t->config_changed(dev->t_opaque);
+	return 0;
+}
+
+uint32_t vio_dev_config_generation(const struct vio_dev *dev)
+{
+	return __atomic_load_n(&dev->generation, __ATOMIC_ACQUIRE);
+}
+
+/* ---- queues ---- */
+
+int vio_dev_queue_max_size(const struct vio_dev *dev, unsigned idx)
+{
+	if (idx >= dev->nq)
+		return -EINVAL;
+	return dev->qmax;
+}
+
+int vio_dev_queue_setup(struct vio_dev *dev, unsigned idx, uint16_t size,
+			const struct vio_vq_layout *layout,
+			const struct vio_memtable *mt)
+{
+	if (idx >= dev->nq || size < 1 || size > dev->qmax || !layout || !mt)
+		return -EINVAL;
+	struct vio_dev_queue *q = &dev->q[idx];
+	if (q->vq)
+		return -EBUSY;
+	q->size = size;
+	q->layout = *layout;
+	q->mt = mt;
+	q->has_layout = true;
+	return 0;
+}
+
+int vio_dev_queue_set_base(struct vio_dev *dev, unsigned idx, uint16_t base)
+{
+	if (idx >= dev->nq)
+		return -EINVAL;
+	struct vio_dev_queue *q = &dev->q[idx];
+	if (q->vq)
+		return -EBUSY;
+	q->base = base;
+	q->has_base = true;
+	return 0;
+}
+
+/* The vq's notify hook, device side: interrupt the driver. */
+static void dev_vq_call(struct vio_vq *vq, void *opaque)
+{
+	struct vio_dev_queue *q = opaque;
+	struct vio_dev *dev = q->dev;
+	(void)vq;
+	if (dev->t && dev->t->call)
+		dev->t->call(dev->t_opaque, q->idx);
+}
+
+/* The vq's broken hook: a broken device queue needs a reset (2.1.2). */
+static void dev_vq_broken(struct vio_vq *vq, void *opaque)
+{
+	struct vio_dev_queue *q = opaque;
+	vio_dev_needs_reset(q->dev, vio_vq_error(vq));
+}
+
+int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
+{
+	if (idx >= dev->nq)
+		return -EINVAL;
+	struct vio_dev_queue *q = &dev->q[idx];
+	if (!enable) {
+		vio_vq_free(q->vq);
+		q->vq = NULL;
+		/* a later enable starts from 0 unless a base is set again */
+		q->has_base = false;
+		q->base = 0;
+		return 0;
+	}
+	if (q->vq)
+		return -EBUSY;
+	/* queues use the negotiated ring features: after FEATURES_OK */
+	uint8_t s = status_load(dev);
+	if (!q->has_layout || !(s & VIRTIO_CONFIG_S_FEATURES_OK) ||
+	    (s & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET)))
+		return -EINVAL;
+
+	char name[48];
+	snprintf(name, sizeof(name), "%s/q%u", dev->name, idx);
+	struct vio_vq_config cfg = {
+		.index = (uint16_t)idx,
+		.size = q->size,
+		.packed = vio_dev_has_feature(dev, VIRTIO_F_RING_PACKED),
+		.event_idx = vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX),
+		.indirect =
+			vio_dev_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC),
+		.notify = dev_vq_call,
+		.broken = dev_vq_broken,
+		.opaque = q,
+		.name = name,
+	};
+	struct vio_vq *vq = vio_vq_new_device(&cfg, &q->layout, q->mt);
+	if (!vq)
+		return errno ? -errno : -EINVAL;
+	if (q->has_base)
+		vio_vq_set_base(vq, q->base);
+	q->vq = vq;
+	return 0;
+}
+
+struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx)
+{
+	return idx < dev->nq ? dev->q[idx].vq : NULL;
+}
+
+void vio_dev_kick(struct vio_dev *dev, unsigned idx)
+{
+	if (idx >= dev->nq)
+		return;
+	uint8_t s = status_load(dev);
+	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK) ||
+	    (s & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
+		return;
+	struct vio_vq *vq = dev->q[idx].vq;
+	if (!vq || vio_vq_broken(vq))
+		return;
+	if (dev->ops && dev->ops->kick)
+		dev->ops->kick(dev, idx, vq);
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to src/ring/: the virtqueue object and the per-format entry
+ * points that vq.c dispatches to.  Nothing here is installed.
+ */
+#ifndef VIO_RING_VQ_INTERNAL_H
+#define VIO_RING_VQ_INTERNAL_H
+
+#include <endian.h>
+#include <linux/virtio_ring.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "util/log.h"
+#include <vio/mem.h>
+#include <vio/ring.h>
+
+/* Shared-memory access.  Indices are read with acquire (they publish what
+ * they index) and written with release; everything else the peer wrote is
+ * copied once into a local and only the copy is looked at. */
+#define VIO_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define VIO_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define VIO_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define VIO_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define VIO_MB() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+#define vio_likely(x) __builtin_expect(!!(x), 1)
+#define vio_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Copy n bytes of peer memory exactly once: the compiler barrier keeps
+ * later uses on the copy, never re-reading the source. */
+static inline void vio_copy_once(void *dst, const void *src, size_t n)
+{
+	memcpy(dst, src, n);
+	__asm__ __volatile__("" ::: "memory");
+}
+
+/* Driver-side shadow of one buffer (split: indexed by head descriptor;
+ * packed: by buffer id). */
+struct vio_desc_state {
+	void *token;     /* NULL: not in flight */
+	uint32_t in_len; /* writable bytes, bound for the used length */
+	uint16_t ndesc;  /* ring descriptors the buffer occupies */
+	uint16_t last;   /* split: last descriptor of the chain */
+};
+
+enum { VIO_ROLE_DRIVER = 1, VIO_ROLE_DEVICE = 2 };
+
+struct vio_vq {
+	/* read-mostly: configuration */
+	uint8_t role;
+	bool packed, event_idx, indirect;
+	uint16_t size, mask, index, indirect_max;
+	struct vio_vq_layout layout;
+	vio_vq_fn *notify, *callback, *broken_fn;
+	void *opaque;
+	struct vio_mem *mem;                /* driver */
+	const struct vio_memtable *mt;      /* device */
+	char name[32];
+
+	/* split ring pointers */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	/* packed ring pointers */
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_desc_event *driver_event, *device_event;
+
+	/* driver side state */
+	struct vio_desc_state *state; /* [size] */
+	uint16_t *next;               /* [size]: split chain / free links */
+	void *indirect_pool;          /* [size][indirect_max] descriptors */
+	uint64_t indirect_daddr;
+	void *ring_mem;               /* from mem, released on free */
+	uint16_t free_head, num_free;
+	uint16_t avail_idx;       /* split: shadow avail idx; packed: next slot */
+	uint16_t kicked_idx;      /* value at the last kick_prepare */
+	bool kicked_wrap;         /* packed: avail_wrap at the last kick */
+	uint16_t num_added;       /* since the last kick_prepare */
+	uint16_t last_used;       /* split: next used idx; packed: slot */
+	uint16_t used_idx_cache;  /* split: last used->idx read */
+	bool avail_wrap, used_wrap; /* packed wrap counters */
+	bool cb_disabled;
+	uint16_t pending_head;    /* packed: head whose flags wait for kick */
+	uint16_t pending_flags;
+	bool have_pending;
+	uint16_t in_flight;
+
+	/* device side state */
+	uint16_t last_avail;     /* split: next avail idx; packed: slot */
+	uint16_t avail_idx_cache;
+	uint16_t next_used;      /* split: used idx; packed: slot */
+	uint16_t signalled_used; /* next_used at the last call_prepare */
+	bool dev_avail_wrap, dev_used_wrap;
+	bool signalled_wrap;
+	bool notify_disabled;
+	uint32_t pushed_n;       /* slots pushed since the last call_prepare */
+
+	/* broken: sticky */
+	bool is_broken;
+	char err[192];
+	struct vio_ratelimit rl;
+};
+
+/* Mark broken (first reason wins), log rate-limited, run cfg.broken. */
+void vio_vq_bad(struct vio_vq *vq, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), cold));
+
+/* The one chain walker (chain.c).  The format code feeds it every ring
+ * descriptor of a chain; it applies every rule and fills the segments. */
+struct vio_walk {
+	struct vio_vq *vq;
+	struct vio_iov *iov;
+	unsigned max_iov, n;
+	unsigned nr_out, nr_in;
+	uint64_t out_len, in_len;
+	unsigned hops; /* descriptors seen, direct and indirect */
+	bool saw_indirect;
+	bool saw_write;
+};
+void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
+		   unsigned max_iov);
+/* One ring descriptor (flags in CPU order, split bits: NEXT, WRITE,
+ * INDIRECT; for packed the caller maps its bits the same way).  Returns
+ * 0 or -EIO (broken, reason recorded). */
+int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
+		  uint16_t flags);
+/* Fill *c from a finished walk. */
+void vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head);
+
+/* split.c */
+int vio_split_init_driver(struct vio_vq *vq);
+int vio_split_init_device(struct vio_vq *vq);
+int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
+		  unsigned in, void *token);
+bool vio_split_kick_prepare(struct vio_vq *vq);
+void *vio_split_get(struct vio_vq *vq, uint32_t *len);
+void vio_split_disable_cb(struct vio_vq *vq);
+bool vio_split_enable_cb(struct vio_vq *vq, uint16_t delay);
+bool vio_split_more_used(const struct vio_vq *vq);
+void *vio_split_detach(struct vio_vq *vq);
+int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
+		  unsigned max_iov);
+int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
+bool vio_split_call_prepare(struct vio_vq *vq);
+void vio_split_set_notify(struct vio_vq *vq, bool enable);
+bool vio_split_more_avail(struct vio_vq *vq);
+
+/* packed.c */
+int vio_packed_init_driver(struct vio_vq *vq);
+int vio_packed_init_device(struct vio_vq *vq);
+int vio_packed_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
+		   unsigned in, void *token);
+bool vio_packed_kick_prepare(struct vio_vq *vq);
+void *vio_packed_get(struct vio_vq *vq, uint32_t *len);
+void vio_packed_disable_cb(struct vio_vq *vq);
+bool vio_packed_enable_cb(struct vio_vq *vq, uint16_t delay);
+bool vio_packed_more_used(const struct vio_vq *vq);
+void *vio_packed_detach(struct vio_vq *vq);
+int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
+		   unsigned max_iov);
+int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
+bool vio_packed_call_prepare(struct vio_vq *vq);
+void vio_packed_set_notify(struct vio_vq *vq, bool enable);
+bool vio_packed_more_avail(struct vio_vq *vq);
+
+/* The spec's event index test (2.7.7.2 / 2.8.10): true if event_idx lies
+ * in [old, new_idx), all modulo 2^16. */
+static inline bool vio_need_event(uint16_t event_idx, uint16_t new_idx,
+				  uint16_t old)
+{
+	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
+}
+
+#endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* Minimal test helpers: CHECK records a failure and goes on; a test's
+ * main returns test_result().  Exit 77 means SKIP (meson convention). */
+#ifndef VIO_TEST_H
+#define VIO_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_failures;
+static int test_checks;
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		test_checks++;                                                 \
+		if (!(cond)) {                                                 \
+			test_failures++;                                       \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                         \
+	do {                                                                   \
+		long long _a = (long long)(a), _b = (long long)(b);            \
+		test_checks++;                                                 \
+		if (_a != _b) {                                                \
+			test_failures++;                                       \
+			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld " \
+					"!= %lld)\n",                          \
+				__FILE__, __LINE__, #a, #b, _a, _b);           \
+		}                                                              \
+	} while (0)
+
+/* Fatal: stop the test now. */
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n",         \
+				__FILE__, __LINE__, #cond);                    \
+			exit(1);                                               \
+		}                                                              \
+	} while (0)
+
+static inline int test_result(const char *name)
+{
+	printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
+	return test_failures ? 1 : 0;
+}
+
+/* xorshift64*: deterministic, seeded */
+static inline uint64_t test_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static inline uint64_t test_seed(void)
+{
+	const char *e = getenv("VIO_TEST_SEED");
+	uint64_t s = e ? strtoull(e, NULL, 0) : 0x5eed1234abcdull;
+	return s ? s : 1;
+}
+
+#endif
