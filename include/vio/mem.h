@@ -104,7 +104,8 @@ void *vio_memtable_uptr(const struct vio_memtable *mt, uint64_t uaddr,
  * Translate [addr, addr+len) into at most max segments, splitting where
  * it crosses region boundaries.  Returns the number of segments, -EFAULT
  * (unmapped byte, or addr+len wraps), -ENOBUFS (more than max needed).
- * len 0 gives 0 segments.
+ * -EFAULT wins over -ENOBUFS: with max 1, a range that is not fully mapped
+ * always says -EFAULT.  len 0 gives 0 segments.
  */
 int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,
 			   uint32_t len, struct vio_iov *iov, unsigned max);

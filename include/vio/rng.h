@@ -35,7 +35,7 @@ struct vio_rng_device_config {
 	const char *name;    /* for log lines; NULL: "rng" */
 	uint16_t queue_size; /* largest queue offered; 0: 256 */
 	/* Ring features offered besides VERSION_1. */
-	bool packed;       /* VIRTIO_F_RING_PACKED (default: split only) */
+	bool packed;	   /* VIRTIO_F_RING_PACKED (default: split only) */
 	bool no_event_idx; /* do not offer VIRTIO_RING_F_EVENT_IDX */
 	bool no_indirect;  /* do not offer VIRTIO_RING_F_INDIRECT_DESC */
 	/*
@@ -60,9 +60,10 @@ extern const struct vio_driver vio_rng_driver;
  * Read len bytes of entropy from a device bound to vio_rng_driver,
  * blocking until all of them came.  Several buffers stay in flight
  * between calls (refilled as they come back), so a stream of reads keeps
- * the device busy.  Returns len, or a negative errno: -ENODEV (not bound
- * to vio_rng_driver), -EIO (the queue or the device broke; bytes read
- * before that are in buf).
+ * the device busy.  Returns len; if the queue or the device broke (or
+ * the device keeps returning empty buffers), the bytes read before that,
+ * or -EIO if none; -ENODEV if vdev is not bound to vio_rng_driver,
+ * -EINVAL if len > SSIZE_MAX.  One thread reads a vdev at a time.
  */
 ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len);
 

@@ -55,8 +55,7 @@ bool vio_driver_matches(const struct vio_driver *drv, uint32_t device,
 {
 	if (!drv || !drv->id_table)
 		return false;
-	for (const struct vio_device_id *id = drv->id_table; id->device;
-	     id++) {
+	for (const struct vio_device_id *id = drv->id_table; id->device; id++) {
 		/* as Linux's virtio_id_match: ANY works for both fields */
 		if (id->device != device && id->device != VIO_DEV_ANY_ID)
 			continue;

@@ -74,7 +74,7 @@ struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg)
 		return NULL;
 	}
 	struct vio_dev *dev =
-		calloc(1, sizeof(*dev) + cfg->num_queues * sizeof(dev->q[0]));
+	    calloc(1, sizeof(*dev) + cfg->num_queues * sizeof(dev->q[0]));
 	if (!dev) {
 		errno = ENOMEM;
 		return NULL;
@@ -176,10 +176,11 @@ static void dev_reset(struct vio_dev *dev)
 static bool features_acceptable(struct vio_dev *dev)
 {
 	if (!vio_features_subset(&dev->acked, &dev->offered)) {
-		vio_log_limited(&dev->rl,
-				"%s: FEATURES_OK refused: driver acked features "
-				"the device never offered",
-				dev->name);
+		vio_log_limited(
+		    &dev->rl,
+		    "%s: FEATURES_OK refused: driver acked features "
+		    "the device never offered",
+		    dev->name);
 		return false;
 	}
 	if (!vio_features_has(&dev->acked, VIRTIO_F_VERSION_1)) {
@@ -201,11 +202,10 @@ int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
 	for (;;) {
 		if (!vio_status_legal(old, status, false)) {
 			char a[96], b[96];
-			vio_log_limited(&dev->rl,
-					"%s: illegal status write %s -> %s",
-					dev->name,
-					vio_status_str(old, a, sizeof(a)),
-					vio_status_str(status, b, sizeof(b)));
+			vio_log_limited(
+			    &dev->rl, "%s: illegal status write %s -> %s",
+			    dev->name, vio_status_str(old, a, sizeof(a)),
+			    vio_status_str(status, b, sizeof(b)));
 			return -EINVAL;
 		}
 		if (status == old)
@@ -223,8 +223,8 @@ int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
 		int r = dev->ops->status(dev, old, status);
 		if (r < 0) {
 			/* undo, keeping a DEVICE_NEEDS_RESET set meanwhile */
-			uint8_t nr = status_load(dev) &
-				     VIRTIO_CONFIG_S_NEEDS_RESET;
+			uint8_t nr =
+			    status_load(dev) & VIRTIO_CONFIG_S_NEEDS_RESET;
 			__atomic_store_n(&dev->status, (uint8_t)(old | nr),
 					 __ATOMIC_RELEASE);
 			return r;
@@ -235,9 +235,8 @@ int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
 
 void vio_dev_needs_reset(struct vio_dev *dev, const char *reason)
 {
-	uint8_t old = __atomic_fetch_or(&dev->status,
-					VIRTIO_CONFIG_S_NEEDS_RESET,
-					__ATOMIC_ACQ_REL);
+	uint8_t old = __atomic_fetch_or(
+	    &dev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_ACQ_REL);
 	if (old & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return; /* already reported */
 	vio_log_limited(&dev->rl, "%s: device needs reset: %s", dev->name,
@@ -409,16 +408,15 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
 	char name[48];
 	snprintf(name, sizeof(name), "%s/q%u", dev->name, idx);
 	struct vio_vq_config cfg = {
-		.index = (uint16_t)idx,
-		.size = q->size,
-		.packed = vio_dev_has_feature(dev, VIRTIO_F_RING_PACKED),
-		.event_idx = vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX),
-		.indirect =
-			vio_dev_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC),
-		.notify = dev_vq_call,
-		.broken = dev_vq_broken,
-		.opaque = q,
-		.name = name,
+	    .index = (uint16_t)idx,
+	    .size = q->size,
+	    .packed = vio_dev_has_feature(dev, VIRTIO_F_RING_PACKED),
+	    .event_idx = vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX),
+	    .indirect = vio_dev_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC),
+	    .notify = dev_vq_call,
+	    .broken = dev_vq_broken,
+	    .opaque = q,
+	    .name = name,
 	};
 	struct vio_vq *vq = vio_vq_new_device(&cfg, &q->layout, q->mt);
 	if (!vq)

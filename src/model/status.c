@@ -80,9 +80,12 @@ const char *vio_status_str(uint8_t status, char *buf, size_t len)
 		uint8_t bit;
 		const char *name;
 	} names[] = {
-		{S_ACK, "ACKNOWLEDGE"},     {S_DRIVER, "DRIVER"},
-		{S_FEATURES_OK, "FEATURES_OK"}, {S_DRIVER_OK, "DRIVER_OK"},
-		{S_NEEDS_RESET, "DEVICE_NEEDS_RESET"}, {S_FAILED, "FAILED"},
+	    {S_ACK, "ACKNOWLEDGE"},
+	    {S_DRIVER, "DRIVER"},
+	    {S_FEATURES_OK, "FEATURES_OK"},
+	    {S_DRIVER_OK, "DRIVER_OK"},
+	    {S_NEEDS_RESET, "DEVICE_NEEDS_RESET"},
+	    {S_FAILED, "FAILED"},
 	};
 	size_t off = 0;
 

@@ -38,7 +38,7 @@ struct vio_vdev {
 	void *priv;
 	const struct vio_driver *drv;
 	struct vio_features features; /* negotiated */
-	uint8_t shadow_status;        /* when the transport cannot read it */
+	uint8_t shadow_status;	      /* when the transport cannot read it */
 	struct vio_ratelimit rl;
 	struct vio_vdev_queue q[VIO_MAX_QUEUES];
 };
@@ -206,20 +206,18 @@ int vio_vdev_connect(struct vio_vdev *vdev)
  * every device type.  They are acked only when the caller wants them.
  */
 static const unsigned transport_bits[] = {
-	VIRTIO_F_VERSION_1,
-	VIRTIO_F_RING_PACKED,
-	VIRTIO_RING_F_EVENT_IDX,
-	VIRTIO_RING_F_INDIRECT_DESC,
+    VIRTIO_F_VERSION_1,
+    VIRTIO_F_RING_PACKED,
+    VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_RING_F_INDIRECT_DESC,
 };
 #define N_TRANSPORT_BITS (sizeof(transport_bits) / sizeof(transport_bits[0]))
 
-int vio_vdev_negotiate(struct vio_vdev *vdev,
-		       const struct vio_features *wanted)
+int vio_vdev_negotiate(struct vio_vdev *vdev, const struct vio_features *wanted)
 {
-	const uint8_t hs = VIRTIO_CONFIG_S_ACKNOWLEDGE |
-			   VIRTIO_CONFIG_S_DRIVER |
-			   VIRTIO_CONFIG_S_FEATURES_OK |
-			   VIRTIO_CONFIG_S_DRIVER_OK;
+	const uint8_t hs =
+	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	    VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 	uint8_t s = vio_vdev_get_status(vdev);
 	if (!wanted ||
 	    (s & hs) != (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER))
@@ -241,7 +239,7 @@ int vio_vdev_negotiate(struct vio_vdev *vdev,
 	vio_features_and(&f, &offered, wanted);
 	if (vdev->drv) {
 		struct vio_features allowed = vio_features_from(
-			vdev->drv->feature_table, vdev->drv->feature_table_size);
+		    vdev->drv->feature_table, vdev->drv->feature_table_size);
 		for (unsigned i = 0; i < N_TRANSPORT_BITS; i++)
 			vio_features_set(&allowed, transport_bits[i]);
 #ifndef NDEBUG
@@ -250,7 +248,8 @@ int vio_vdev_negotiate(struct vio_vdev *vdev,
 			vio_log_limited(&vdev->rl,
 					"driver %s wants feature bits missing "
 					"from its feature_table: not acked",
-					vdev->drv->name ? vdev->drv->name : "?");
+					vdev->drv->name ? vdev->drv->name
+							: "?");
 #endif
 		vio_features_and(&f, &f, &allowed);
 	}
@@ -313,8 +312,8 @@ int vio_vdev_config_read(struct vio_vdev *vdev, unsigned off, void *buf,
 	return -EAGAIN;
 }
 
-int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off,
-			  const void *buf, unsigned len)
+int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off, const void *buf,
+			  unsigned len)
 {
 	if (!vdev->ops->config_write)
 		return -ENOTSUP;
@@ -406,16 +405,15 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 	char name[32];
 	snprintf(name, sizeof(name), "vdev/q%u", idx);
 	struct vio_vq_config cfg = {
-		.index = (uint16_t)idx,
-		.size = (uint16_t)size,
-		.packed = packed,
-		.event_idx = vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
-		.indirect =
-			vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC),
-		.notify = vdev_vq_notify,
-		.callback = vdev_vq_callback,
-		.opaque = q,
-		.name = name,
+	    .index = (uint16_t)idx,
+	    .size = (uint16_t)size,
+	    .packed = packed,
+	    .event_idx = vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
+	    .indirect = vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC),
+	    .notify = vdev_vq_notify,
+	    .callback = vdev_vq_callback,
+	    .opaque = q,
+	    .name = name,
 	};
 	q->cb = cb;
 	q->cb_opaque = opaque;
@@ -468,8 +466,8 @@ void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
 			return NULL;
 		}
 		/* woken with nothing used: the device may have given up */
-		if (woke && (vio_vdev_get_status(vdev) &
-			     VIRTIO_CONFIG_S_NEEDS_RESET)) {
+		if (woke &&
+		    (vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET)) {
 			errno = EIO;
 			return NULL;
 		}

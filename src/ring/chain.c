@@ -142,6 +142,22 @@ static int walk_indirect(struct vio_walk *w, uint64_t addr, uint32_t len)
 		return -EIO;
 	}
 	const uint8_t *tbl = vio_memtable_ptr(vq->mt, addr, len);
+	if (vio_unlikely(!tbl)) {
+		/* Not in one region: it may straddle adjacent ones and is
+		 * then read entry by entry, but every byte of it must be
+		 * mapped, also entries a split walk never reaches.
+		 * translate reports an unmapped byte (-EFAULT) before a
+		 * short iov array (-ENOBUFS). */
+		struct vio_iov part[1];
+		if (vio_memtable_translate(vq->mt, addr, len, part, 1) ==
+		    -EFAULT) {
+			vio_vq_bad(vq,
+				   "indirect table 0x%" PRIx64 "+%" PRIu32
+				   " is not in mapped memory",
+				   addr, len);
+			return -EIO;
+		}
+	}
 	uint32_t i = 0;
 	for (uint32_t steps = 0;; steps++) {
 		uint8_t raw[16];

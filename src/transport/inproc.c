@@ -160,8 +160,7 @@ static int ip_config_read(void *t, unsigned off, void *buf, unsigned len)
 	return vio_dev_config_read(ip->dev, off, buf, len);
 }
 
-static int ip_config_write(void *t, unsigned off, const void *buf,
-			   unsigned len)
+static int ip_config_write(void *t, unsigned off, const void *buf, unsigned len)
 {
 	struct vio_inproc *ip = t;
 	pthread_mutex_lock(&ip->lock);
@@ -218,9 +217,9 @@ static int ip_queue_setup(void *t, unsigned idx, uint16_t size,
 	area_bytes(size, packed, b);
 	/* the device's view: only the device addresses cross over */
 	struct vio_vq_layout dl = {
-		.desc_addr = layout->desc_addr,
-		.driver_addr = layout->driver_addr,
-		.device_addr = layout->device_addr,
+	    .desc_addr = layout->desc_addr,
+	    .driver_addr = layout->driver_addr,
+	    .device_addr = layout->device_addr,
 	};
 	dl.desc = vio_memtable_ptr(ip->mt, dl.desc_addr, b[0]);
 	dl.driver = vio_memtable_ptr(ip->mt, dl.driver_addr, b[1]);
@@ -285,24 +284,24 @@ static int ip_call_fd(void *t, unsigned idx)
 }
 
 static const struct vio_transport_ops inproc_ops = {
-	.name = "inproc",
-	.device_id = ip_device_id,
-	.vendor_id = ip_vendor_id,
-	.get_status = ip_get_status,
-	.set_status = ip_set_status,
-	.get_features = ip_get_features,
-	.set_features = ip_set_features,
-	.config_read = ip_config_read,
-	.config_write = ip_config_write,
-	.config_generation = ip_config_generation,
-	.num_queues = ip_num_queues,
-	.queue_max_size = ip_queue_max_size,
-	.queue_setup = ip_queue_setup,
-	.queue_disable = ip_queue_disable,
-	.notify = ip_notify,
-	.wait = ip_wait,
-	.call_fd = ip_call_fd,
-	/* release: the vdev belongs to ip, which vio_inproc_free frees */
+    .name = "inproc",
+    .device_id = ip_device_id,
+    .vendor_id = ip_vendor_id,
+    .get_status = ip_get_status,
+    .set_status = ip_set_status,
+    .get_features = ip_get_features,
+    .set_features = ip_set_features,
+    .config_read = ip_config_read,
+    .config_write = ip_config_write,
+    .config_generation = ip_config_generation,
+    .num_queues = ip_num_queues,
+    .queue_max_size = ip_queue_max_size,
+    .queue_setup = ip_queue_setup,
+    .queue_disable = ip_queue_disable,
+    .notify = ip_notify,
+    .wait = ip_wait,
+    .call_fd = ip_call_fd,
+    /* release: the vdev belongs to ip, which vio_inproc_free frees */
 };
 
 /* ---- device side: the hooks the device calls ---- */
@@ -323,10 +322,9 @@ static void dev_needs_reset(void *t)
 }
 
 static const struct vio_dev_transport inproc_hooks = {
-	.call = dev_call,
-	.needs_reset = dev_needs_reset,
-	/* config_changed: no config interrupt in this transport; drivers
-	 * read the generation */
+    .call = dev_call, .needs_reset = dev_needs_reset,
+    /* config_changed: no config interrupt in this transport; drivers
+     * read the generation */
 };
 
 /* ---- lifetime ---- */

@@ -1,0 +1,939 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk, the device side (VIRTIO 1.2 section 5.2): a disk backed by
+ * an image file or a block device.
+ *
+ * Data path per kick (queue idx, on that queue's worker thread):
+ *
+ *   disable notifications;
+ *   loop:
+ *     pop up to a batch of chains (queue size, and as many as the
+ *     preallocated segment arena holds); validate each; answer the bad
+ *     ones at once, hand READ/WRITE/FLUSH to the I/O backend (io_uring:
+ *     queued, one submission for the batch);
+ *     wait for the whole batch; write the status bytes;
+ *     push the batch with one vio_vq_push_batch, vio_vq_call;
+ *     when the ring is empty: busy-poll (cfg.poll) for poll_us, then
+ *     re-enable notifications and return unless chains arrived meanwhile.
+ *
+ * So a kick returns only after every request it popped has completed and
+ * was pushed: there is never in-flight state between kicks, which is what
+ * vio_blk_device_drain() waits for and why reset has nothing to drop.
+ *
+ * Request layout (5.2.6): struct virtio_blk_outhdr (16 readable bytes),
+ * data (readable for OUT, writable for IN), one writable status byte, the
+ * chain's last writable byte.  The header is copied once and every field
+ * checked before use; data is never copied: the chain's segments become
+ * the iovecs of preadv/pwritev (or io_uring READV/WRITEV).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <endian.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include "blk/blk_internal.h"
+
+#define SECTOR 512u
+#define BLK_DEFAULT_QUEUE_SIZE 256
+#define BLK_DEFAULT_SIZE_MAX (1u << 20)
+#define BLK_DEFAULT_DWZ_SEG 32u
+#define BLK_DEFAULT_POLL_US 50u
+/* Per DISCARD / WRITE_ZEROES segment: 2 GiB - 512, as QEMU's
+ * BDRV_REQUEST_MAX_SECTORS, so every range fits an off_t and an int. */
+#define BLK_DWZ_MAX_SECTORS 4194303u
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+struct vio_blk_device {
+	struct vio_dev *dev;
+	int fd;
+	bool readonly;
+	bool is_blkdev;
+	uint64_t capacity; /* 512-byte sectors */
+	uint32_t seg_max, size_max, dwz_seg;
+	uint64_t poll_ns;
+	const struct blk_io_ops *io;
+	uint8_t id[VIRTIO_BLK_ID_BYTES];
+	char name[32];
+	int active;   /* kicks running: __atomic access */
+	int draining; /* drain calls waiting: __atomic access */
+	unsigned nq;
+	struct blk_queue q[]; /* [nq] */
+};
+
+/* What the driver negotiated, read once per kick. */
+struct blk_neg {
+	bool writethrough; /* FLUSH not negotiated: every write durable */
+	bool discard, write_zeroes;
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() __asm__ __volatile__("" ::: "memory")
+#endif
+
+static void req_answer(struct blk_req *req, uint8_t status, uint32_t data)
+{
+	if (!req->status)
+		return;
+	*req->status = status;
+	req->used_len = data + 1;
+}
+
+void blk_req_done(struct blk_queue *q, struct blk_req *req, int err)
+{
+	if (err) {
+		vio_log_limited(
+		    &q->rl, "%s q%u: I/O error at byte %llu: %s", q->bd->name,
+		    q->idx, (unsigned long long)req->offset, strerror(-err));
+		req_answer(req, VIRTIO_BLK_S_IOERR, 0);
+		return;
+	}
+	req_answer(req, VIRTIO_BLK_S_OK,
+		   req->op == BLK_OP_READ ? (uint32_t)req->len : 0);
+}
+
+/* A request the driver got wrong: answered, logged (rate-limited). */
+static void req_bad(struct blk_queue *q, struct blk_req *req, uint8_t status,
+		    const char *why)
+{
+	vio_log_limited(&q->rl, "%s q%u: driver error: %s", q->bd->name, q->idx,
+			why);
+	req_answer(req, status, 0);
+}
+
+/* [sector, sector + bytes / 512) inside the disk, without overflow. */
+static bool range_ok(const struct vio_blk_device *bd, uint64_t sector,
+		     uint64_t bytes)
+{
+	return sector <= bd->capacity &&
+	       bytes <= (bd->capacity - sector) * (uint64_t)SECTOR;
+}
+
+/*
+ * Describe len bytes of seg[], starting skip bytes in, as iovecs in vec
+ * (which has room for nseg).  Enforces seg_max and size_max on the data
+ * segments (5.2.4: the driver must not exceed them).  NULL or the reason.
+ */
+static const char *map_data(const struct vio_blk_device *bd,
+			    const struct vio_iov *seg, unsigned nseg,
+			    uint64_t skip, uint64_t len, struct iovec *vec,
+			    unsigned *cnt)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < nseg && len; i++) {
+		uint64_t sl = seg[i].len;
+		if (skip >= sl) {
+			skip -= sl;
+			continue;
+		}
+		uint8_t *p = (uint8_t *)seg[i].base + skip;
+		sl -= skip;
+		skip = 0;
+		if (sl > len)
+			sl = len;
+		if (n >= bd->seg_max)
+			return "more data segments than seg_max";
+		if (sl > bd->size_max)
+			return "data segment larger than size_max";
+		vec[n].iov_base = p;
+		vec[n].iov_len = (size_t)sl;
+		n++;
+		len -= sl;
+	}
+	*cnt = n;
+	return NULL;
+}
+
+/* IN (write == false) or OUT: check, then describe for the backend. */
+static void req_rw(struct blk_queue *q, struct blk_req *req,
+		   const struct vio_chain *c, struct iovec *vec,
+		   uint64_t sector, bool write, const struct blk_neg *neg)
+{
+	struct vio_blk_device *bd = q->bd;
+	uint32_t out_data = c->out_len - sizeof(struct virtio_blk_outhdr);
+	uint32_t in_data = c->in_len - 1;
+	uint32_t len = write ? out_data : in_data;
+	const char *why;
+
+	if (write ? in_data != 0 : out_data != 0) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			write ? "OUT request with writable data"
+			      : "IN request with readable data");
+		return;
+	}
+	if (len % SECTOR) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			"data length not a multiple of 512");
+		return;
+	}
+	if (!range_ok(bd, sector, len)) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			"sector range past the end of the disk");
+		return;
+	}
+	if (write)
+		why = map_data(bd, c->out, c->nr_out,
+			       sizeof(struct virtio_blk_outhdr), len, vec,
+			       &req->iovcnt);
+	else
+		why = map_data(bd, c->in, c->nr_in, 0, len, vec, &req->iovcnt);
+	if (why) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR, why);
+		return;
+	}
+	if (len == 0) { /* nothing to move: done */
+		req_answer(req, VIRTIO_BLK_S_OK, 0);
+		return;
+	}
+	req->op = write ? BLK_OP_WRITE : BLK_OP_READ;
+	req->writethrough = write && neg->writethrough;
+	req->iov = vec;
+	req->offset = sector * SECTOR;
+	req->len = len;
+}
+
+static int do_fallocate(int fd, int mode, uint64_t off, uint64_t len)
+{
+	while (fallocate(fd, mode, (off_t)off, (off_t)len) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static int write_zeroes_by_hand(int fd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zero[64 << 10];
+	while (len) {
+		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
+		ssize_t w = pwrite(fd, zero, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		off += (uint64_t)w;
+		len -= (uint64_t)w;
+	}
+	return 0;
+}
+
+static bool not_supported(int r)
+{
+	return r == -EOPNOTSUPP || r == -ENOTTY || r == -EINVAL || r == -ENOSYS;
+}
+
+/* Deallocate a range: a hint (5.2.6.2), so "not supported" is success. */
+static int exec_discard(struct vio_blk_device *bd, uint64_t off, uint64_t len)
+{
+	int r;
+	if (bd->is_blkdev) {
+		uint64_t range[2] = {off, len};
+		r = ioctl(bd->fd, BLKDISCARD, range) < 0 ? -errno : 0;
+	} else {
+		r = do_fallocate(bd->fd,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 off, len);
+	}
+	return not_supported(r) ? 0 : r;
+}
+
+/* Zero a range; unmap lets it deallocate too (5.2.6.2). */
+static int exec_write_zeroes(struct vio_blk_device *bd, uint64_t off,
+			     uint64_t len, bool unmap)
+{
+	int r = -EOPNOTSUPP;
+	if (unmap) /* a hole reads as zeroes, on files and block devices */
+		r = do_fallocate(bd->fd,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 off, len);
+	if (not_supported(r))
+		r = do_fallocate(bd->fd,
+				 FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				 off, len);
+	if (not_supported(r))
+		r = write_zeroes_by_hand(bd->fd, off, len);
+	return r;
+}
+
+static int datasync(int fd)
+{
+	while (fdatasync(fd) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * DISCARD / WRITE_ZEROES (5.2.6): the readable payload after the header is
+ * an array of struct virtio_blk_discard_write_zeroes.  It is copied once
+ * into the queue's buffer, every segment is checked, and only then are
+ * they executed (synchronously: they are rare and fallocate is one call).
+ */
+static void req_dwz(struct blk_queue *q, struct blk_req *req,
+		    struct vio_cursor *cur, const struct vio_chain *c, bool wz,
+		    const struct blk_neg *neg)
+{
+	struct vio_blk_device *bd = q->bd;
+	struct virtio_blk_discard_write_zeroes *seg = q->dwz;
+	uint32_t out_data = c->out_len - sizeof(struct virtio_blk_outhdr);
+	const size_t one = sizeof(struct virtio_blk_discard_write_zeroes);
+
+	if (c->in_len != 1) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			"DISCARD/WRITE_ZEROES with writable data");
+		return;
+	}
+	if (out_data == 0 || out_data % one) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			"DISCARD/WRITE_ZEROES payload not a multiple of 16");
+		return;
+	}
+	uint32_t n = out_data / (uint32_t)one;
+	if (n > bd->dwz_seg) {
+		req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
+			"more DISCARD/WRITE_ZEROES segments than allowed");
+		return;
+	}
+	if (vio_cursor_read(cur, seg, n * one) != n * one) {
+		req_answer(req, VIRTIO_BLK_S_IOERR, 0);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t sector = le64toh(seg[i].sector);
+		uint32_t num = le32toh(seg[i].num_sectors);
+		uint32_t flags = le32toh(seg[i].flags);
+		/* 5.2.6.2: unknown flags, or unmap on a discard: UNSUPP */
+		uint32_t known = wz ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
+		if (flags & ~known) {
+			req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
+				"DISCARD/WRITE_ZEROES with unsupported flags");
+			return;
+		}
+		if (num > BLK_DWZ_MAX_SECTORS) {
+			req_bad(q, req, VIRTIO_BLK_S_IOERR,
+				"DISCARD/WRITE_ZEROES segment longer than the "
+				"maximum");
+			return;
+		}
+		if (!range_ok(bd, sector, (uint64_t)num * SECTOR)) {
+			req_bad(
+			    q, req, VIRTIO_BLK_S_IOERR,
+			    "DISCARD/WRITE_ZEROES past the end of the disk");
+			return;
+		}
+	}
+	int r = 0;
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		uint64_t off = le64toh(seg[i].sector) * SECTOR;
+		uint64_t len = (uint64_t)le32toh(seg[i].num_sectors) * SECTOR;
+		bool unmap =
+		    le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+		if (len == 0)
+			continue;
+		r = wz ? exec_write_zeroes(bd, off, len, unmap)
+		       : exec_discard(bd, off, len);
+		req->offset = off;
+	}
+	if (r == 0 && neg->writethrough)
+		r = datasync(bd->fd);
+	blk_req_done(q, req, r);
+}
+
+/*
+ * Validate one popped chain and either answer it (req->op stays NONE) or
+ * describe the I/O for the backend.  vec has room for the chain's
+ * segments.
+ */
+static void req_start(struct blk_queue *q, struct blk_req *req,
+		      const struct vio_chain *c, struct iovec *vec,
+		      const struct blk_neg *neg)
+{
+	struct vio_blk_device *bd = q->bd;
+
+	req->head = c->head;
+	req->used_len = 0;
+	req->status = NULL;
+	req->op = BLK_OP_NONE;
+	req->writethrough = false;
+	req->iov = vec;
+	req->iovcnt = 0;
+	req->offset = req->len = req->done = 0;
+	req->pending = 0;
+	req->err = 0;
+
+	/* 5.2.6: the status byte is the last writable byte; without one
+	 * the request cannot be answered at all */
+	if (c->in_len == 0) {
+		vio_log_limited(&q->rl,
+				"%s q%u: driver error: request without a "
+				"writable status byte",
+				bd->name, q->idx);
+		return; /* pushed with length 0 */
+	}
+	const struct vio_iov *last = &c->in[c->nr_in - 1];
+	req->status = (uint8_t *)last->base + last->len - 1;
+
+	struct virtio_blk_outhdr hdr;
+	struct vio_cursor cur;
+	vio_cursor_init(&cur, c->out, c->nr_out);
+	if (vio_cursor_read(&cur, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		req_bad(q, req, VIRTIO_BLK_S_IOERR,
+			"request header shorter than 16 bytes");
+		return;
+	}
+	uint32_t type = le32toh(hdr.type);
+	uint64_t sector = le64toh(hdr.sector);
+	uint32_t out_data = c->out_len - sizeof(hdr);
+	uint32_t in_data = c->in_len - 1;
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		req_rw(q, req, c, vec, sector, false, neg);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		if (bd->readonly) /* 5.2.6.2: and write nothing */
+			req_answer(req, VIRTIO_BLK_S_IOERR, 0);
+		else
+			req_rw(q, req, c, vec, sector, true, neg);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		if (out_data || in_data)
+			req_bad(q, req, VIRTIO_BLK_S_IOERR,
+				"FLUSH request with data");
+		else
+			req->op = BLK_OP_FLUSH;
+		break;
+	case VIRTIO_BLK_T_GET_ID: {
+		if (out_data) {
+			req_bad(q, req, VIRTIO_BLK_S_IOERR,
+				"GET_ID request with readable data");
+			break;
+		}
+		/* up to 20 bytes, not NUL-terminated if all 20 are used */
+		struct vio_cursor w;
+		vio_cursor_init(&w, c->in, c->nr_in);
+		size_t n = in_data < sizeof(bd->id) ? in_data : sizeof(bd->id);
+		vio_cursor_write(&w, bd->id, n);
+		req_answer(req, VIRTIO_BLK_S_OK, (uint32_t)n);
+		break;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		bool wz = type == VIRTIO_BLK_T_WRITE_ZEROES;
+		if (bd->readonly)
+			req_answer(req, VIRTIO_BLK_S_IOERR, 0);
+		else if (!(wz ? neg->write_zeroes : neg->discard))
+			req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
+				"DISCARD/WRITE_ZEROES not negotiated");
+		else
+			req_dwz(q, req, &cur, c, wz, neg);
+		break;
+	}
+	default:
+		req_answer(req, VIRTIO_BLK_S_UNSUPP, 0);
+		break;
+	}
+}
+
+/*
+ * One batch: pop, start, wait, push.  Returns the number of chains
+ * handled (0: the ring was empty) or -EIO (the queue is broken).
+ */
+static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
+		     const struct blk_neg *neg)
+{
+	unsigned max = vio_vq_size(vq);
+	unsigned n = 0, used_iov = 0;
+	int r = 0;
+
+	if (max > q->nreqs)
+		max = q->nreqs;
+	while (n < max && q->iov_cap - used_iov >= q->chain_max) {
+		struct vio_chain c;
+		r = vio_vq_pop(vq, &c, q->iov + used_iov, q->chain_max);
+		if (r <= 0)
+			break;
+		struct blk_req *req = &q->reqs[n++];
+		req_start(q, req, &c, q->vec + used_iov, neg);
+		if (req->op != BLK_OP_NONE)
+			q->io->submit(q, req);
+		used_iov += (unsigned)c.nr_out + c.nr_in;
+	}
+	if (n == 0)
+		return r < 0 ? -EIO : 0;
+	/* the batch's memory (iovecs, slots) is reused next round: every
+	 * request must be finished before the next pop */
+	q->io->wait(q);
+	for (unsigned i = 0; i < n; i++) {
+		q->used[i].head = q->reqs[i].head;
+		q->used[i].len = q->reqs[i].used_len;
+	}
+	if (vio_vq_push_batch(vq, q->used, n) < 0)
+		return -EIO;
+	vio_vq_call(vq);
+	return r < 0 ? -EIO : (int)n;
+}
+
+static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+{
+	struct vio_blk_device *bd = vio_dev_opaque(dev);
+	if (idx >= bd->nq)
+		return;
+	struct blk_queue *q = &bd->q[idx];
+	struct blk_neg neg = {
+	    .writethrough = !vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH),
+	    .discard = vio_dev_has_feature(dev, VIRTIO_BLK_F_DISCARD),
+	    .write_zeroes = vio_dev_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES),
+	};
+	uint64_t poll_end = 0;
+
+	__atomic_add_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
+	vio_vq_disable_notify(vq);
+	for (;;) {
+		int n = blk_batch(q, vq, &neg);
+		if (n < 0)
+			break; /* broken: the model asks for a reset */
+		if (n > 0) {
+			poll_end = 0;
+			continue;
+		}
+		if (bd->poll_ns &&
+		    !__atomic_load_n(&bd->draining, __ATOMIC_ACQUIRE)) {
+			uint64_t now = vio_now_ns();
+			if (!poll_end)
+				poll_end = now + bd->poll_ns;
+			if (now < poll_end) {
+				cpu_relax();
+				continue;
+			}
+		}
+		/* 2.7.10: re-arm, then look once more to close the race */
+		if (vio_vq_enable_notify(vq))
+			break;
+		vio_vq_disable_notify(vq);
+		poll_end = 0;
+	}
+	__atomic_sub_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
+}
+
+static const struct vio_dev_ops blk_ops = {
+    .kick = blk_kick,
+};
+
+/* ---- setup ---- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Open or create the image; fills fd, is_blkdev, *bytes and *phys.
+ * 0 or negative errno (err says why). */
+static int open_image(const struct vio_blk_device_config *cfg,
+		      struct vio_blk_device *bd, uint64_t *bytes,
+		      uint32_t *phys, char *err, size_t errlen)
+{
+	int flags = (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int fd = open(cfg->path, flags);
+	int e;
+
+	if (fd < 0 && errno == ENOENT && cfg->size && !cfg->readonly) {
+		fd = open(cfg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			  0644);
+		if (fd >= 0 && ftruncate(fd, (off_t)cfg->size) < 0) {
+			e = errno;
+			set_err(err, errlen,
+				"%s: cannot size to %llu bytes: %s", cfg->path,
+				(unsigned long long)cfg->size, strerror(e));
+			close(fd);
+			unlink(cfg->path);
+			return -e;
+		}
+	}
+	if (fd < 0) {
+		e = errno;
+		set_err(err, errlen, "%s: %s", cfg->path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		e = errno;
+		set_err(err, errlen, "%s: fstat: %s", cfg->path, strerror(e));
+		goto fail;
+	}
+	*phys = (uint32_t)st.st_blksize;
+	if (S_ISREG(st.st_mode)) {
+		*bytes = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		unsigned pbs = 0;
+		if (ioctl(fd, BLKGETSIZE64, bytes) < 0) {
+			e = errno;
+			set_err(err, errlen, "%s: BLKGETSIZE64: %s", cfg->path,
+				strerror(e));
+			goto fail;
+		}
+		if (ioctl(fd, BLKPBSZGET, &pbs) == 0)
+			*phys = pbs;
+		bd->is_blkdev = true;
+	} else {
+		e = EINVAL;
+		set_err(err, errlen,
+			"%s: neither a regular file nor a block device",
+			cfg->path);
+		goto fail;
+	}
+	if (cfg->size && *bytes != cfg->size) {
+		e = EINVAL;
+		set_err(err, errlen,
+			"%s: exists with %llu bytes, not the %llu asked for "
+			"(never resized)",
+			cfg->path, (unsigned long long)*bytes,
+			(unsigned long long)cfg->size);
+		goto fail;
+	}
+	if (*bytes < SECTOR) {
+		e = EINVAL;
+		set_err(err, errlen, "%s: smaller than one sector", cfg->path);
+		goto fail;
+	}
+	bd->fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return -e;
+}
+
+/* "vio-blk-" + FNV-1a of the path: stable for one image path. */
+static void default_id(const char *path, uint8_t id[VIRTIO_BLK_ID_BYTES])
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = path; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	char s[VIRTIO_BLK_ID_BYTES + 1];
+	snprintf(s, sizeof(s), "vio-blk-%08x", h);
+	memset(id, 0, VIRTIO_BLK_ID_BYTES);
+	memcpy(id, s, strlen(s));
+}
+
+static int queue_init(struct vio_blk_device *bd, struct blk_queue *q,
+		      unsigned idx, uint16_t qsize)
+{
+	q->bd = bd;
+	q->idx = idx;
+	q->fd = bd->fd;
+	q->nreqs = qsize;
+	/* a chain has at most qsize descriptors (2.7.5.3.1); each may be
+	 * split once where it crosses a region boundary */
+	q->chain_max = 2u * qsize > UINT16_MAX ? UINT16_MAX : 2u * qsize;
+	/* room for at least one whole chain plus as much again of smaller
+	 * ones: a batch stops popping when less than chain_max is left */
+	q->iov_cap = 2u * q->chain_max;
+	q->reqs = calloc(q->nreqs, sizeof(*q->reqs));
+	q->used = calloc(q->nreqs, sizeof(*q->used));
+	q->iov = calloc(q->iov_cap, sizeof(*q->iov));
+	q->vec = calloc(q->iov_cap, sizeof(*q->vec));
+	q->dwz =
+	    calloc(bd->dwz_seg, sizeof(struct virtio_blk_discard_write_zeroes));
+	if (!q->reqs || !q->used || !q->iov || !q->vec || !q->dwz)
+		return -ENOMEM;
+	return 0;
+}
+
+static void queue_fini(struct blk_queue *q)
+{
+	if (q->io && q->io->fini)
+		q->io->fini(q);
+	q->io = NULL;
+	free(q->reqs);
+	free(q->used);
+	free(q->iov);
+	free(q->vec);
+	free(q->dwz);
+}
+
+/* io_uring on every queue, or the synchronous backend on all of them. */
+static void pick_backend(struct vio_blk_device *bd,
+			 const struct vio_blk_device_config *cfg,
+			 uint16_t qsize)
+{
+	bd->io = &blk_io_sync;
+#ifdef VIO_HAVE_LIBURING
+	if (!cfg->no_io_uring) {
+		int r = 0;
+		unsigned i;
+		for (i = 0; i < bd->nq && r == 0; i++) {
+			bd->q[i].io = &blk_io_uring;
+			r = blk_io_uring.init(&bd->q[i], qsize);
+			if (r < 0)
+				bd->q[i].io = NULL;
+		}
+		if (r == 0) {
+			bd->io = &blk_io_uring;
+			return;
+		}
+		for (unsigned k = 0; k < bd->nq; k++) {
+			if (bd->q[k].io)
+				bd->q[k].io->fini(&bd->q[k]);
+			bd->q[k].io = NULL;
+		}
+		vio_log("%s: io_uring unavailable (%s): using synchronous I/O",
+			bd->name, strerror(-r));
+	}
+#else
+	(void)cfg;
+#endif
+	for (unsigned i = 0; i < bd->nq; i++) {
+		bd->q[i].io = &blk_io_sync;
+		blk_io_sync.init(&bd->q[i], qsize);
+	}
+}
+
+static unsigned log2u(uint32_t v)
+{
+	unsigned n = 0;
+	while (v > 1) {
+		v >>= 1;
+		n++;
+	}
+	return n;
+}
+
+static bool pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+struct vio_blk_device *
+vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
+		   size_t errlen)
+{
+	if (err && errlen)
+		err[0] = '\0';
+	if (!cfg || !cfg->path) {
+		set_err(err, errlen, "no image path");
+		errno = EINVAL;
+		return NULL;
+	}
+	unsigned nq = cfg->num_queues ? cfg->num_queues : 1;
+	uint16_t qsize =
+	    cfg->queue_size ? cfg->queue_size : BLK_DEFAULT_QUEUE_SIZE;
+	uint32_t blk_size = cfg->blk_size ? cfg->blk_size : SECTOR;
+	uint32_t seg_max = cfg->seg_max ? cfg->seg_max : qsize - 2u;
+	if (!cfg->seg_max && seg_max > IOV_MAX)
+		seg_max = IOV_MAX;
+	uint32_t size_max =
+	    cfg->size_max ? cfg->size_max : BLK_DEFAULT_SIZE_MAX;
+	uint32_t dwz_seg =
+	    cfg->max_discard_seg ? cfg->max_discard_seg : BLK_DEFAULT_DWZ_SEG;
+	const char *bad = NULL;
+	if (nq > VIO_MAX_QUEUES)
+		bad = "too many queues";
+	else if (qsize < 4 || qsize > VIO_VQ_MAX_SIZE)
+		bad = "queue size not in 4..32768";
+	else if (blk_size < SECTOR || blk_size > 4096 || !pow2(blk_size))
+		bad = "block size not 512, 1024, 2048 or 4096";
+	else if (cfg->size % SECTOR)
+		bad = "size not a multiple of 512";
+	else if (seg_max < 1 || seg_max > IOV_MAX || seg_max > qsize)
+		bad = "seg_max not in 1..min(queue size, 1024)";
+	else if (size_max < 4096)
+		bad = "size_max below 4096";
+	else if (dwz_seg > 4096)
+		bad = "max_discard_seg above 4096";
+	if (bad) {
+		set_err(err, errlen, "%s", bad);
+		errno = EINVAL;
+		return NULL;
+	}
+
+	struct vio_blk_device *bd =
+	    calloc(1, sizeof(*bd) + nq * sizeof(bd->q[0]));
+	if (!bd) {
+		set_err(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	bd->fd = -1;
+	bd->nq = nq;
+	bd->readonly = cfg->readonly;
+	bd->seg_max = seg_max;
+	bd->size_max = size_max;
+	bd->dwz_seg = dwz_seg;
+	if (cfg->poll)
+		bd->poll_ns = (uint64_t)(cfg->poll_us ? cfg->poll_us
+						      : BLK_DEFAULT_POLL_US) *
+			      1000u;
+	snprintf(bd->name, sizeof(bd->name), "%s",
+		 cfg->name ? cfg->name : "blk");
+	if (cfg->serial) {
+		size_t l = strlen(cfg->serial);
+		memcpy(bd->id, cfg->serial,
+		       l < sizeof(bd->id) ? l : sizeof(bd->id));
+	} else {
+		default_id(cfg->path, bd->id);
+	}
+
+	uint64_t bytes = 0;
+	uint32_t phys = 0;
+	int r = open_image(cfg, bd, &bytes, &phys, err, errlen);
+	if (r < 0) {
+		free(bd);
+		errno = -r;
+		return NULL;
+	}
+	bd->capacity = bytes / SECTOR;
+
+	for (unsigned i = 0; i < nq; i++) {
+		if (queue_init(bd, &bd->q[i], i, qsize) < 0) {
+			set_err(err, errlen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	pick_backend(bd, cfg, qsize);
+
+	/* config space (5.2.4), little-endian */
+	if (phys < blk_size || phys > 4096 || !pow2(phys))
+		phys = blk_size;
+	uint32_t dwz_align = blk_size / SECTOR;
+	struct virtio_blk_config bc;
+	memset(&bc, 0, sizeof(bc));
+	bc.capacity = htole64(bd->capacity);
+	bc.size_max = htole32(size_max);
+	bc.seg_max = htole32(seg_max);
+	bc.blk_size = htole32(blk_size);
+	bc.physical_block_exp = (uint8_t)log2u(phys / blk_size);
+	bc.min_io_size = htole16((uint16_t)(phys / blk_size));
+	bc.num_queues = htole16((uint16_t)nq);
+	bc.max_discard_sectors = htole32(BLK_DWZ_MAX_SECTORS);
+	bc.max_discard_seg = htole32(dwz_seg);
+	bc.discard_sector_alignment = htole32(dwz_align);
+	bc.max_write_zeroes_sectors = htole32(BLK_DWZ_MAX_SECTORS);
+	bc.max_write_zeroes_seg = htole32(dwz_seg);
+	bc.write_zeroes_may_unmap = 1;
+
+	unsigned bits[] = {VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX,
+			   VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH,
+			   VIRTIO_BLK_F_TOPOLOGY};
+	struct vio_features f =
+	    vio_features_from(bits, sizeof(bits) / sizeof(bits[0]));
+	if (nq > 1)
+		vio_features_set(&f, VIRTIO_BLK_F_MQ);
+	if (cfg->readonly) {
+		vio_features_set(&f, VIRTIO_BLK_F_RO);
+	} else {
+		if (!cfg->no_discard)
+			vio_features_set(&f, VIRTIO_BLK_F_DISCARD);
+		if (!cfg->no_write_zeroes)
+			vio_features_set(&f, VIRTIO_BLK_F_WRITE_ZEROES);
+	}
+	if (!cfg->no_packed)
+		vio_features_set(&f, VIRTIO_F_RING_PACKED);
+	if (!cfg->no_event_idx)
+		vio_features_set(&f, VIRTIO_RING_F_EVENT_IDX);
+	if (!cfg->no_indirect)
+		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
+
+	struct vio_dev_config dc = {
+	    .name = bd->name,
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .vendor_id = 0,
+	    .features = f,
+	    .num_queues = nq,
+	    .queue_max_size = qsize,
+	    .config = &bc,
+	    .config_len = sizeof(bc),
+	    .ops = &blk_ops,
+	    .opaque = bd,
+	};
+	bd->dev = vio_dev_new(&dc);
+	if (!bd->dev) {
+		r = errno ? -errno : -ENOMEM;
+		set_err(err, errlen, "vio_dev_new: %s", strerror(-r));
+		goto fail;
+	}
+	return bd;
+fail:
+	for (unsigned i = 0; i < nq; i++)
+		queue_fini(&bd->q[i]);
+	if (bd->fd >= 0)
+		close(bd->fd);
+	free(bd);
+	errno = -r;
+	return NULL;
+}
+
+struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd)
+{
+	return bd ? bd->dev : NULL;
+}
+
+uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd)
+{
+	return bd->capacity;
+}
+
+const char *vio_blk_device_backend(const struct vio_blk_device *bd)
+{
+	return bd->io->name;
+}
+
+int vio_blk_device_drain(struct vio_blk_device *bd, int timeout_ms)
+{
+	uint64_t deadline =
+	    timeout_ms < 0 ? UINT64_MAX
+			   : vio_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int r = 0;
+
+	__atomic_add_fetch(&bd->draining, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&bd->active, __ATOMIC_SEQ_CST) > 0) {
+		if (vio_now_ns() >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	__atomic_sub_fetch(&bd->draining, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+void vio_blk_device_free(struct vio_blk_device *bd)
+{
+	if (!bd)
+		return;
+	vio_dev_free(bd->dev);
+	for (unsigned i = 0; i < bd->nq; i++)
+		queue_fini(&bd->q[i]);
+	if (bd->fd >= 0)
+		close(bd->fd);
+	free(bd);
+}

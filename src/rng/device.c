@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-rng, the device side (VIRTIO 1.2 5.4): fill every writable
+ * buffer the driver posts on the requestq with random bytes.
+ *
+ * Data path per kick: pop every available chain, fill its writable
+ * segments (one getrandom(2) per segment: the entropy has to come from
+ * somewhere), return them all with one vio_vq_push_batch() and interrupt
+ * the driver once.  No allocation per request: the segment and used
+ * arrays are sized for the largest queue at creation.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include "util/log.h"
+#include <vio/rng.h>
+
+#define RNG_DEFAULT_QUEUE_SIZE 256
+
+struct rng_dev {
+	int (*fill)(void *opaque, void *buf, size_t len);
+	void *fill_opaque;
+	struct vio_iov *iov; /* [max_iov] */
+	unsigned max_iov;
+	struct vio_used *used; /* [used_cap] */
+	unsigned used_cap;
+	struct vio_ratelimit rl;
+	char name[32];
+};
+
+static int fill_getrandom(void *opaque, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	(void)opaque;
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Fill the writable segments; returns the bytes written. */
+static uint32_t fill_chain(struct rng_dev *rng, const struct vio_chain *c)
+{
+	uint32_t written = 0;
+	for (unsigned i = 0; i < c->nr_in; i++) {
+		int r =
+		    rng->fill(rng->fill_opaque, c->in[i].base, c->in[i].len);
+		if (r < 0) {
+			vio_log_limited(&rng->rl, "%s: entropy source: %s",
+					rng->name, strerror(-r));
+			break;
+		}
+		written += c->in[i].len;
+	}
+	return written;
+}
+
+static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+{
+	struct rng_dev *rng = vio_dev_opaque(dev);
+	struct vio_chain c;
+	int r = 0;
+
+	(void)idx; /* one queue */
+	do {
+		unsigned n = 0;
+		while (n < rng->used_cap &&
+		       (r = vio_vq_pop(vq, &c, rng->iov, rng->max_iov)) > 0) {
+			uint32_t written = 0;
+			if (c.nr_out)
+				/* 5.4.6.1: the driver posts writable
+				 * buffers only */
+				vio_log_limited(&rng->rl,
+						"%s: driver error: request "
+						"with %u readable segments",
+						rng->name, c.nr_out);
+			else
+				written = fill_chain(rng, &c);
+			rng->used[n].head = c.head;
+			rng->used[n].len = written;
+			n++;
+		}
+		if (n == 0)
+			break;
+		if (vio_vq_push_batch(vq, rng->used, n) < 0)
+			break; /* broken: the device now needs a reset */
+		vio_vq_call(vq);
+	} while (r > 0); /* the used array was full: more may be waiting */
+}
+
+static const struct vio_dev_ops rng_ops = {
+    .kick = rng_kick,
+};
+
+struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg)
+{
+	struct vio_rng_device_config def = {0};
+	if (!cfg)
+		cfg = &def;
+	uint16_t qsize =
+	    cfg->queue_size ? cfg->queue_size : RNG_DEFAULT_QUEUE_SIZE;
+	if (qsize > VIO_VQ_MAX_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct rng_dev *rng = calloc(1, sizeof(*rng));
+	if (!rng) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(rng->name, sizeof(rng->name), "%s",
+		 cfg->name ? cfg->name : "rng");
+	rng->fill = cfg->fill ? cfg->fill : fill_getrandom;
+	rng->fill_opaque = cfg->fill_opaque;
+	/* a chain has at most qsize descriptors (2.7.5.3.1); each may be
+	 * split once where it crosses a region boundary */
+	rng->max_iov = 2u * qsize;
+	rng->used_cap = qsize;
+	rng->iov = calloc(rng->max_iov, sizeof(*rng->iov));
+	rng->used = calloc(rng->used_cap, sizeof(*rng->used));
+	if (!rng->iov || !rng->used)
+		goto fail;
+
+	struct vio_features f = {{0}};
+	if (cfg->packed)
+		vio_features_set(&f, VIRTIO_F_RING_PACKED);
+	if (!cfg->no_event_idx)
+		vio_features_set(&f, VIRTIO_RING_F_EVENT_IDX);
+	if (!cfg->no_indirect)
+		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
+	struct vio_dev_config dc = {
+	    .name = rng->name,
+	    .device_id = VIRTIO_ID_RNG,
+	    .vendor_id = 0,
+	    .features = f,
+	    .num_queues = 1,
+	    .queue_max_size = qsize,
+	    .ops = &rng_ops,
+	    .opaque = rng,
+	};
+	struct vio_dev *dev = vio_dev_new(&dc);
+	if (!dev)
+		goto fail;
+	return dev;
+fail:;
+	int e = errno ? errno : ENOMEM;
+	free(rng->iov);
+	free(rng->used);
+	free(rng);
+	errno = e;
+	return NULL;
+}
+
+void vio_rng_device_free(struct vio_dev *dev)
+{
+	if (!dev)
+		return;
+	struct rng_dev *rng = vio_dev_opaque(dev);
+	vio_dev_free(dev);
+	if (rng) {
+		free(rng->iov);
+		free(rng->used);
+		free(rng);
+	}
+}

@@ -1,0 +1,957 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Model layer unit tests (src/model/).
+ *
+ * - The status transition function: exhaustively against a reference
+ *   model written the other way round (successor sets), a named table,
+ *   and the same transitions driven through both sides: the device
+ *   (vio_dev_set_status) and the driver (vio_vdev_add_status).
+ * - Feature sets: from/has/subset/and at word boundaries.
+ * - Negotiation: the device refuses FEATURES_OK for never-offered bits
+ *   and without VERSION_1; the driver turns a refusal into -EIO + FAILED,
+ *   a device without VERSION_1 into -ENODEV + FAILED, and masks with the
+ *   bound driver's feature table.
+ * - Config space: bounds, the generation re-read (a stub whose
+ *   generation moves between the driver's reads), -EAGAIN when it never
+ *   settles, device-side updates.
+ * - Queues and kicks: no kick reaches the device before DRIVER_OK or
+ *   after DEVICE_NEEDS_RESET; reset frees queues and features; a broken
+ *   device queue sets DEVICE_NEEDS_RESET and tells the transport.
+ * - Missing transport ops become -ENOTSUP or neutral values.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#include "model/model_internal.h"
+#include "stub_transport.h"
+#include "test.h"
+#include "util/log.h"
+#include <vio/device.h>
+#include <vio/driver.h>
+#include <vio/mem.h>
+
+#define ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define DRV VIRTIO_CONFIG_S_DRIVER
+#define FOK VIRTIO_CONFIG_S_FEATURES_OK
+#define DOK VIRTIO_CONFIG_S_DRIVER_OK
+#define NR VIRTIO_CONFIG_S_NEEDS_RESET
+#define FAIL VIRTIO_CONFIG_S_FAILED
+
+/* ---- reference model: the legal successors of a status ---- */
+
+static bool ref_legal(uint8_t o, uint8_t n, bool by_device)
+{
+	const uint8_t known = ACK | DRV | FOK | DOK | NR | FAIL;
+	if (n == 0)
+		return true;
+	if (n & ~known)
+		return false;
+	if (n == o)
+		return true;
+	uint8_t succ[3];
+	unsigned k = 0;
+	if (by_device) {
+		succ[k++] = (uint8_t)(o | NR);
+	} else {
+		succ[k++] = (uint8_t)(o | FAIL);
+		if (!(o & (FAIL | NR))) {
+			switch (o & (ACK | DRV | FOK | DOK)) {
+			case 0:
+				succ[k++] = (uint8_t)(o | ACK);
+				break;
+			case ACK:
+				succ[k++] = (uint8_t)(o | DRV);
+				break;
+			case ACK | DRV:
+				succ[k++] = (uint8_t)(o | FOK);
+				break;
+			case ACK | DRV | FOK:
+				succ[k++] = (uint8_t)(o | DOK);
+				break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < k; i++)
+		if (succ[i] == n && succ[i] != o)
+			return true;
+	return false;
+}
+
+static void test_status_exhaustive(void)
+{
+	unsigned legal = 0, mismatches = 0;
+	for (unsigned o = 0; o < 256; o++)
+		for (unsigned n = 0; n < 256; n++)
+			for (int d = 0; d < 2; d++) {
+				bool got =
+				    vio_status_legal((uint8_t)o, (uint8_t)n, d);
+				bool want =
+				    ref_legal((uint8_t)o, (uint8_t)n, d);
+				legal += got;
+				if (got != want && mismatches++ < 10)
+					fprintf(
+					    stderr,
+					    "status %#x -> %#x by_device=%d: "
+					    "got %d want %d\n",
+					    o, n, d, got, want);
+			}
+	CHECK_EQ(mismatches, 0);
+	/* sanity: the function is neither all-yes nor all-no */
+	CHECK(legal > 256 && legal < 4096);
+}
+
+static void test_status_table(void)
+{
+	static const struct {
+		uint8_t o, n;
+		bool dev, legal;
+	} t[] = {
+	    /* the handshake, one bit at a time, in order */
+	    {0, ACK, false, true},
+	    {ACK, ACK | DRV, false, true},
+	    {ACK | DRV, ACK | DRV | FOK, false, true},
+	    {ACK | DRV | FOK, ACK | DRV | FOK | DOK, false, true},
+	    /* the device never performs the handshake */
+	    {0, ACK, true, false},
+	    {ACK | DRV, ACK | DRV | FOK, true, false},
+	    /* skipping, reordering, two bits at once */
+	    {0, DRV, false, false},
+	    {0, ACK | DRV, false, false},
+	    {ACK, ACK | FOK, false, false},
+	    {ACK | DRV, ACK | DRV | DOK, false, false},
+	    {ACK, ACK | DRV | FOK, false, false},
+	    {0, DOK, false, false},
+	    /* clearing bits: only by reset */
+	    {ACK | DRV, ACK, false, false},
+	    {ACK | DRV | FOK | DOK, ACK | DRV | DOK, false, false},
+	    {ACK | FAIL, ACK, false, false},
+	    {ACK | DRV | FOK | DOK | NR, ACK | DRV | FOK | DOK, false, false},
+	    /* reset from anything, by either side */
+	    {ACK | DRV | FOK | DOK, 0, false, true},
+	    {0xff, 0, false, true},
+	    {NR | FAIL, 0, true, true},
+	    /* FAILED: by the driver, at any time */
+	    {0, FAIL, false, true},
+	    {ACK | DRV, ACK | DRV | FAIL, false, true},
+	    {ACK | DRV | FOK | DOK | NR, ACK | DRV | FOK | DOK | NR | FAIL,
+	     false, true},
+	    {ACK, ACK | FAIL, true, false},
+	    /* after FAILED or NEEDS_RESET the driver must reset first */
+	    {ACK | FAIL, ACK | DRV | FAIL, false, false},
+	    {ACK | DRV | FOK | NR, ACK | DRV | FOK | DOK | NR, false, false},
+	    /* NEEDS_RESET: by the device only, at any time */
+	    {ACK | DRV | FOK | DOK, ACK | DRV | FOK | DOK | NR, true, true},
+	    {0, NR, true, true},
+	    {ACK | DRV | FOK | DOK, ACK | DRV | FOK | DOK | NR, false, false},
+	    /* undefined bits */
+	    {0, 0x10, false, false},
+	    {0, 0x20, true, false},
+	    {ACK, ACK | 0x10, false, false},
+	    /* a rewrite of the same value is no transition */
+	    {ACK | DRV, ACK | DRV, false, true},
+	    {ACK | DRV, ACK | DRV, true, true},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		bool got = vio_status_legal(t[i].o, t[i].n, t[i].dev);
+		if (got != t[i].legal)
+			fprintf(stderr, "table row %zu: %#x -> %#x dev=%d\n", i,
+				t[i].o, t[i].n, t[i].dev);
+		CHECK(got == t[i].legal);
+	}
+}
+
+static void test_status_str(void)
+{
+	char b[128];
+	CHECK(strcmp(vio_status_str(0, b, sizeof(b)), "RESET") == 0);
+	CHECK(strcmp(vio_status_str(ACK | DRV, b, sizeof(b)),
+		     "ACKNOWLEDGE|DRIVER") == 0);
+	CHECK(strcmp(vio_status_str(ACK | DRV | FOK | DOK | NR | FAIL, b,
+				    sizeof(b)),
+		     "ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK|"
+		     "DEVICE_NEEDS_RESET|FAILED") == 0);
+	CHECK(strcmp(vio_status_str(ACK | 0x30, b, sizeof(b)),
+		     "ACKNOWLEDGE|0x30") == 0);
+	char small[8];
+	memset(small, 'x', sizeof(small));
+	vio_status_str(ACK | DRV, small, sizeof(small));
+	CHECK(memchr(small, '\0', sizeof(small)) != NULL);
+}
+
+/* ---- a device type for the tests ---- */
+
+struct tdev {
+	unsigned kicks, resets, status_calls;
+	int refuse_status; /* ops->status returns this for DRIVER_OK */
+	uint8_t last_old, last_new;
+};
+
+static int tdev_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+{
+	struct tdev *t = vio_dev_opaque(dev);
+	t->status_calls++;
+	t->last_old = old;
+	t->last_new = new_status;
+	if ((new_status & ~old) & DOK)
+		return t->refuse_status;
+	return 0;
+}
+
+static void tdev_reset(struct vio_dev *dev)
+{
+	struct tdev *t = vio_dev_opaque(dev);
+	t->resets++;
+	/* the contract: every queue is already freed */
+	for (unsigned i = 0; i < vio_dev_num_queues(dev); i++)
+		CHECK(vio_dev_queue(dev, i) == NULL);
+}
+
+/* Fill each writable byte with 0xa5; return chains with in_len. */
+static void tdev_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+{
+	struct tdev *t = vio_dev_opaque(dev);
+	struct vio_chain c;
+	struct vio_iov iov[8];
+	(void)idx;
+	t->kicks++;
+	while (vio_vq_pop(vq, &c, iov, 8) > 0) {
+		for (unsigned i = 0; i < c.nr_in; i++)
+			memset(c.in[i].base, 0xa5, c.in[i].len);
+		CHECK_EQ(vio_vq_push(vq, c.head, c.in_len), 0);
+	}
+	vio_vq_call(vq);
+}
+
+static const struct vio_dev_ops tdev_ops = {
+    .status = tdev_status,
+    .reset = tdev_reset,
+    .kick = tdev_kick,
+};
+
+static struct vio_dev *tdev_new(struct tdev *t, const unsigned *bits,
+				unsigned nbits)
+{
+	static const uint8_t cfg[16] = {1, 2,  3,  4,  5,  6,  7,  8,
+					9, 10, 11, 12, 13, 14, 15, 16};
+	memset(t, 0, sizeof(*t));
+	struct vio_dev_config c = {
+	    .name = "tdev",
+	    .device_id = 42,
+	    .vendor_id = 7,
+	    .features = vio_features_from(bits, nbits),
+	    .num_queues = 2,
+	    .queue_max_size = 64,
+	    .config = cfg,
+	    .config_len = sizeof(cfg),
+	    .ops = &tdev_ops,
+	    .opaque = t,
+	};
+	struct vio_dev *dev = vio_dev_new(&c);
+	REQUIRE(dev);
+	return dev;
+}
+
+static const unsigned ring_bits[] = {VIRTIO_F_RING_PACKED,
+				     VIRTIO_RING_F_EVENT_IDX,
+				     VIRTIO_RING_F_INDIRECT_DESC, 5};
+
+/* Drive dev to status target through the device-side API. */
+static void drive_dev(struct vio_dev *dev, uint8_t target)
+{
+	static const uint8_t steps[] = {ACK, ACK | DRV, ACK | DRV | FOK,
+					ACK | DRV | FOK | DOK};
+	REQUIRE(vio_dev_set_status(dev, 0) == 0);
+	uint8_t hs = target & (ACK | DRV | FOK | DOK);
+	for (unsigned i = 0; i < 4 && (steps[i] & hs) == steps[i]; i++) {
+		REQUIRE(vio_dev_set_status(dev, steps[i]) == 0);
+		if (steps[i] == (ACK | DRV)) {
+			/* acked in state DRIVER, so FEATURES_OK is accepted */
+			unsigned v1 = VIRTIO_F_VERSION_1;
+			struct vio_features f = vio_features_from(&v1, 1);
+			REQUIRE(vio_dev_set_features(dev, &f) == 0);
+		}
+	}
+	if (target & FAIL)
+		REQUIRE(vio_dev_set_status(dev, hs | FAIL) == 0);
+	if (target & NR)
+		vio_dev_needs_reset(dev, "test");
+	REQUIRE(vio_dev_get_status(dev) == target);
+}
+
+static const uint8_t reachable[] = {
+    0,
+    ACK,
+    ACK | DRV,
+    ACK | DRV | FOK,
+    ACK | DRV | FOK | DOK,
+    FAIL,
+    ACK | DRV | FAIL,
+    ACK | DRV | FOK | DOK | FAIL,
+    ACK | DRV | FOK | NR,
+    ACK | DRV | FOK | DOK | NR,
+    ACK | DRV | FOK | DOK | NR | FAIL,
+};
+#define N_REACHABLE (sizeof(reachable) / sizeof(reachable[0]))
+
+/* Every write from every reachable status, on a real device. */
+static void test_status_device_side(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	vio_log_set_quiet(1); /* the refusals are logged */
+	for (unsigned i = 0; i < N_REACHABLE; i++) {
+		uint8_t s = reachable[i];
+		for (unsigned n = 0; n < 256; n++) {
+			drive_dev(dev, s);
+			int r = vio_dev_set_status(dev, (uint8_t)n);
+			bool legal = ref_legal(s, (uint8_t)n, false);
+			CHECK_EQ(r == 0, legal);
+			CHECK_EQ(vio_dev_get_status(dev), legal ? n : s);
+		}
+	}
+	vio_log_set_quiet(0);
+	/* ops->status sees accepted transitions, and may refuse one */
+	drive_dev(dev, ACK | DRV | FOK);
+	t.status_calls = 0;
+	t.refuse_status = -EBUSY;
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), -EBUSY);
+	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV | FOK);
+	CHECK_EQ(t.status_calls, 1);
+	t.refuse_status = 0;
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), 0);
+	CHECK_EQ(t.last_old, ACK | DRV | FOK);
+	CHECK_EQ(t.last_new, ACK | DRV | FOK | DOK);
+	/* a rewrite of the same value is not a transition */
+	t.status_calls = 0;
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), 0);
+	CHECK_EQ(t.status_calls, 0);
+	/* needs_reset: once, and the transport hears of it once */
+	struct stub s;
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	vio_log_set_quiet(1);
+	vio_dev_needs_reset(dev, "first");
+	vio_dev_needs_reset(dev, "second");
+	vio_log_set_quiet(0);
+	CHECK_EQ(s.needs_reset, 1);
+	CHECK(vio_dev_get_status(dev) & NR);
+	vio_vdev_free(vdev);
+	CHECK_EQ(s.released, 1);
+	CHECK_EQ(vio_dev_get_status(dev), 0); /* vdev_free reset it */
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* The same through the driver side: vio_vdev_add_status never sends an
+ * illegal write, and the device agrees with every legal one. */
+static void test_status_driver_side(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct stub s;
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	vio_log_set_quiet(1); /* drive_dev's needs_reset lines */
+	for (unsigned i = 0; i < N_REACHABLE; i++) {
+		uint8_t st = reachable[i];
+		for (unsigned bits = 0; bits < 256; bits++) {
+			drive_dev(dev, st);
+			uint8_t n = (uint8_t)(st | bits);
+			int r = vio_vdev_add_status(vdev, (uint8_t)bits);
+			bool legal = ref_legal(st, n, false);
+			CHECK_EQ(r == 0, legal);
+			CHECK_EQ(vio_vdev_get_status(vdev), legal ? n : st);
+		}
+	}
+	/* connect: reset, ACKNOWLEDGE, DRIVER from any state */
+	drive_dev(dev, ACK | DRV | FOK | DOK | NR);
+	vio_log_set_quiet(0);
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV);
+	vio_vdev_free(vdev);
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* ---- features ---- */
+
+static void test_features(void)
+{
+	static const unsigned bits[] = {0, 5, 63, 64, 100, 127, 128, 5000};
+	struct vio_features a = vio_features_from(bits, 8);
+	CHECK(vio_features_has(&a, 0));
+	CHECK(vio_features_has(&a, 63));
+	CHECK(vio_features_has(&a, 64));
+	CHECK(vio_features_has(&a, 127));
+	CHECK(!vio_features_has(&a, 1));
+	CHECK(!vio_features_has(&a, 65));
+	CHECK(!vio_features_has(&a, 128)); /* out of range: ignored */
+	CHECK(!vio_features_has(&a, 5000));
+
+	static const unsigned sub[] = {5, 64, 127};
+	struct vio_features b = vio_features_from(sub, 3);
+	CHECK(vio_features_subset(&b, &a));
+	CHECK(!vio_features_subset(&a, &b));
+	CHECK(vio_features_subset(&a, &a));
+	struct vio_features empty = vio_features_from(NULL, 0);
+	CHECK(vio_features_subset(&empty, &b));
+	CHECK(!vio_features_subset(&b, &empty));
+
+	/* a bit only in the high word breaks the subset */
+	struct vio_features c = b;
+	vio_features_set(&c, 126);
+	CHECK(!vio_features_subset(&c, &a));
+
+	struct vio_features d;
+	vio_features_and(&d, &a, &c);
+	CHECK(vio_features_has(&d, 5) && vio_features_has(&d, 64) &&
+	      vio_features_has(&d, 127));
+	CHECK(!vio_features_has(&d, 126) && !vio_features_has(&d, 0));
+	vio_features_and(&d, &d, &empty); /* dst may alias */
+	CHECK(vio_features_subset(&d, &empty));
+	vio_features_clear(&a, 64);
+	CHECK(!vio_features_has(&a, 64));
+	vio_features_clear(&a, 9999); /* out of range: no effect */
+}
+
+/* ---- negotiation ---- */
+
+static void test_negotiation_device(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_features off;
+	vio_dev_offered(dev, &off);
+	CHECK(vio_features_has(&off, VIRTIO_F_VERSION_1)); /* added */
+	CHECK(vio_features_has(&off, 5));
+
+	vio_log_set_quiet(1);
+	/* features only in state DRIVER */
+	struct vio_features f = off;
+	CHECK_EQ(vio_dev_set_features(dev, &f), -EINVAL);
+	drive_dev(dev, ACK);
+	CHECK_EQ(vio_dev_set_features(dev, &f), -EINVAL);
+
+	/* a bit never offered: FEATURES_OK refused and not kept */
+	drive_dev(dev, ACK | DRV);
+	vio_features_set(&f, 6);
+	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV);
+	/* a bit in the high word never offered */
+	f = off;
+	vio_features_set(&f, 120);
+	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	/* VERSION_1 missing */
+	f = off;
+	vio_features_clear(&f, VIRTIO_F_VERSION_1);
+	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV);
+	vio_log_set_quiet(0);
+
+	/* a proper subset is accepted; then features are frozen */
+	unsigned some[] = {VIRTIO_F_VERSION_1, 5};
+	f = vio_features_from(some, 2);
+	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
+	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), 0);
+	CHECK(vio_dev_has_feature(dev, 5));
+	CHECK(!vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK_EQ(vio_dev_set_features(dev, &off), -EINVAL);
+	struct vio_features neg;
+	vio_dev_negotiated(dev, &neg);
+	CHECK(vio_features_subset(&neg, &f) && vio_features_subset(&f, &neg));
+	/* reset forgets the negotiation */
+	CHECK_EQ(vio_dev_set_status(dev, 0), 0);
+	CHECK(!vio_dev_has_feature(dev, 5));
+	CHECK(!vio_dev_has_feature(dev, VIRTIO_F_VERSION_1));
+	vio_dev_free(dev);
+}
+
+static const struct vio_device_id any_ids[] = {{42, VIO_DEV_ANY_ID}, {0, 0}};
+static const unsigned tbl5[] = {5};
+static const struct vio_driver drv5 = {
+    .name = "drv5",
+    .id_table = any_ids,
+    .feature_table = tbl5,
+    .feature_table_size = 1,
+};
+
+static void test_negotiation_driver(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct stub s;
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	static const unsigned want_bits[] = {5, 6, 70, VIRTIO_RING_F_EVENT_IDX};
+	struct vio_features want = vio_features_from(want_bits, 4);
+
+	/* only in state ACK|DRIVER */
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -EINVAL);
+
+	/* unbound: offered & wanted, plus VERSION_1 */
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
+	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FOK);
+	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_VERSION_1));
+	CHECK(vio_vdev_has_feature(vdev, 5));
+	CHECK(vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!vio_vdev_has_feature(vdev, 6));	/* not offered */
+	CHECK(!vio_vdev_has_feature(vdev, 70)); /* not offered */
+	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED)); /* unwanted */
+	CHECK(vio_dev_has_feature(dev, 5)); /* the device agrees */
+	/* a second negotiation is refused (FEATURES_OK already set) */
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -EINVAL);
+
+	/* bound: the feature table masks device bits, not transport bits */
+	vio_vdev_bind(vdev, &drv5);
+	static const unsigned want2_bits[] = {5, VIRTIO_F_RING_PACKED,
+					      VIRTIO_RING_F_INDIRECT_DESC};
+	struct vio_features want2 = vio_features_from(want2_bits, 3);
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want2), 0);
+	CHECK(vio_vdev_has_feature(vdev, 5));
+	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+	CHECK(vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC));
+	vio_vdev_bind(vdev, NULL);
+
+	/* the device offers a bit the driver's table lacks: never acked */
+	static const struct vio_driver drv_none = {
+	    .name = "none",
+	    .id_table = any_ids,
+	};
+	vio_vdev_bind(vdev, &drv_none);
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	vio_log_set_quiet(1); /* "wants bits missing from its table" */
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want2), 0);
+	vio_log_set_quiet(0);
+	CHECK(!vio_vdev_has_feature(vdev, 5));
+	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+	vio_vdev_bind(vdev, NULL);
+
+	/* the transport offers a bit the device never did: the device
+	 * refuses FEATURES_OK, the driver sees it missing */
+	s.extra_offer = 6;
+	static const unsigned want6[] = {6};
+	struct vio_features w6 = vio_features_from(want6, 1);
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	vio_log_set_quiet(1);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &w6), -EIO);
+	vio_log_set_quiet(0);
+	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FAIL);
+	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_VERSION_1));
+	s.extra_offer = -1;
+
+	/* no VERSION_1 offered: -ENODEV and FAILED */
+	s.hide_version_1 = true;
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -ENODEV);
+	CHECK(vio_vdev_get_status(vdev) & FAIL);
+	CHECK(!(vio_vdev_get_status(vdev) & FOK));
+	s.hide_version_1 = false;
+
+	/* DRIVER_OK through the driver side */
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_driver_ok(vdev), -EINVAL); /* skips FEATURES_OK */
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
+	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
+	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FOK | DOK);
+
+	vio_vdev_free(vdev);
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* ---- config space ---- */
+
+struct gen_stub {
+	uint8_t data[8];
+	uint32_t gen;
+	unsigned reads, gen_reads;
+	unsigned updates_left; /* device updates after each read */
+};
+
+static uint32_t gs_generation(void *t)
+{
+	struct gen_stub *g = t;
+	g->gen_reads++;
+	return g->gen;
+}
+
+static int gs_read(void *t, unsigned off, void *buf, unsigned len)
+{
+	struct gen_stub *g = t;
+	if (off > sizeof(g->data) || len > sizeof(g->data) - off)
+		return -EINVAL;
+	memcpy(buf, g->data + off, len);
+	g->reads++;
+	if (g->updates_left) {
+		/* the device updates between the driver's read and its
+		 * second look at the generation */
+		g->updates_left--;
+		for (unsigned i = 0; i < sizeof(g->data); i++)
+			g->data[i]++;
+		g->gen++;
+	}
+	return 0;
+}
+
+static const struct vio_transport_ops gen_ops = {
+    .name = "gen",
+    .config_read = gs_read,
+    .config_generation = gs_generation,
+};
+
+static void test_config_generation(void)
+{
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct gen_stub g = {.data = {10, 10, 10, 10, 10, 10, 10, 10}};
+	struct vio_vdev *vdev = vio_vdev_new(&gen_ops, &g, mem);
+	REQUIRE(vdev);
+	uint8_t buf[8];
+
+	/* steady: one read, generation read twice */
+	CHECK_EQ(vio_vdev_config_read(vdev, 0, buf, 8), 0);
+	CHECK_EQ(g.reads, 1);
+	CHECK_EQ(g.gen_reads, 2);
+	CHECK_EQ(buf[0], 10);
+
+	/* three updates land between reads: four reads, the last values */
+	g.reads = 0;
+	g.updates_left = 3;
+	CHECK_EQ(vio_vdev_config_read(vdev, 2, buf, 4), 0);
+	CHECK_EQ(g.reads, 4);
+	CHECK_EQ(buf[0], 13);
+	CHECK_EQ(buf[3], 13);
+	CHECK_EQ(g.data[0], 13);
+
+	/* it never settles: bounded, -EAGAIN */
+	g.reads = 0;
+	g.updates_left = 100000;
+	CHECK_EQ(vio_vdev_config_read(vdev, 0, buf, 1), -EAGAIN);
+	CHECK(g.reads >= 2 && g.reads <= 1000);
+
+	/* errors pass through */
+	g.updates_left = 0;
+	CHECK_EQ(vio_vdev_config_read(vdev, 4, buf, 8), -EINVAL);
+	/* no config_write op */
+	CHECK_EQ(vio_vdev_config_write(vdev, 0, buf, 1), -ENOTSUP);
+	vio_vdev_free(vdev);
+	vio_mem_free(mem);
+}
+
+static void test_config_device(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct stub s;
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	uint8_t b[16];
+
+	CHECK_EQ(vio_dev_config_len(dev), 16);
+	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 16), 0);
+	CHECK_EQ(b[0], 1);
+	CHECK_EQ(b[15], 16);
+	CHECK_EQ(vio_vdev_config_read(vdev, 15, b, 2), -EINVAL);
+	CHECK_EQ(vio_vdev_config_read(vdev, 17, b, 0), -EINVAL);
+	CHECK_EQ(vio_vdev_config_read(vdev, 16, b, 0), 0);
+	CHECK_EQ(vio_vdev_config_read(vdev, 0xffffffffu, b, 2), -EINVAL);
+
+	/* driver writes: stored, no generation change */
+	uint32_t g0 = vio_dev_config_generation(dev);
+	uint8_t w[2] = {0xee, 0xff};
+	CHECK_EQ(vio_vdev_config_write(vdev, 4, w, 2), 0);
+	CHECK_EQ(vio_dev_config_generation(dev), g0);
+	CHECK_EQ(vio_dev_config_read(dev, 4, b, 2), 0);
+	CHECK_EQ(b[0], 0xee);
+	CHECK_EQ(vio_vdev_config_write(vdev, 15, w, 2), -EINVAL);
+
+	/* device updates: generation moves, transport told */
+	uint8_t u = 0x77;
+	CHECK_EQ(vio_dev_config_update(dev, 0, &u, 1), 0);
+	CHECK(vio_dev_config_generation(dev) != g0);
+	CHECK_EQ(s.config_changed, 1);
+	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 1), 0);
+	CHECK_EQ(b[0], 0x77);
+	CHECK_EQ(vio_dev_config_update(dev, 16, &u, 1), -EINVAL);
+	CHECK_EQ(s.config_changed, 1);
+
+	vio_vdev_free(vdev);
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* ---- queues and kicks ---- */
+
+static unsigned cb_runs;
+static void *cb_arg;
+static struct vio_vq *cb_vq;
+
+static void test_cb(struct vio_vq *vq, void *opaque)
+{
+	cb_runs++;
+	cb_arg = opaque;
+	cb_vq = vq;
+}
+
+static void test_queues_and_kicks(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct stub s;
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	static const unsigned wb[] = {VIRTIO_RING_F_EVENT_IDX};
+	struct vio_features want = vio_features_from(wb, 1);
+
+	CHECK_EQ(vio_vdev_num_queues(vdev), 2);
+	CHECK_EQ(vio_vdev_queue_max_size(vdev, 0), 64);
+	CHECK_EQ(vio_vdev_queue_max_size(vdev, 2), 0);
+
+	/* no queue before FEATURES_OK */
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	errno = 0;
+	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
+	errno = 0;
+	CHECK(vio_vdev_setup_vq(vdev, 2, 0, NULL, NULL) == NULL);
+	CHECK_EQ(errno, ENOENT);
+	CHECK(vio_vdev_setup_vq(vdev, 0, 65, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	/* split: rounded down to a power of two */
+	struct vio_vq *vq = vio_vdev_setup_vq(vdev, 0, 48, NULL, NULL);
+	REQUIRE(vq);
+	CHECK_EQ(vio_vq_size(vq), 32);
+	CHECK(vio_vdev_vq(vdev, 0) == vq);
+	CHECK(vio_dev_queue(dev, 0) != NULL);
+	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK_EQ(errno, EBUSY);
+
+	uint64_t da;
+	uint8_t *buf = vio_mem_alloc(mem, 256, 64, &da);
+	REQUIRE(buf);
+	struct vio_sg sg = {buf, 256};
+	/* a kick before DRIVER_OK does not reach the device */
+	CHECK_EQ(vio_vdev_send(vq, &sg, 0, 1, buf), 0);
+	CHECK_EQ(t.kicks, 0);
+	CHECK(vio_vq_get(vq, NULL) == NULL);
+	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
+	vio_vq_notify(vq);
+	CHECK_EQ(t.kicks, 1);
+	uint32_t len = 0;
+	CHECK(vio_vdev_wait_used(vdev, vq, &len, 0) == buf);
+	CHECK_EQ(len, 256);
+	CHECK_EQ(buf[255], 0xa5);
+
+	/* send_and_wait */
+	memset(buf, 0, 256);
+	len = 0;
+	CHECK_EQ(vio_vdev_send_and_wait(vdev, vq, &sg, 0, 1, &len, 100), 0);
+	CHECK_EQ(len, 256);
+	CHECK_EQ(buf[0], 0xa5);
+	/* nothing in flight: timeout */
+	errno = 0;
+	CHECK(vio_vdev_wait_used(vdev, vq, &len, 10) == NULL);
+	CHECK_EQ(errno, ETIMEDOUT);
+
+	/* the callback gets the caller's opaque (queue 1) */
+	int marker;
+	struct vio_vq *vq1 = vio_vdev_setup_vq(vdev, 1, 0, test_cb, &marker);
+	REQUIRE(vq1);
+	CHECK_EQ(vio_vq_size(vq1), 64);
+	vio_vq_interrupt(vq1);
+	CHECK_EQ(cb_runs, 1);
+	CHECK(cb_arg == &marker);
+	CHECK(cb_vq == vq1);
+
+	/* DEVICE_NEEDS_RESET: kicks are ignored */
+	unsigned k = t.kicks;
+	vio_log_set_quiet(1);
+	vio_dev_needs_reset(dev, "test");
+	vio_log_set_quiet(0);
+	CHECK_EQ(vio_vdev_send(vq, &sg, 0, 1, buf), 0);
+	vio_vq_notify(vq);
+	CHECK_EQ(t.kicks, k);
+
+	/* reset: queues freed (ops->reset checks), features cleared */
+	unsigned resets = t.resets;
+	CHECK_EQ(vio_vdev_reset(vdev), 0);
+	CHECK_EQ(t.resets, resets + 1);
+	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK(vio_vdev_vq(vdev, 0) == NULL);
+	CHECK(!vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
+	vio_mem_release(mem, buf);
+
+	vio_vdev_free(vdev);
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* A device queue that sees a protocol violation breaks, the device sets
+ * DEVICE_NEEDS_RESET and the transport hears of it; the other queue and
+ * the driver side are untouched. */
+static void test_broken_queue(void)
+{
+	struct tdev t;
+	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct stub s;
+	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	REQUIRE(vdev);
+	struct vio_features none = vio_features_from(NULL, 0);
+	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &none), 0);
+	struct vio_vq *vq = vio_vdev_setup_vq(vdev, 0, 8, NULL, NULL);
+	REQUIRE(vq);
+	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
+	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+
+	/* a hostile driver: avail->idx runs 1000 entries ahead */
+	struct vio_vq_layout l;
+	vio_vq_get_layout(vq, &l);
+	struct vring_avail *avail = l.driver;
+	__atomic_store_n(&avail->idx, htole16(1000), __ATOMIC_RELEASE);
+	vio_log_set_quiet(1);
+	vio_vq_notify(vq);
+	vio_log_set_quiet(0);
+	CHECK_EQ(t.kicks, 1);
+	CHECK(vio_dev_queue(dev, 0) && vio_vq_broken(vio_dev_queue(dev, 0)));
+	CHECK(vio_dev_get_status(dev) & NR);
+	CHECK_EQ(s.needs_reset, 1);
+	/* from now on kicks are ignored */
+	vio_vq_notify(vq);
+	CHECK_EQ(t.kicks, 1);
+	/* the driver can still only reset (or fail) */
+	CHECK_EQ(vio_vdev_add_status(vdev, DOK), 0); /* already set */
+	CHECK_EQ(vio_vdev_add_status(vdev, FAIL), 0);
+	CHECK_EQ(vio_vdev_reset(vdev), 0);
+	CHECK_EQ(vio_dev_get_status(dev), 0);
+	CHECK(vio_dev_queue(dev, 0) == NULL);
+
+	vio_vdev_free(vdev);
+	vio_dev_free(dev);
+	stub_fini(&s);
+	vio_mem_free(mem);
+}
+
+/* Missing transport ops: -ENOTSUP or neutral values, never a call. */
+static uint32_t only_id(void *t)
+{
+	(void)t;
+	return 9;
+}
+
+static void test_null_ops(void)
+{
+	static const struct vio_transport_ops bare = {.device_id = only_id};
+	struct vio_mem *mem = vio_mem_new();
+	REQUIRE(mem);
+	struct vio_vdev *vdev = vio_vdev_new(&bare, NULL, mem);
+	REQUIRE(vdev);
+	uint8_t b[4];
+	struct vio_features f = vio_features_from(NULL, 0);
+	CHECK_EQ(vio_vdev_device_id(vdev), 9);
+	CHECK_EQ(vio_vdev_vendor_id(vdev), 0);
+	CHECK_EQ(vio_vdev_get_status(vdev), 0);
+	CHECK_EQ(vio_vdev_add_status(vdev, ACK), -ENOTSUP);
+	CHECK_EQ(vio_vdev_connect(vdev), -ENOTSUP);
+	CHECK_EQ(vio_vdev_reset(vdev), -ENOTSUP);
+	CHECK_EQ(vio_vdev_negotiate(vdev, &f), -EINVAL);
+	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 4), -ENOTSUP);
+	CHECK_EQ(vio_vdev_config_write(vdev, 0, b, 4), -ENOTSUP);
+	CHECK_EQ(vio_vdev_num_queues(vdev), 0);
+	CHECK_EQ(vio_vdev_queue_max_size(vdev, 0), 0);
+	errno = 0;
+	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK(errno != 0);
+	CHECK(vio_vdev_vq(vdev, 0) == NULL);
+	CHECK(vio_vdev_vq(vdev, VIO_MAX_QUEUES) == NULL);
+	CHECK(vio_vdev_mem(vdev) == mem);
+	int p;
+	vio_vdev_set_priv(vdev, &p);
+	CHECK(vio_vdev_priv(vdev) == &p);
+	CHECK(vio_vdev_driver(vdev) == NULL);
+	vio_vdev_free(vdev);
+	CHECK(vio_vdev_new(NULL, NULL, mem) == NULL);
+	CHECK(vio_vdev_new(&bare, NULL, NULL) == NULL);
+	vio_mem_free(mem);
+}
+
+static void test_dev_new_args(void)
+{
+	struct vio_dev_config c = {.num_queues = 1, .queue_max_size = 8};
+	struct vio_dev *dev = vio_dev_new(&c);
+	REQUIRE(dev);
+	CHECK(strcmp(vio_dev_name(dev), "vio-dev") == 0);
+	CHECK_EQ(vio_dev_queue_max_size(dev, 0), 8);
+	CHECK_EQ(vio_dev_queue_max_size(dev, 1), -EINVAL);
+	/* no ops at all: kicks and status still work */
+	CHECK_EQ(vio_dev_set_status(dev, ACK), 0);
+	vio_dev_kick(dev, 0);
+	vio_dev_kick(dev, 99);
+	CHECK_EQ(vio_dev_queue_enable(dev, 0, true), -EINVAL); /* no setup */
+	CHECK_EQ(vio_dev_queue_set_base(dev, 1, 0), -EINVAL);
+	vio_dev_free(dev);
+	vio_dev_free(NULL);
+
+	struct vio_dev_config bad[] = {
+	    {.num_queues = 0, .queue_max_size = 8},
+	    {.num_queues = VIO_MAX_QUEUES + 1, .queue_max_size = 8},
+	    {.num_queues = 1, .queue_max_size = 0},
+	    {.num_queues = 1,
+	     .queue_max_size = 8,
+	     .config_len = VIO_CONFIG_MAX + 1},
+	    {.num_queues = 1, .queue_max_size = 8, .config_len = 4},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		CHECK(vio_dev_new(&bad[i]) == NULL);
+		CHECK_EQ(errno, EINVAL);
+	}
+	CHECK(vio_dev_new(NULL) == NULL);
+}
+
+int main(void)
+{
+	test_status_exhaustive();
+	test_status_table();
+	test_status_str();
+	test_status_device_side();
+	test_status_driver_side();
+	test_features();
+	test_negotiation_device();
+	test_negotiation_driver();
+	test_config_generation();
+	test_config_device();
+	test_queues_and_kicks();
+	test_broken_queue();
+	test_null_ops();
+	test_dev_new_args();
+	return test_result("model");
+}
