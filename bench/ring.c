@@ -149,6 +149,24 @@ static inline uint32_t expect_len(uint32_t slot)
 	return slot % 61 + 1;
 }
 
+/* A used buffer came back: it must be in flight, with its length. */
+static bool take_back(struct run *r, struct tok *t, uint32_t len)
+{
+	if (!t->busy) {
+		snprintf(r->drv_err, sizeof(r->drv_err),
+			 "token %u came back twice", t->slot);
+		return false;
+	}
+	if (len != expect_len(t->slot)) {
+		snprintf(r->drv_err, sizeof(r->drv_err),
+			 "token %u came back with length %u, expected %u",
+			 t->slot, len, expect_len(t->slot));
+		return false;
+	}
+	t->busy = false;
+	return true;
+}
+
 static void *driver_main(void *arg)
 {
 	struct run *r = arg;
@@ -189,13 +207,8 @@ static void *driver_main(void *arg)
 		if (n)
 			vio_vq_kick(r->drv);
 		while ((t = vio_vq_get(r->drv, &len))) {
-			if (!t->busy || len != expect_len(t->slot)) {
-				snprintf(r->drv_err, sizeof(r->drv_err),
-					 "token %u came back %s (len %u)",
-					 t->slot, t->busy ? "" : "twice", len);
+			if (!take_back(r, t, len))
 				goto fail;
-			}
-			t->busy = false;
 			free_stack[nfree++] = (uint16_t)t->slot;
 			completed++;
 		}
@@ -225,13 +238,8 @@ static void *driver_main(void *arg)
 			cpu_relax();
 			continue;
 		}
-		if (!t->busy || len != expect_len(t->slot)) {
-			snprintf(r->drv_err, sizeof(r->drv_err),
-				 "token %u came back %s (len %u)", t->slot,
-				 t->busy ? "" : "twice", len);
+		if (!take_back(r, t, len))
 			goto fail;
-		}
-		t->busy = false;
 		completed++;
 	}
 	for (unsigned i = 0; i < QSZ; i++)
@@ -606,42 +614,77 @@ struct point {
 	double ratio;	     /* to spsc, <0: n/a */
 };
 
-/* Run one point o->runs times; fill p.  false if any run failed. */
-static bool measure(const struct opts *o, int fmt, int event_idx,
-		    unsigned batch, struct point *p)
+static double median(const double *v, unsigned n)
 {
-	struct result res[MAX_RUNS];
-	double v[MAX_RUNS];
+	double sorted[MAX_RUNS];
+	memcpy(sorted, v, sizeof(double) * n);
+	qsort(sorted, n, sizeof(double), cmp_double);
+	return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* The points of one batch size: spsc first, then the vq configurations. */
+#define MAX_POINTS 5
+
+struct series {
+	struct point p;
+	int fmt; /* -1 spsc, 0 split, 1 packed */
+	double v[MAX_RUNS], kicks[MAX_RUNS], calls[MAX_RUNS];
+};
+
+/*
+ * Measure every point of one batch size, o->runs rounds.  A round runs
+ * each point once, spsc first, so that the ratio of a vq run to the spsc
+ * run of its own round is taken under the same conditions (on a shared
+ * or virtual machine the two CPUs' relation drifts over seconds).
+ * false if any run failed.
+ */
+static bool measure_batch(const struct opts *o, struct series *s, unsigned n,
+			  unsigned batch)
+{
+	struct result res;
 
 	for (unsigned i = 0; i < o->runs; i++) {
-		if (fmt < 0)
-			run_spsc(o, batch, &res[i]);
-		else
-			run_vq(o, fmt == 1, event_idx == 1, batch, &res[i]);
-		if (!res[i].ok) {
-			fprintf(stderr,
-				"FAIL %s batch %u event_idx %d run %u: "
-				"%s\n",
-				p->format, batch, event_idx, i + 1, res[i].err);
-			return false;
+		for (unsigned k = 0; k < n; k++) {
+			if (s[k].fmt < 0)
+				run_spsc(o, batch, &res);
+			else
+				run_vq(o, s[k].fmt == 1, s[k].p.event_idx == 1,
+				       batch, &res);
+			if (!res.ok) {
+				fprintf(stderr,
+					"FAIL %s batch %u event_idx %d run "
+					"%u: %s\n",
+					s[k].p.format, batch, s[k].p.event_idx,
+					i + 1, res.err);
+				return false;
+			}
+			s[k].v[i] = res.bufs_per_s;
+			s[k].kicks[i] = res.kicks_per_buf;
+			s[k].calls[i] = res.calls_per_buf;
 		}
-		v[i] = res[i].bufs_per_s;
 	}
-	double sorted[MAX_RUNS];
-	memcpy(sorted, v, sizeof(double) * o->runs);
-	qsort(sorted, o->runs, sizeof(double), cmp_double);
-	p->median = o->runs % 2
-			? sorted[o->runs / 2]
-			: (sorted[o->runs / 2 - 1] + sorted[o->runs / 2]) / 2;
-	p->min = sorted[0];
-	p->max = sorted[o->runs - 1];
-	/* notification counts: mean over the runs */
-	p->kicks = p->calls = -1;
-	if (fmt >= 0) {
+	for (unsigned k = 0; k < n; k++) {
+		struct point *p = &s[k].p;
+		double ratio[MAX_RUNS];
+		p->median = median(s[k].v, o->runs);
+		p->min = p->max = s[k].v[0];
+		for (unsigned i = 1; i < o->runs; i++) {
+			if (s[k].v[i] < p->min)
+				p->min = s[k].v[i];
+			if (s[k].v[i] > p->max)
+				p->max = s[k].v[i];
+		}
+		p->kicks = p->calls = p->ratio = -1;
+		if (s[k].fmt < 0)
+			continue;
+		for (unsigned i = 0; i < o->runs; i++)
+			ratio[i] = s[k].v[i] / s[0].v[i];
+		p->ratio = median(ratio, o->runs);
+		/* notifications: mean over the runs */
 		p->kicks = p->calls = 0;
 		for (unsigned i = 0; i < o->runs; i++) {
-			p->kicks += res[i].kicks_per_buf / o->runs;
-			p->calls += res[i].calls_per_buf / o->runs;
+			p->kicks += s[k].kicks[i] / o->runs;
+			p->calls += s[k].calls[i] / o->runs;
 		}
 	}
 	return true;
@@ -652,7 +695,8 @@ static void print_header(const struct opts *o)
 	if (o->json)
 		return;
 	printf("queue size %u, %u-byte buffers, CPUs %d and %d, %u runs of "
-	       "%.2f s per point (median, min, max)\n",
+	       "%.2f s per point (median, min, max);\nratio: median over "
+	       "the runs of vq / spsc of the same round\n",
 	       QSZ, BUF_LEN, o->cpu[0], o->cpu[1], o->runs, o->seconds);
 	printf("%-7s %5s %9s %10s %8s %8s %9s %10s %10s\n", "format", "batch",
 	       "event_idx", "Mbuf/s", "min", "max", "ratio", "kicks/buf",
@@ -829,31 +873,31 @@ int main(int argc, char **argv)
 	bool ok = true;
 	for (unsigned bi = 0; bi < nb; bi++) {
 		unsigned b = batches[bi];
-		struct point sp = {
-		    .format = "spsc", .batch = b, .event_idx = -1, .ratio = -1};
-		if (!measure(&o, -1, -1, b, &sp)) {
-			ok = false;
-			continue;
-		}
-		print_point(&o, &sp);
+		static struct series s[MAX_POINTS];
+		unsigned n = 0;
+		memset(s, 0, sizeof(s));
+		s[n].fmt = -1;
+		s[n++].p = (struct point){
+		    .format = "spsc", .batch = b, .event_idx = -1};
 		for (int f = 0; f < 2; f++) {
 			if (o.format >= 0 && f != o.format)
 				continue;
 			for (int ev = 0; ev < 2; ev++) {
 				if (o.event_idx >= 0 && ev != o.event_idx)
 					continue;
-				struct point p = {.format =
-						      f ? "packed" : "split",
-						  .batch = b,
-						  .event_idx = ev};
-				if (!measure(&o, f, ev, b, &p)) {
-					ok = false;
-					continue;
-				}
-				p.ratio = p.median / sp.median;
-				print_point(&o, &p);
+				s[n].fmt = f;
+				s[n++].p = (struct point){.format = f ? "packed"
+								      : "split",
+							  .batch = b,
+							  .event_idx = ev};
 			}
 		}
+		if (!measure_batch(&o, s, n, b)) {
+			ok = false;
+			continue;
+		}
+		for (unsigned k = 0; k < n; k++)
+			print_point(&o, &s[k].p);
 	}
 	return ok ? 0 : 1;
 }
