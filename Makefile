@@ -1,7 +1,7 @@
 # Thin wrapper over Meson.  `make` builds build/vio; `make demo` runs vio's
 # main job; `make check` runs every test (plain, ASan+UBSan, fuzz replay).
 BUILD ?= build
-MESON_OPTS ?=
+MESON_OPTS ?= -Db_lto=true
 
 .PHONY: all deps demo check bench clean format
 
