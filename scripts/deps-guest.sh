@@ -4,7 +4,7 @@
 # The guest kernel itself is not installed: tests/interop/guest/build-guest.sh
 # fetches it with `apt-get download` into its cache directory.
 set -euo pipefail
-want=(qemu-system-x86 qemu-utils busybox-static cpio gzip xz-utils zstd
+want=(qemu-system-x86 qemu-utils busybox-static cpio gzip xz-utils zstd kmod
 	gcc libc6-dev linux-libc-dev)
 missing=()
 for p in "${want[@]}"; do

@@ -26,6 +26,9 @@
  * queues of one device may be served by different threads concurrently.
  * A kick returns only when every request it popped has completed and been
  * pushed back to the driver ("a kick drains its own batch").
+ *
+ * Driver side: struct vio_blk, bound by a vio_blk driver on a vio_bus;
+ * see "driver side" below and docs/blk.md.
  */
 #ifndef VIO_BLK_H
 #define VIO_BLK_H
@@ -35,6 +38,7 @@
 #include <stdint.h>
 
 #include <vio/device.h>
+#include <vio/driver.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,7 +118,201 @@ void vio_blk_device_free(struct vio_blk_device *bd);
 
 /* ---- driver side ---- */
 
-/* (reserved: the virtio-blk driver's API goes here) */
+/*
+ * The driver (src/blk/driver.c) drives any virtio-blk device through any
+ * transport: vio's own device over inproc, qemu-storage-daemon over the
+ * vhost-user frontend.  Each program makes its own driver instance:
+ *
+ *     struct vio_blk_driver_config dc = {.queue_depth = 32};
+ *     struct vio_driver *drv = vio_blk_driver_new(&dc);
+ *     vio_bus_register(bus, drv);
+ *     vio_bus_add(bus, vdev);                       // probe: negotiate,
+ *     struct vio_blk *b = vio_blk_from_vdev(vdev);  // config, queues
+ *
+ *     vio_blk_read(b, 0, offset, buf, len);         // synchronous
+ *
+ *     struct vio_blk_req r = {.op = VIO_BLK_OP_READ, .offset = off,
+ *                             .buf = buf, .len = len, .done = cb};
+ *     vio_blk_submit(b, q, &r);                     // asynchronous
+ *     vio_blk_poll(b, q, NULL, 0, -1);              // runs cb(&r, result)
+ *
+ *     vio_bus_remove(bus, vdev); ... vio_blk_driver_free(drv);
+ *
+ * Requests: offsets and lengths are bytes, multiples of 512 (else
+ * -EINVAL), inside the capacity (else -ERANGE).  A request longer than
+ * the device accepts at once (seg_max * size_max, or the slot's bounce
+ * buffer) is split into several virtio requests, transparently, in both
+ * APIs.  Writes, discards and write-zeroes on a read-only device
+ * (VIRTIO_BLK_F_RO) fail with -EROFS before anything is sent; DISCARD and
+ * WRITE_ZEROES without their feature with -EOPNOTSUPP; FLUSH without
+ * VIRTIO_BLK_F_FLUSH succeeds at once (the device is writethrough).
+ * Device status VIRTIO_BLK_S_IOERR gives -EIO, VIRTIO_BLK_S_UNSUPP
+ * -EOPNOTSUPP.  A broken queue (a device that violated the ring protocol,
+ * or asked for a reset) fails everything on it with -EIO, for good.
+ *
+ * Buffers: a buffer that lies inside one region of the vdev's vio_mem
+ * (vio_mem_alloc(vio_vdev_mem(vdev), ...)) is handed to the device as is
+ * (zero-copy).  Any other buffer is copied through bounce buffers
+ * preallocated per request slot at probe.  Nothing is allocated per
+ * request.  Allocate zero-copy buffers before starting I/O when you can:
+ * a transport learns of new memory regions only when it is notified.
+ *
+ * Threading: each queue is driven by one thread at a time; different
+ * queues may be driven by different threads concurrently.  Probe and
+ * remove (the bus's thread) must not run while any queue is in use.
+ */
+
+struct vio_blk_driver_config {
+	/*
+	 * Request slots per queue: virtio requests in flight at once (a
+	 * split request uses one slot per piece).  0: 32.  At most the
+	 * queue size.
+	 */
+	unsigned queue_depth;
+	/* Queues to use; 0: every queue the device has (VIRTIO_BLK_F_MQ). */
+	unsigned num_queues;
+	/* Descriptors per queue; 0: the device's maximum. */
+	unsigned queue_size;
+	/* Bounce buffer bytes per slot (copying path); 0: 128 KiB.
+	 * Rounded up to a multiple of 4096. */
+	size_t bounce_size;
+	/* Ring features the driver would otherwise take when offered. */
+	bool no_packed;	   /* VIRTIO_F_RING_PACKED */
+	bool no_event_idx; /* VIRTIO_RING_F_EVENT_IDX */
+	bool no_indirect;  /* VIRTIO_RING_F_INDIRECT_DESC */
+};
+
+/*
+ * A driver instance that matches VIRTIO_ID_BLOCK from any vendor, with
+ * its own copy of cfg (NULL: defaults).  Register it on a bus; free it
+ * after it is unregistered from every bus.  NULL with errno (EINVAL for
+ * a bad config, ENOMEM).
+ */
+struct vio_driver *vio_blk_driver_new(const struct vio_blk_driver_config *cfg);
+void vio_blk_driver_free(struct vio_driver *drv);
+/* The same driver with the default config. */
+extern const struct vio_driver vio_blk_driver;
+
+struct vio_blk;
+/* The driver state of a vdev bound to a vio_blk driver, else NULL. */
+struct vio_blk *vio_blk_from_vdev(struct vio_vdev *vdev);
+struct vio_vdev *vio_blk_vdev(const struct vio_blk *b);
+
+/* ---- what probe found (config space, 5.2.4, and negotiation) ---- */
+
+uint64_t vio_blk_capacity_bytes(const struct vio_blk *b);
+unsigned vio_blk_num_queues(const struct vio_blk *b);
+uint32_t vio_blk_block_size(const struct vio_blk *b);
+bool vio_blk_readonly(const struct vio_blk *b);
+/* A negotiated feature bit (VIRTIO_BLK_F_*, VIRTIO_F_*, ...). */
+bool vio_blk_has_feature(const struct vio_blk *b, unsigned bit);
+
+struct vio_blk_info {
+	uint64_t capacity;    /* 512-byte sectors */
+	uint32_t blk_size;    /* logical block size, 512 without BLK_SIZE */
+	uint32_t seg_max;     /* 1 without SEG_MAX */
+	uint32_t size_max;    /* 0: no limit (no SIZE_MAX, or 0) */
+	/* TOPOLOGY (zero without it) */
+	uint8_t physical_block_exp, alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint16_t device_queues; /* num_queues in config space (MQ), else 1 */
+	/* DISCARD / WRITE_ZEROES (zero without them) */
+	uint32_t max_discard_sectors, max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
+	bool write_zeroes_may_unmap;
+	/* what the driver set up */
+	unsigned num_queues;   /* queues in use */
+	unsigned queue_size;   /* descriptors per queue */
+	unsigned queue_depth;  /* request slots per queue */
+	unsigned segs_per_req; /* data segments per virtio request */
+	size_t bounce_size;    /* bytes per slot */
+	size_t max_zc_bytes;   /* data bytes per virtio request, zero-copy */
+	size_t max_copy_bytes; /* data bytes per virtio request, copying */
+	bool packed, event_idx, indirect;
+};
+void vio_blk_get_info(const struct vio_blk *b, struct vio_blk_info *out);
+
+/* ---- synchronous API: 0 or negative errno; q < vio_blk_num_queues ---- */
+
+int vio_blk_read(struct vio_blk *b, unsigned q, uint64_t offset, void *buf,
+		 size_t len);
+int vio_blk_write(struct vio_blk *b, unsigned q, uint64_t offset,
+		  const void *buf, size_t len);
+/* Every write completed before the call is durable when it returns. */
+int vio_blk_flush(struct vio_blk *b, unsigned q);
+/* Deallocate a range (a hint: reads may return old data or zeroes). */
+int vio_blk_discard(struct vio_blk *b, unsigned q, uint64_t offset,
+		    uint64_t len);
+/* Zero a range; unmap: the device may deallocate it too. */
+int vio_blk_write_zeroes(struct vio_blk *b, unsigned q, uint64_t offset,
+			 uint64_t len, bool unmap);
+/* The device's id string (VIRTIO_BLK_T_GET_ID), NUL-terminated. */
+int vio_blk_get_id(struct vio_blk *b, unsigned q, char id[21]);
+
+/* ---- asynchronous API ---- */
+
+enum vio_blk_op {
+	VIO_BLK_OP_READ,
+	VIO_BLK_OP_WRITE,
+	VIO_BLK_OP_FLUSH,
+	VIO_BLK_OP_DISCARD,
+	VIO_BLK_OP_WRITE_ZEROES,
+	VIO_BLK_OP_GET_ID, /* buf gets up to min(len, 20) id bytes */
+};
+/* WRITE_ZEROES: the device may deallocate the range. */
+#define VIO_BLK_REQ_UNMAP 1u
+
+/*
+ * One request, owned by the caller, which must keep it (and buf) alive
+ * and untouched from vio_blk_submit until it completes.  Requests are
+ * linked through their private fields: submitting never allocates and
+ * never fails for lack of room (what does not fit in the slots waits in
+ * the queue and goes out as slots free up).
+ */
+struct vio_blk_req {
+	int op;		/* enum vio_blk_op */
+	uint32_t flags; /* VIO_BLK_REQ_* */
+	uint64_t offset;
+	void *buf;
+	size_t len;
+	/* Run from vio_blk_poll (or a synchronous call's wait) on the
+	 * queue's thread.  NULL: the request is returned in poll's array. */
+	void (*done)(struct vio_blk_req *req, int result);
+	void *user;
+	int result; /* 0 or negative errno, set before completion */
+	/* private: the driver's between submit and completion */
+	struct vio_blk_req *priv_next;
+	size_t priv_issued;   /* bytes sent so far */
+	unsigned priv_pieces; /* virtio requests in flight */
+	int priv_err;
+	bool priv_copy; /* through bounce buffers */
+	bool priv_sent; /* every piece sent */
+};
+
+/*
+ * Queue req on queue q and send what fits.  0, or before anything is
+ * queued: -EINVAL (bad op, alignment, NULL buf), -ERANGE (past the
+ * capacity), -EROFS, -EOPNOTSUPP, -ENOENT (no such queue), -EIO (the
+ * queue is broken).  From a completion callback, requests are sent when
+ * the callback returns.
+ */
+int vio_blk_submit(struct vio_blk *b, unsigned q, struct vio_blk_req *req);
+/*
+ * Send what waits, harvest what the device finished, complete requests:
+ * callbacks run, callback-less requests go into done[] (at most max; the
+ * rest wait for the next poll).  If nothing completed, wait up to
+ * timeout_ms (0: not at all, -1: as long as something is in flight) for
+ * the device.  Returns the number of requests completed (callbacks run
+ * plus entries stored), 0 (timeout, or nothing in flight), -EIO if the
+ * queue broke and nothing could be completed, -EDEADLK from inside a
+ * callback of this queue, -ENOENT.
+ */
+int vio_blk_poll(struct vio_blk *b, unsigned q, struct vio_blk_req **done,
+		 unsigned max, int timeout_ms);
+/* Requests submitted on q and not yet completed by poll. */
+unsigned vio_blk_pending(const struct vio_blk *b, unsigned q);
 
 #ifdef __cplusplus
 }
