@@ -731,10 +731,12 @@ int vio_blk_poll(struct vio_blk *b, unsigned qi, struct vio_blk_req **done,
 		deadline = vio_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	int n;
 	for (;;) {
-		q_issue(q);
 		q_reap(q);
+		q_issue(q); /* into the slots just freed */
 		n = q_deliver(q, done, max);
-		if (n || timeout_ms == 0 || !q_busy(q))
+		/* nothing on the ring after issue: nothing is pending either
+		 * (a lone piece always fits an empty ring) */
+		if (n || timeout_ms == 0 || !q->busy)
 			break;
 		int ms = -1;
 		if (timeout_ms > 0) {

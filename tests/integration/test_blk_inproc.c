@@ -565,7 +565,9 @@ static void *as_thread(void *arg)
 		}
 		int n = vio_blk_poll(aq->e->b, aq->q, aq->use_cb ? NULL : done,
 				     aq->use_cb ? 0 : 16, 5000);
-		if (n <= 0) {
+		/* the sync get_id above may have run every callback already:
+		 * 0 with nothing in flight is an honest answer */
+		if (n < 0 || (n == 0 && aq->inflight)) {
 			if (!aq->errors++)
 				fprintf(stderr, "q%u: poll %d\n", aq->q, n);
 			break;
@@ -579,10 +581,11 @@ static void *as_thread(void *arg)
 	}
 	/* drain */
 	while (aq->inflight && !aq->errors) {
-		int n = vio_blk_poll(aq->e->b, aq->q, done, 16, 5000);
+		int n = vio_blk_poll(aq->e->b, aq->q, aq->use_cb ? NULL : done,
+				     aq->use_cb ? 0 : 16, 5000);
 		if (n <= 0)
 			break;
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; !aq->use_cb && i < n; i++) {
 			struct as_req *a = (struct as_req *)done[i];
 			as_check(a, a->r.result);
 		}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio/run.h - the optional runtime: threads for the tools.  The library's
+ * other layers own no thread; this module gives them workers.
+ *
+ * A worker waits on one eventfd (a queue's kicks) and runs a function for
+ * each wake-up; in busy-poll mode it never sleeps and runs the function
+ * in a loop (lowest latency, one CPU per queue).
+ */
+#ifndef VIO_RUN_H
+#define VIO_RUN_H
+
+#include <stdbool.h>
+
+#include <vio/vhost_user.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vio_run_worker;
+/* Start a thread: fn(arg) once, then after every read of kick_fd (or in a
+ * loop when busy_poll).  NULL with errno on failure. */
+struct vio_run_worker *vio_run_worker_start(int kick_fd, void (*fn)(void *),
+					    void *arg, bool busy_poll);
+/* Stop the thread and join it: fn is not running when this returns. */
+void vio_run_worker_stop(struct vio_run_worker *w);
+
+/* Fill cfg's queue_start/queue_stop with workers of this module. */
+void vio_run_backend_hooks(struct vio_backend_config *cfg, bool busy_poll);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

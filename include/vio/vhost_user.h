@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio/vhost_user.h - the vhost-user transport (QEMU docs/interop/
+ * vhost-user.rst): a Unix socket for control, memfd memory passed with
+ * SCM_RIGHTS, eventfds for kicks and calls.
+ *
+ * Backend (device side): serves one struct vio_dev to one frontend at a
+ * time (QEMU, Cloud Hypervisor, DPDK virtio-user, vio's own frontend).
+ *
+ *     struct vio_backend_config c = {0};
+ *     vio_run_backend_hooks(&c, busy_poll);        // vio/run.h workers
+ *     struct vio_backend *b = vio_backend_new(dev, &c);
+ *     vio_backend_listen(b, "/run/disk.sock");     // or _connect (client)
+ *     for (;;) { poll(vio_backend_fd(b)); vio_backend_dispatch(b); }
+ *
+ * The backend owns no thread: it asks its hooks to start a worker per
+ * queue (given the queue's kick eventfd) and to stop it, synchronously,
+ * before it touches that queue, its fds or guest memory again.
+ *
+ * Mapping to the model: SET_FEATURES takes the device through ACKNOWLEDGE,
+ * DRIVER, the features and FEATURES_OK; the first ring that starts sets
+ * DRIVER_OK (vhost-user has no handshake unless the STATUS protocol
+ * feature is used; SET_STATUS 0 resets, DRIVER_OK and FAILED are applied
+ * in order).  A disconnect stops every queue, resets the device and unmaps
+ * all memory.
+ */
+#ifndef VIO_VHOST_USER_H
+#define VIO_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vio/device.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- backend ---- */
+
+struct vio_backend;
+
+struct vio_backend_config {
+	/* memory slots offered with CONFIGURE_MEM_SLOTS; 0 = 509 */
+	unsigned max_mem_slots;
+	/* socket file mode when listening; 0 = 0600 */
+	unsigned socket_mode;
+	/*
+	 * Start serving queue idx: run vio_backend_queue_kick(b, idx) once,
+	 * then whenever kick_fd is readable (after draining it).  Return a
+	 * handle, or NULL on failure.
+	 */
+	void *(*queue_start)(void *opaque, struct vio_backend *b, unsigned idx,
+			     int kick_fd);
+	/* Stop that worker; return only once it no longer runs. */
+	void (*queue_stop)(void *opaque, void *handle);
+	void *opaque;
+};
+
+/* dev is not owned and must outlive b. */
+struct vio_backend *vio_backend_new(struct vio_dev *dev,
+				    const struct vio_backend_config *cfg);
+/* Ends any connection (queues stopped, device reset), closes sockets,
+ * removes the socket file it created. */
+void vio_backend_free(struct vio_backend *b);
+/* Listen on a Unix socket.  -EADDRINUSE if a live listener has it; a
+ * stale socket file is replaced. */
+VIO_MUST_CHECK int vio_backend_listen(struct vio_backend *b, const char *path);
+/* Client mode: connect to a frontend listening at path. */
+VIO_MUST_CHECK int vio_backend_connect(struct vio_backend *b,
+				       const char *path);
+/* The fd to wait on (readable): the connection, else the listener. */
+int vio_backend_fd(const struct vio_backend *b);
+bool vio_backend_connected(const struct vio_backend *b);
+/*
+ * Accept a pending connection, or receive and handle one message.
+ * Returns 0; -ECONNRESET when the connection ended (peer gone or a bad
+ * message, which is logged); the backend is then ready for the next one
+ * (listening) or idle (client mode); other negative errno on local errors.
+ */
+int vio_backend_dispatch(struct vio_backend *b);
+/* Worker entry: queue idx was kicked. */
+void vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,761 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vhost-user backend: the device side of docs/interop/vhost-user.rst,
+ * serving one struct vio_dev.
+ *
+ * Every message goes through vio_vu_recv() (size, fd count and version
+ * checked against the request table before a handler runs), then through
+ * the handler table below, which bounds every index and count.  A handler
+ * error or a bad message ends the connection with one log line; the
+ * backend then serves the next connection.
+ *
+ * A queue runs (has a worker) when it has a size, addresses and a kick fd,
+ * features were set, and it is enabled (with VHOST_USER_F_PROTOCOL_FEATURES
+ * rings start disabled until SET_VRING_ENABLE; without it a kick fd
+ * enables them).  Anything that changes a running queue's rings, fds or
+ * the guest memory first stops its worker, then starts it again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "transport/vhost-user/msg.h"
+#include "util/log.h"
+#include <vio/mem.h>
+#include <vio/vhost_user.h>
+
+#define DEFAULT_SLOTS 509u
+#define PROTOCOL_OFFERED                                                       \
+	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
+	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
+	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) | (1ull << VIO_VU_PF_STATUS))
+
+struct vu_queue {
+	uint32_t num;
+	struct vio_vu_addr addr;
+	uint32_t base;
+	bool has_num, has_addr, enabled, running;
+	int kick_fd, call_fd, err_fd;
+	void *worker;
+};
+
+struct vio_backend {
+	struct vio_dev *dev;
+	struct vio_backend_config cfg;
+	int listen_fd, conn_fd;
+	char *path; /* socket file we created */
+	uint64_t features;
+	bool features_set, protocol_acked;
+	uint64_t protocol;
+	struct vio_memtable *mt;
+	unsigned nq;
+	struct vu_queue q[VIO_MAX_QUEUES];
+	struct vio_ratelimit rl;
+};
+
+/* ---- device transport hooks ---- */
+
+static void hook_call(void *t, unsigned idx)
+{
+	struct vio_backend *b = t;
+	uint64_t one = 1;
+	int fd = idx < b->nq ? b->q[idx].call_fd : -1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		vio_log_limited(&b->rl, "vhost-user: call of queue %u: %m",
+				idx);
+}
+
+static void hook_needs_reset(void *t)
+{
+	(void)t; /* the frontend learns it from GET_STATUS */
+}
+
+static const struct vio_dev_transport dev_hooks = {
+	.call = hook_call,
+	.needs_reset = hook_needs_reset,
+};
+
+/* ---- queues ---- */
+
+/* Status writes that cannot fail for the value written (reset, FAILED). */
+static void set_status_quiet(struct vio_dev *dev, uint8_t s)
+{
+	if (vio_dev_set_status(dev, s))
+		vio_log("vhost-user: status 0x%x refused", s);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void queue_stop(struct vio_backend *b, unsigned idx)
+{
+	struct vu_queue *q = &b->q[idx];
+	if (!q->running)
+		return;
+	if (b->cfg.queue_stop)
+		b->cfg.queue_stop(b->cfg.opaque, q->worker);
+	q->worker = NULL;
+	struct vio_vq *vq = vio_dev_queue(b->dev, idx);
+	if (vq) {
+		uint16_t base = vio_vq_get_base(vq);
+		/* packed: avail state low 16 bits, used state high (every
+		 * popped chain is pushed before a kick returns) */
+		q->base = vio_vq_is_packed(vq) ? (uint32_t)base | base << 16
+					       : base;
+	}
+	vio_dev_queue_enable(b->dev, idx, false);
+	q->running = false;
+}
+
+static void stop_all(struct vio_backend *b, bool *was)
+{
+	for (unsigned i = 0; i < b->nq; i++) {
+		if (was)
+			was[i] = b->q[i].running;
+		queue_stop(b, i);
+	}
+}
+
+/* Ring areas: translate frontend addresses, whole areas checked. */
+static int ring_layout(struct vio_backend *b, struct vu_queue *q,
+		       struct vio_vq_layout *l, bool packed)
+{
+	uint64_t n = q->num;
+	uint64_t sz_desc = 16 * n;
+	uint64_t sz_drv = packed ? 4 : 6 + 2 * n;
+	uint64_t sz_dev = packed ? 4 : 6 + 8 * n;
+	l->desc = vio_memtable_uptr(b->mt, q->addr.desc, sz_desc);
+	l->driver = vio_memtable_uptr(b->mt, q->addr.avail, sz_drv);
+	l->device = vio_memtable_uptr(b->mt, q->addr.used, sz_dev);
+	l->desc_addr = q->addr.desc;
+	l->driver_addr = q->addr.avail;
+	l->device_addr = q->addr.used;
+	return l->desc && l->driver && l->device ? 0 : -EFAULT;
+}
+
+/* Start queue idx if everything it needs is there.  0 if started or not
+ * ready yet; negative errno if the frontend's setup is invalid. */
+static int queue_try_start(struct vio_backend *b, unsigned idx)
+{
+	struct vu_queue *q = &b->q[idx];
+	if (q->running || !q->has_num || !q->has_addr || q->kick_fd < 0 ||
+	    !q->enabled || !b->features_set)
+		return 0;
+	bool packed = vio_dev_has_feature(b->dev, VIRTIO_F_RING_PACKED);
+	struct vio_vq_layout l;
+	if (ring_layout(b, q, &l, packed)) {
+		vio_log("vhost-user: queue %u: ring addresses (desc 0x%" PRIx64
+			" avail 0x%" PRIx64 " used 0x%" PRIx64
+			") are not in shared memory",
+			idx, q->addr.desc, q->addr.avail, q->addr.used);
+		return -EFAULT;
+	}
+	uint8_t s = vio_dev_get_status(b->dev);
+	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		int r = vio_dev_set_status(b->dev,
+					   s | VIRTIO_CONFIG_S_DRIVER_OK);
+		if (r)
+			return r;
+	}
+	int r = vio_dev_queue_setup(b->dev, idx, (uint16_t)q->num, &l, b->mt);
+	if (!r)
+		r = vio_dev_queue_set_base(b->dev, idx, (uint16_t)q->base);
+	if (!r)
+		r = vio_dev_queue_enable(b->dev, idx, true);
+	if (r) {
+		vio_log("vhost-user: queue %u: cannot start (size %u): %s", idx,
+			q->num, strerror(-r));
+		return r;
+	}
+	q->running = true;
+	if (b->cfg.queue_start) {
+		q->worker = b->cfg.queue_start(b->cfg.opaque, b, idx,
+					       q->kick_fd);
+		if (!q->worker) {
+			vio_dev_queue_enable(b->dev, idx, false);
+			q->running = false;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int start_all(struct vio_backend *b, const bool *was)
+{
+	for (unsigned i = 0; i < b->nq; i++)
+		if (!was || was[i]) {
+			int r = queue_try_start(b, i);
+			if (r)
+				return r;
+		}
+	return 0;
+}
+
+void vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
+{
+	vio_dev_kick(b->dev, idx);
+}
+
+/* Forget everything a connection set up (not the memory). */
+static void reset_queues(struct vio_backend *b)
+{
+	stop_all(b, NULL);
+	for (unsigned i = 0; i < b->nq; i++) {
+		struct vu_queue *q = &b->q[i];
+		close_fd(&q->kick_fd);
+		close_fd(&q->call_fd);
+		close_fd(&q->err_fd);
+		q->has_num = q->has_addr = q->enabled = false;
+		q->base = 0;
+	}
+	set_status_quiet(b->dev, 0);
+	b->features_set = false;
+}
+
+static void end_connection(struct vio_backend *b)
+{
+	reset_queues(b);
+	vio_memtable_clear(b->mt);
+	b->protocol = 0;
+	b->protocol_acked = false;
+	close_fd(&b->conn_fd);
+}
+
+/* ---- handlers ---- */
+
+#define BAD(...) (vio_log_limited(&b->rl, "vhost-user: " __VA_ARGS__), -EPROTO)
+
+static struct vu_queue *state_queue(struct vio_backend *b, uint32_t idx)
+{
+	return idx < b->nq ? &b->q[idx] : NULL;
+}
+
+static int h_get_features(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	struct vio_features f;
+	vio_dev_offered(b->dev, &f);
+	m->p.u64 = f.w[0] | 1ull << VIO_VU_F_PROTOCOL_FEATURES;
+	return 0;
+}
+
+static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	uint64_t want = m->p.u64;
+	b->protocol_acked = want & (1ull << VIO_VU_F_PROTOCOL_FEATURES);
+	want &= ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
+	if (b->features_set && want == b->features)
+		return 0;
+	bool was[VIO_MAX_QUEUES];
+	stop_all(b, was);
+	set_status_quiet(b->dev, 0);
+	struct vio_features f = {{want, 0}};
+	int r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	if (!r)
+		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+						       VIRTIO_CONFIG_S_DRIVER);
+	if (!r)
+		r = vio_dev_set_features(b->dev, &f);
+	if (!r)
+		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+						       VIRTIO_CONFIG_S_DRIVER |
+						       VIRTIO_CONFIG_S_FEATURES_OK);
+	if (r)
+		return BAD("SET_FEATURES 0x%" PRIx64
+			   " refused (not offered, or no VERSION_1)",
+			   want);
+	b->features = want;
+	b->features_set = true;
+	/* without PROTOCOL_FEATURES rings are enabled on kick */
+	if (!b->protocol_acked)
+		for (unsigned i = 0; i < b->nq; i++)
+			b->q[i].enabled = true;
+	return start_all(b, was);
+}
+
+static int h_nop(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	return 0;
+}
+
+static int h_reset(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	reset_queues(b);
+	return 0;
+}
+
+static int h_get_protocol(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	m->p.u64 = PROTOCOL_OFFERED;
+	return 0;
+}
+
+static int h_set_protocol(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	if (m->p.u64 & ~PROTOCOL_OFFERED)
+		return BAD("SET_PROTOCOL_FEATURES 0x%" PRIx64
+			   ": bits never offered",
+			   m->p.u64);
+	b->protocol = m->p.u64;
+	return 0;
+}
+
+static int h_get_queue_num(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	m->p.u64 = b->nq;
+	return 0;
+}
+
+static int h_get_slots(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	m->p.u64 = b->cfg.max_mem_slots;
+	return 0;
+}
+
+static int map_region(struct vio_backend *b, const struct vio_vu_region *vr,
+		      int fd)
+{
+	struct vio_region r = {.addr = vr->gpa,
+			       .size = vr->size,
+			       .uaddr = vr->uaddr,
+			       .offset = vr->mmap_offset,
+			       .fd = fd};
+	int e = vio_memtable_map(b->mt, &r); /* owns fd, even on failure */
+	if (e)
+		return BAD("memory region gpa 0x%" PRIx64 " size 0x%" PRIx64
+			   " uaddr 0x%" PRIx64 ": %s",
+			   vr->gpa, vr->size, vr->uaddr, strerror(-e));
+	return 0;
+}
+
+static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	bool was[VIO_MAX_QUEUES];
+	stop_all(b, was);
+	vio_memtable_clear(b->mt);
+	int r = 0;
+	for (unsigned i = 0; i < m->p.mem.nregions; i++) {
+		int fd = m->fds[i];
+		m->fds[i] = -1;
+		if (!r)
+			r = map_region(b, &m->p.mem.r[i], fd);
+		else
+			close(fd);
+	}
+	return r ? r : start_all(b, was);
+}
+
+static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	if (vio_memtable_count(b->mt) >= b->cfg.max_mem_slots)
+		return BAD("ADD_MEM_REG: all %u slots in use",
+			   b->cfg.max_mem_slots);
+	bool was[VIO_MAX_QUEUES];
+	stop_all(b, was);
+	int fd = m->fds[0];
+	m->fds[0] = -1;
+	int r = map_region(b, &m->p.reg.r, fd);
+	return r ? r : start_all(b, was);
+}
+
+static int h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	bool was[VIO_MAX_QUEUES];
+	stop_all(b, was);
+	if (vio_memtable_remove(b->mt, m->p.reg.r.gpa, m->p.reg.r.size))
+		return BAD("REM_MEM_REG: no region gpa 0x%" PRIx64
+			   " size 0x%" PRIx64,
+			   m->p.reg.r.gpa, m->p.reg.r.size);
+	return start_all(b, was);
+}
+
+static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	struct vu_queue *q = state_queue(b, m->p.state.index);
+	if (!q)
+		return BAD("SET_VRING_NUM: queue %u of %u", m->p.state.index,
+			   b->nq);
+	int max = vio_dev_queue_max_size(b->dev, m->p.state.index);
+	if (m->p.state.num == 0 || m->p.state.num > (uint32_t)max)
+		return BAD("SET_VRING_NUM: size %u (max %d)", m->p.state.num,
+			   max);
+	if (q->running)
+		return BAD("SET_VRING_NUM on running queue %u",
+			   m->p.state.index);
+	q->num = m->p.state.num;
+	q->has_num = true;
+	return 0;
+}
+
+static int h_vring_addr(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	unsigned idx = m->p.addr.index;
+	struct vu_queue *q = state_queue(b, idx);
+	if (!q)
+		return BAD("SET_VRING_ADDR: queue %u of %u", idx, b->nq);
+	bool was = q->running;
+	queue_stop(b, idx);
+	q->addr = m->p.addr;
+	q->has_addr = true;
+	return was ? queue_try_start(b, idx) : 0;
+}
+
+static int h_vring_base(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	struct vu_queue *q = state_queue(b, m->p.state.index);
+	if (!q)
+		return BAD("SET_VRING_BASE: queue %u of %u", m->p.state.index,
+			   b->nq);
+	if (q->running)
+		return BAD("SET_VRING_BASE on running queue %u",
+			   m->p.state.index);
+	q->base = m->p.state.num;
+	return 0;
+}
+
+static int h_get_vring_base(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	unsigned idx = m->p.state.index;
+	struct vu_queue *q = state_queue(b, idx);
+	if (!q)
+		return BAD("GET_VRING_BASE: queue %u of %u", idx, b->nq);
+	/* the ring stops here (vhost-user.rst) */
+	queue_stop(b, idx);
+	close_fd(&q->kick_fd);
+	if (b->protocol_acked)
+		q->enabled = false;
+	m->p.state.num = q->base;
+	return 0;
+}
+
+static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	unsigned idx = (unsigned)(m->p.u64 & VIO_VU_VRING_IDX_MASK);
+	struct vu_queue *q = state_queue(b, idx);
+	if (!q || (m->p.u64 >> 9))
+		return BAD("%s: payload 0x%" PRIx64,
+			   vio_vu_request_name(m->hdr.request), m->p.u64);
+	int fd = m->nfds ? m->fds[0] : -1;
+	if (m->nfds)
+		m->fds[0] = -1;
+	bool was = q->running;
+	queue_stop(b, idx);
+	switch (m->hdr.request) {
+	case VIO_VU_SET_VRING_KICK:
+		if (fd < 0)
+			return BAD("SET_VRING_KICK without an fd (polling "
+				   "mode is not supported)");
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		close_fd(&q->kick_fd);
+		q->kick_fd = fd;
+		if (!b->protocol_acked)
+			q->enabled = true;
+		return queue_try_start(b, idx);
+	case VIO_VU_SET_VRING_CALL:
+		close_fd(&q->call_fd);
+		q->call_fd = fd;
+		break;
+	default:
+		close_fd(&q->err_fd);
+		q->err_fd = fd;
+		break;
+	}
+	return was ? queue_try_start(b, idx) : 0;
+}
+
+static int h_vring_enable(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	unsigned idx = m->p.state.index;
+	struct vu_queue *q = state_queue(b, idx);
+	if (!q || m->p.state.num > 1)
+		return BAD("SET_VRING_ENABLE: queue %u of %u, num %u", idx,
+			   b->nq, m->p.state.num);
+	q->enabled = m->p.state.num;
+	if (!q->enabled) {
+		queue_stop(b, idx);
+		return 0;
+	}
+	return queue_try_start(b, idx);
+}
+
+static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	uint32_t off = m->p.config.offset, size = m->p.config.size;
+	unsigned len = vio_dev_config_len(b->dev);
+	memset(m->p.config.data, 0, size);
+	if (off < len) {
+		unsigned n = size < len - off ? size : len - off;
+		if (vio_dev_config_read(b->dev, off, m->p.config.data, n))
+			return BAD("GET_CONFIG failed");
+	}
+	return 0;
+}
+
+static int h_set_config(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	uint32_t off = m->p.config.offset, size = m->p.config.size;
+	if (vio_dev_config_write(b->dev, off, m->p.config.data, size))
+		return BAD("SET_CONFIG offset %u size %u outside config space",
+			   off, size);
+	return 0;
+}
+
+static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	if (m->p.u64 > 0xff)
+		return BAD("SET_STATUS 0x%" PRIx64, m->p.u64);
+	uint8_t want = (uint8_t)m->p.u64;
+	if (want == 0) {
+		reset_queues(b);
+		return 0;
+	}
+	uint8_t s = vio_dev_get_status(b->dev);
+	/* ACKNOWLEDGE, DRIVER and FEATURES_OK came with SET_FEATURES */
+	if ((want & VIRTIO_CONFIG_S_FAILED) && !(s & VIRTIO_CONFIG_S_FAILED))
+		set_status_quiet(b->dev, s | VIRTIO_CONFIG_S_FAILED);
+	else if ((want & VIRTIO_CONFIG_S_DRIVER_OK) &&
+		 !(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		if (!(s & VIRTIO_CONFIG_S_FEATURES_OK))
+			return BAD("SET_STATUS DRIVER_OK before SET_FEATURES");
+		if (vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK))
+			return BAD("SET_STATUS DRIVER_OK refused");
+		return start_all(b, NULL);
+	}
+	return 0;
+}
+
+static int h_get_status(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	m->p.u64 = vio_dev_get_status(b->dev);
+	return 0;
+}
+
+typedef int vu_handler(struct vio_backend *b, struct vio_vu_msg *m);
+
+static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
+	[VIO_VU_GET_FEATURES] = h_get_features,
+	[VIO_VU_SET_FEATURES] = h_set_features,
+	[VIO_VU_SET_OWNER] = h_nop,
+	[VIO_VU_RESET_OWNER] = h_reset,
+	[VIO_VU_SET_MEM_TABLE] = h_set_mem_table,
+	[VIO_VU_SET_VRING_NUM] = h_vring_num,
+	[VIO_VU_SET_VRING_ADDR] = h_vring_addr,
+	[VIO_VU_SET_VRING_BASE] = h_vring_base,
+	[VIO_VU_GET_VRING_BASE] = h_get_vring_base,
+	[VIO_VU_SET_VRING_KICK] = h_vring_fd,
+	[VIO_VU_SET_VRING_CALL] = h_vring_fd,
+	[VIO_VU_SET_VRING_ERR] = h_vring_fd,
+	[VIO_VU_GET_PROTOCOL_FEATURES] = h_get_protocol,
+	[VIO_VU_SET_PROTOCOL_FEATURES] = h_set_protocol,
+	[VIO_VU_GET_QUEUE_NUM] = h_get_queue_num,
+	[VIO_VU_SET_VRING_ENABLE] = h_vring_enable,
+	[VIO_VU_GET_CONFIG] = h_get_config,
+	[VIO_VU_SET_CONFIG] = h_set_config,
+	[VIO_VU_RESET_DEVICE] = h_reset,
+	[VIO_VU_GET_MAX_MEM_SLOTS] = h_get_slots,
+	[VIO_VU_ADD_MEM_REG] = h_add_mem_reg,
+	[VIO_VU_REM_MEM_REG] = h_rem_mem_reg,
+	[VIO_VU_SET_STATUS] = h_set_status,
+	[VIO_VU_GET_STATUS] = h_get_status,
+};
+
+/* Handle one checked message; send its reply.  <0 ends the connection. */
+static int handle(struct vio_backend *b, struct vio_vu_msg *m)
+{
+	const struct vio_vu_request_info *info =
+		vio_vu_request_info(m->hdr.request);
+	vu_handler *h = handlers[m->hdr.request];
+	if (!h)
+		return BAD("%s is not supported", info->name);
+	bool need_ack = (m->hdr.flags & VIO_VU_FLAG_NEED_REPLY) &&
+			(b->protocol & (1ull << VIO_VU_PF_REPLY_ACK)) &&
+			info->reply == VIO_VU_REPLY_NONE;
+	int r = h(b, m);
+	vio_vu_close_fds(m); /* whatever the handler did not take */
+	if (info->reply == VIO_VU_REPLY_NONE && !need_ack)
+		return r;
+	if (info->reply == VIO_VU_REPLY_NONE)
+		m->p.u64 = r ? 1 : 0;
+	m->hdr.flags = VIO_VU_VERSION | VIO_VU_FLAG_REPLY;
+	m->hdr.size = vio_vu_payload_size(m);
+	m->nfds = 0;
+	if (r == 0 || need_ack) {
+		int s = vio_vu_send(b->conn_fd, m);
+		if (s)
+			return s;
+	}
+	return r;
+}
+
+/* ---- sockets ---- */
+
+struct vio_backend *vio_backend_new(struct vio_dev *dev,
+				    const struct vio_backend_config *cfg)
+{
+	if (!dev) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vio_backend *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->dev = dev;
+	if (cfg)
+		b->cfg = *cfg;
+	if (!b->cfg.max_mem_slots)
+		b->cfg.max_mem_slots = DEFAULT_SLOTS;
+	if (!b->cfg.socket_mode)
+		b->cfg.socket_mode = 0600;
+	b->nq = vio_dev_num_queues(dev);
+	b->listen_fd = b->conn_fd = -1;
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
+		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
+	unsigned slots = b->cfg.max_mem_slots > VIO_VU_MAX_TABLE_REGIONS
+				 ? b->cfg.max_mem_slots
+				 : VIO_VU_MAX_TABLE_REGIONS;
+	b->mt = vio_memtable_new(slots);
+	if (!b->mt) {
+		free(b);
+		return NULL;
+	}
+	vio_dev_attach(dev, &dev_hooks, b);
+	return b;
+}
+
+void vio_backend_free(struct vio_backend *b)
+{
+	if (!b)
+		return;
+	end_connection(b);
+	close_fd(&b->listen_fd);
+	if (b->path) {
+		unlink(b->path);
+		free(b->path);
+	}
+	vio_memtable_free(b->mt);
+	vio_dev_attach(b->dev, NULL, NULL);
+	free(b);
+}
+
+static int make_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (!path || strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+int vio_backend_listen(struct vio_backend *b, const char *path)
+{
+	struct sockaddr_un sa;
+	int r = make_addr(path, &sa);
+	if (r)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return -EEXIST;
+		}
+		/* in use by a live listener?  else a stale file */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 &&
+			    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) ==
+				    0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			close(fd);
+			return -EADDRINUSE;
+		}
+		unlink(path);
+	}
+	mode_t old = umask(0777 & ~b->cfg.socket_mode);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r || listen(fd, 4)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	chmod(path, b->cfg.socket_mode);
+	b->listen_fd = fd;
+	b->path = strdup(path);
+	return 0;
+}
+
+int vio_backend_connect(struct vio_backend *b, const char *path)
+{
+	struct sockaddr_un sa;
+	int r = make_addr(path, &sa);
+	if (r)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	end_connection(b);
+	b->conn_fd = fd;
+	return 0;
+}
+
+int vio_backend_fd(const struct vio_backend *b)
+{
+	return b->conn_fd >= 0 ? b->conn_fd : b->listen_fd;
+}
+
+bool vio_backend_connected(const struct vio_backend *b)
+{
+	return b->conn_fd >= 0;
+}
+
+int vio_backend_dispatch(struct vio_backend *b)
+{
+	if (b->conn_fd < 0) {
+		if (b->listen_fd < 0)
+			return -ENOTCONN;
+		int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		b->conn_fd = fd;
+		vio_log("vhost-user: %s: frontend connected",
+			b->path ? b->path : "socket");
+		return 0;
+	}
+	struct vio_vu_msg m;
+	char why[160] = "";
+	int r = vio_vu_recv(b->conn_fd, &m, why, sizeof(why));
+	if (r == 0)
+		r = handle(b, &m);
+	else if (r == -EPROTO)
+		vio_log_limited(&b->rl, "vhost-user: bad message: %s", why);
+	if (r == 0)
+		return 0;
+	if (r == -ECONNRESET)
+		vio_log("vhost-user: frontend disconnected");
+	else
+		vio_log_limited(&b->rl,
+				"vhost-user: connection closed (%s)",
+				strerror(-r));
+	end_connection(b);
+	return -ECONNRESET;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the vhost-user message codec, shared by the backend (device
+ * side) and the frontend (driver side).  The protocol's numbers are not in
+ * the kernel's uapi headers; they are defined here, once, from QEMU's
+ * docs/interop/vhost-user.rst.
+ *
+ * One table (vio_vu_requests[]) knows, per request: its name, the payload
+ * size rule, how many fds it may carry, and what kind of reply it has.
+ * vio_vu_recv() checks all of it before anyone looks at the payload.
+ */
+#ifndef VIO_VU_MSG_H
+#define VIO_VU_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* header flags */
+#define VIO_VU_VERSION 0x1u
+#define VIO_VU_VERSION_MASK 0x3u
+#define VIO_VU_FLAG_REPLY (1u << 2)
+#define VIO_VU_FLAG_NEED_REPLY (1u << 3)
+
+/* feature bit 30 of GET/SET_FEATURES */
+#define VIO_VU_F_PROTOCOL_FEATURES 30
+
+/* protocol feature bits */
+#define VIO_VU_PF_MQ 0
+#define VIO_VU_PF_REPLY_ACK 3
+#define VIO_VU_PF_CONFIG 9
+#define VIO_VU_PF_RESET_DEVICE 13
+#define VIO_VU_PF_CONFIGURE_MEM_SLOTS 15
+#define VIO_VU_PF_STATUS 16
+
+enum vio_vu_request {
+	VIO_VU_GET_FEATURES = 1,
+	VIO_VU_SET_FEATURES = 2,
+	VIO_VU_SET_OWNER = 3,
+	VIO_VU_RESET_OWNER = 4,
+	VIO_VU_SET_MEM_TABLE = 5,
+	VIO_VU_SET_LOG_BASE = 6,
+	VIO_VU_SET_LOG_FD = 7,
+	VIO_VU_SET_VRING_NUM = 8,
+	VIO_VU_SET_VRING_ADDR = 9,
+	VIO_VU_SET_VRING_BASE = 10,
+	VIO_VU_GET_VRING_BASE = 11,
+	VIO_VU_SET_VRING_KICK = 12,
+	VIO_VU_SET_VRING_CALL = 13,
+	VIO_VU_SET_VRING_ERR = 14,
+	VIO_VU_GET_PROTOCOL_FEATURES = 15,
+	VIO_VU_SET_PROTOCOL_FEATURES = 16,
+	VIO_VU_GET_QUEUE_NUM = 17,
+	VIO_VU_SET_VRING_ENABLE = 18,
+	VIO_VU_GET_CONFIG = 24,
+	VIO_VU_SET_CONFIG = 25,
+	VIO_VU_RESET_DEVICE = 34,
+	VIO_VU_GET_MAX_MEM_SLOTS = 36,
+	VIO_VU_ADD_MEM_REG = 37,
+	VIO_VU_REM_MEM_REG = 38,
+	VIO_VU_SET_STATUS = 39,
+	VIO_VU_GET_STATUS = 40,
+	VIO_VU_REQUEST_MAX = 41,
+};
+
+/* SET_MEM_TABLE carries at most this many regions (and fds) */
+#define VIO_VU_MAX_TABLE_REGIONS 8u
+/* the u64 payload of SET_VRING_KICK/CALL/ERR */
+#define VIO_VU_VRING_IDX_MASK 0xffu
+#define VIO_VU_VRING_NOFD (1u << 8)
+
+struct vio_vu_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __attribute__((packed));
+
+struct vio_vu_state {
+	uint32_t index;
+	uint32_t num;
+};
+
+struct vio_vu_addr {
+	uint32_t index;
+	uint32_t flags;
+	uint64_t desc; /* frontend virtual addresses */
+	uint64_t used;
+	uint64_t avail;
+	uint64_t log;
+};
+
+struct vio_vu_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uaddr;
+	uint64_t mmap_offset;
+};
+
+struct vio_vu_mem_table {
+	uint32_t nregions;
+	uint32_t padding;
+	struct vio_vu_region r[VIO_VU_MAX_TABLE_REGIONS];
+};
+
+struct vio_vu_mem_reg {
+	uint64_t padding;
+	struct vio_vu_region r;
+};
+
+#define VIO_VU_CONFIG_MAX 256u
+struct vio_vu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t data[VIO_VU_CONFIG_MAX];
+};
+
+union vio_vu_payload {
+	uint64_t u64;
+	struct vio_vu_state state;
+	struct vio_vu_addr addr;
+	struct vio_vu_mem_table mem;
+	struct vio_vu_mem_reg reg;
+	struct vio_vu_config config;
+};
+
+struct vio_vu_msg {
+	struct vio_vu_hdr hdr;
+	union vio_vu_payload p;
+	int fds[VIO_VU_MAX_TABLE_REGIONS];
+	unsigned nfds;
+};
+
+enum vio_vu_size_rule {
+	VIO_VU_SZ_NONE,   /* no payload */
+	VIO_VU_SZ_U64,    /* exactly 8 bytes */
+	VIO_VU_SZ_STATE,  /* exactly struct vio_vu_state */
+	VIO_VU_SZ_ADDR,   /* exactly struct vio_vu_addr */
+	VIO_VU_SZ_MEMTAB, /* 8 + nregions * 32, nregions <= 8 */
+	VIO_VU_SZ_MEMREG, /* exactly struct vio_vu_mem_reg */
+	VIO_VU_SZ_CONFIG, /* 12 + size, size <= VIO_VU_CONFIG_MAX */
+};
+
+enum vio_vu_reply {
+	VIO_VU_REPLY_NONE, /* REPLY_ACK answers it if NEED_REPLY was set */
+	VIO_VU_REPLY_U64,
+	VIO_VU_REPLY_STATE,
+	VIO_VU_REPLY_CONFIG,
+};
+
+enum vio_vu_fds {
+	VIO_VU_FD_NONE,     /* no fd allowed */
+	VIO_VU_FD_ONE,      /* exactly one */
+	VIO_VU_FD_OPTIONAL, /* zero or one */
+	VIO_VU_FD_VRING,    /* one, unless the payload says NOFD */
+	VIO_VU_FD_PER_REGION, /* one per memory region */
+};
+
+struct vio_vu_request_info {
+	const char *name;
+	uint8_t size_rule; /* enum vio_vu_size_rule */
+	uint8_t fds;       /* enum vio_vu_fds */
+	uint8_t reply;     /* enum vio_vu_reply */
+	bool known;
+};
+
+/* Row for request r, or NULL for an unknown request. */
+const struct vio_vu_request_info *vio_vu_request_info(uint32_t r);
+const char *vio_vu_request_name(uint32_t r);
+
+/*
+ * Receive one message on a stream socket: header, then exactly the
+ * payload size the table allows for it, with its fds (SCM_RIGHTS,
+ * close-on-exec).  Unknown requests, wrong sizes, a wrong fd count,
+ * truncated control data or a bad version fail; every fd that arrived is
+ * closed on failure.  Returns 0, -ECONNRESET (peer closed cleanly between
+ * messages) or a negative errno with why[] saying what was wrong.
+ */
+int vio_vu_recv(int sock, struct vio_vu_msg *m, char *why, size_t whylen);
+/* Check a message already in memory (header + payload + nfds): the same
+ * rules as vio_vu_recv.  0 or -EPROTO with why[]. */
+int vio_vu_check(const struct vio_vu_msg *m, char *why, size_t whylen);
+/* Close every fd the message carries. */
+void vio_vu_close_fds(struct vio_vu_msg *m);
+/* Send header + hdr.size payload bytes + fds.  0 or negative errno. */
+int vio_vu_send(int sock, const struct vio_vu_msg *m);
+/* Payload size of a message with this size rule and payload (for
+ * building replies and requests). */
+uint32_t vio_vu_payload_size(const struct vio_vu_msg *m);
+
+#endif
