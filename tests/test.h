@@ -27,8 +27,9 @@ static int test_checks;
 		test_checks++;                                                 \
 		if (_a != _b) {                                                \
 			test_failures++;                                       \
-			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld " \
-					"!= %lld)\n",                          \
+			fprintf(stderr,                                        \
+				"%s:%d: CHECK failed: %s == %s (%lld "         \
+				"!= %lld)\n",                                  \
 				__FILE__, __LINE__, #a, #b, _a, _b);           \
 		}                                                              \
 	} while (0)

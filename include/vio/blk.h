@@ -208,10 +208,10 @@ bool vio_blk_readonly(const struct vio_blk *b);
 bool vio_blk_has_feature(const struct vio_blk *b, unsigned bit);
 
 struct vio_blk_info {
-	uint64_t capacity;    /* 512-byte sectors */
-	uint32_t blk_size;    /* logical block size, 512 without BLK_SIZE */
-	uint32_t seg_max;     /* 1 without SEG_MAX */
-	uint32_t size_max;    /* 0: no limit (no SIZE_MAX, or 0) */
+	uint64_t capacity; /* 512-byte sectors */
+	uint32_t blk_size; /* logical block size, 512 without BLK_SIZE */
+	uint32_t seg_max;  /* 1 without SEG_MAX */
+	uint32_t size_max; /* 0: no limit (no SIZE_MAX, or 0) */
 	/* TOPOLOGY (zero without it) */
 	uint8_t physical_block_exp, alignment_offset;
 	uint16_t min_io_size;

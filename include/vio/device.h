@@ -110,10 +110,10 @@ struct vio_dev_config {
 	const char *name;
 	uint32_t device_id, vendor_id;
 	struct vio_features features; /* offered; VERSION_1 is added */
-	unsigned num_queues;          /* 1..VIO_MAX_QUEUES */
+	unsigned num_queues;	      /* 1..VIO_MAX_QUEUES */
 	uint16_t queue_max_size;      /* per queue, 1..32768 */
-	const void *config;           /* initial config space, copied */
-	unsigned config_len;          /* <= VIO_CONFIG_MAX */
+	const void *config;	      /* initial config space, copied */
+	unsigned config_len;	      /* <= VIO_CONFIG_MAX */
 	const struct vio_dev_ops *ops;
 	void *opaque;
 };

@@ -92,8 +92,8 @@ VIO_MUST_CHECK int vio_vdev_driver_ok(struct vio_vdev *vdev);
 /* Config space, re-read while the generation changes. */
 VIO_MUST_CHECK int vio_vdev_config_read(struct vio_vdev *vdev, unsigned off,
 					void *buf, unsigned len);
-int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off,
-			  const void *buf, unsigned len);
+int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off, const void *buf,
+			  unsigned len);
 
 unsigned vio_vdev_num_queues(const struct vio_vdev *vdev);
 /* max_queue_size: 0 if the queue does not exist. */
@@ -121,9 +121,9 @@ void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
  * (-EIO if the device returned another token first). */
 VIO_MUST_CHECK int vio_vdev_send_and_wait(struct vio_vdev *vdev,
 					  struct vio_vq *vq,
-					  const struct vio_sg *sg,
-					  unsigned out, unsigned in,
-					  uint32_t *len, int timeout_ms);
+					  const struct vio_sg *sg, unsigned out,
+					  unsigned in, uint32_t *len,
+					  int timeout_ms);
 
 #ifdef __cplusplus
 }

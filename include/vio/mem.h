@@ -34,12 +34,12 @@ extern "C" {
 
 /* One region, as the two sides exchange it. */
 struct vio_region {
-	uint64_t addr;    /* device (guest physical) address of byte 0 */
-	uint64_t size;    /* bytes */
-	uint64_t uaddr;   /* frontend virtual address (vhost-user), or 0 */
-	uint64_t offset;  /* offset of byte 0 in fd */
-	int fd;           /* memfd, or -1 */
-	void *ptr;        /* where byte 0 is mapped in this process */
+	uint64_t addr;	 /* device (guest physical) address of byte 0 */
+	uint64_t size;	 /* bytes */
+	uint64_t uaddr;	 /* frontend virtual address (vhost-user), or 0 */
+	uint64_t offset; /* offset of byte 0 in fd */
+	int fd;		 /* memfd, or -1 */
+	void *ptr;	 /* where byte 0 is mapped in this process */
 };
 
 /* ---- driver side ---- */

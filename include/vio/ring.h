@@ -52,7 +52,7 @@ extern "C" {
 #define VIO_VQ_MAX_SIZE 32768u
 
 struct vio_vq;
-struct vio_mem;      /* driver-side shared memory, vio/mem.h */
+struct vio_mem;	     /* driver-side shared memory, vio/mem.h */
 struct vio_memtable; /* device-side address translation, vio/mem.h */
 
 /* A driver-side buffer segment: must lie in memory from the vq's vio_mem. */
@@ -83,11 +83,11 @@ struct vio_vq;
 typedef void vio_vq_fn(struct vio_vq *vq, void *opaque);
 
 struct vio_vq_config {
-	uint16_t index;       /* queue index on its device */
-	uint16_t size;        /* 1..32768; a power of two for split */
-	bool packed;          /* VIRTIO_F_RING_PACKED negotiated */
-	bool event_idx;       /* VIRTIO_RING_F_EVENT_IDX negotiated */
-	bool indirect;        /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	uint16_t index;	       /* queue index on its device */
+	uint16_t size;	       /* 1..32768; a power of two for split */
+	bool packed;	       /* VIRTIO_F_RING_PACKED negotiated */
+	bool event_idx;	       /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;	       /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	uint16_t indirect_max; /* driver: entries per indirect table, 0 = 32 */
 	/*
 	 * notify: driver side, kick the device; device side, call (interrupt)
@@ -214,7 +214,7 @@ bool vio_vq_more_avail(struct vio_vq *vq);
 void vio_vq_interrupt(struct vio_vq *vq);
 /* Mark broken from outside (e.g. the transport saw a bad message). */
 void vio_vq_set_broken(struct vio_vq *vq, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 bool vio_vq_broken(const struct vio_vq *vq);
 /* What broke the queue, or "" if it is not broken. */
 const char *vio_vq_error(const struct vio_vq *vq);
@@ -230,8 +230,8 @@ void vio_vq_free(struct vio_vq *vq);
 struct vio_cursor {
 	const struct vio_iov *iov;
 	unsigned n, i;
-	uint32_t off;    /* offset in iov[i] */
-	size_t left;     /* bytes left in the whole cursor */
+	uint32_t off; /* offset in iov[i] */
+	size_t left;  /* bytes left in the whole cursor */
 };
 void vio_cursor_init(struct vio_cursor *cur, const struct vio_iov *iov,
 		     unsigned n);

@@ -67,8 +67,7 @@ void vio_backend_free(struct vio_backend *b);
  * stale socket file is replaced. */
 VIO_MUST_CHECK int vio_backend_listen(struct vio_backend *b, const char *path);
 /* Client mode: connect to a frontend listening at path. */
-VIO_MUST_CHECK int vio_backend_connect(struct vio_backend *b,
-				       const char *path);
+VIO_MUST_CHECK int vio_backend_connect(struct vio_backend *b, const char *path);
 /* The fd to wait on (readable): the connection, else the listener. */
 int vio_backend_fd(const struct vio_backend *b);
 bool vio_backend_connected(const struct vio_backend *b);

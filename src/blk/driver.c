@@ -87,7 +87,7 @@ struct blk_q {
 	unsigned nslots;
 	unsigned *free_ids; /* [nslots], a stack */
 	unsigned nfree;
-	unsigned busy; /* slots on the ring */
+	unsigned busy;	   /* slots on the ring */
 	struct vio_sg *sg; /* [segs + 2]: the chain being built */
 	/* requests with pieces left to send, in order */
 	struct vio_blk_req *pend_head, *pend_tail;
@@ -125,12 +125,18 @@ static int blk_probe(struct vio_vdev *vdev);
 static void blk_remove(struct vio_vdev *vdev);
 
 static const unsigned blk_features[] = {
-    VIRTIO_BLK_F_SIZE_MAX,   VIRTIO_BLK_F_SEG_MAX,
-    VIRTIO_BLK_F_BLK_SIZE,   VIRTIO_BLK_F_FLUSH,
-    VIRTIO_BLK_F_TOPOLOGY,   VIRTIO_BLK_F_MQ,
-    VIRTIO_BLK_F_DISCARD,    VIRTIO_BLK_F_WRITE_ZEROES,
-    VIRTIO_BLK_F_RO,	     VIRTIO_F_VERSION_1,
-    VIRTIO_F_RING_PACKED,    VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_BLK_F_SIZE_MAX,
+    VIRTIO_BLK_F_SEG_MAX,
+    VIRTIO_BLK_F_BLK_SIZE,
+    VIRTIO_BLK_F_FLUSH,
+    VIRTIO_BLK_F_TOPOLOGY,
+    VIRTIO_BLK_F_MQ,
+    VIRTIO_BLK_F_DISCARD,
+    VIRTIO_BLK_F_WRITE_ZEROES,
+    VIRTIO_BLK_F_RO,
+    VIRTIO_F_VERSION_1,
+    VIRTIO_F_RING_PACKED,
+    VIRTIO_RING_F_EVENT_IDX,
     VIRTIO_RING_F_INDIRECT_DESC,
 };
 #define N_BLK_FEATURES (sizeof(blk_features) / sizeof(blk_features[0]))
@@ -263,7 +269,8 @@ static void slot_put(struct blk_q *q, struct blk_slot *s)
 static void q_fail_all(struct blk_q *q, const char *why)
 {
 	if (!q->dead)
-		vio_log_limited(&q->rl, "blk driver q%u: %s: failing every "
+		vio_log_limited(&q->rl,
+				"blk driver q%u: %s: failing every "
 				"request",
 				q->idx, why);
 	q->dead = true;
@@ -393,8 +400,8 @@ static size_t piece_len(const struct vio_blk *b, const struct vio_blk_req *req)
 }
 
 /* Cut [p, p + len) into segments of at most seg_bytes at sg. */
-static unsigned add_segs(const struct vio_blk *b, struct vio_sg *sg,
-			 uint8_t *p, size_t len)
+static unsigned add_segs(const struct vio_blk *b, struct vio_sg *sg, uint8_t *p,
+			 size_t len)
 {
 	unsigned n = 0;
 	while (len) {
@@ -429,8 +436,8 @@ static int piece_add(struct blk_q *q, struct vio_blk_req *req,
 	sg[0].len = sizeof(m->hdr);
 	switch (req->op) {
 	case VIO_BLK_OP_READ: {
-		uint8_t *p = req->priv_copy ? s->bounce
-					    : (uint8_t *)req->buf + off;
+		uint8_t *p =
+		    req->priv_copy ? s->bounce : (uint8_t *)req->buf + off;
 		type = VIRTIO_BLK_T_IN;
 		in = add_segs(b, sg + 1, p, len);
 		break;
@@ -462,10 +469,9 @@ static int piece_add(struct blk_q *q, struct vio_blk_req *req,
 		type = wz ? VIRTIO_BLK_T_WRITE_ZEROES : VIRTIO_BLK_T_DISCARD;
 		m->dwz.sector = htole64(sector);
 		m->dwz.num_sectors = htole32((uint32_t)(len / SECTOR));
-		m->dwz.flags =
-		    htole32(wz && (req->flags & VIO_BLK_REQ_UNMAP)
-				? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
-				: 0);
+		m->dwz.flags = htole32(wz && (req->flags & VIO_BLK_REQ_UNMAP)
+					   ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
+					   : 0);
 		/* 5.2.6: the header's sector is unused for these */
 		sector = 0;
 		sg[1].buf = &m->dwz;
@@ -550,8 +556,7 @@ static void q_issue(struct blk_q *q)
  * done[] (at most max; the others stay first in line).  Callbacks may
  * submit (in_poll: queued only) and so add to the finished list.
  */
-static int q_deliver(struct blk_q *q, struct vio_blk_req **done,
-		     unsigned max)
+static int q_deliver(struct blk_q *q, struct vio_blk_req **done, unsigned max)
 {
 	struct vio_blk_req *r = q->fin_head;
 	struct vio_blk_req *keep_head = NULL, *keep_tail = NULL;
@@ -688,7 +693,8 @@ int vio_blk_submit(struct vio_blk *b, unsigned qi, struct vio_blk_req *req)
 	req->priv_sent = false;
 	req->priv_copy =
 	    (req->op == VIO_BLK_OP_READ || req->op == VIO_BLK_OP_WRITE) &&
-	    req->len && vio_mem_daddr(b->mem, req->buf, req->len) == VIO_BAD_ADDR;
+	    req->len &&
+	    vio_mem_daddr(b->mem, req->buf, req->len) == VIO_BAD_ADDR;
 	q->pending++;
 
 	bool nothing = false;
@@ -1035,8 +1041,8 @@ static int queue_alloc(struct vio_blk *b, unsigned i, unsigned depth,
 	q->sg = calloc(segs + 2u, sizeof(*q->sg));
 	if (!q->slots || !q->free_ids || !q->sg)
 		return -ENOMEM;
-	q->shm_block = vio_mem_alloc(b->mem, depth * sizeof(struct blk_shm),
-				     64, &daddr);
+	q->shm_block =
+	    vio_mem_alloc(b->mem, depth * sizeof(struct blk_shm), 64, &daddr);
 	q->bounce_block = vio_mem_alloc(b->mem, depth * bounce, 4096, &daddr);
 	if (!q->shm_block || !q->bounce_block)
 		return -ENOMEM;
@@ -1148,20 +1154,20 @@ static int blk_probe(struct vio_vdev *vdev)
 		r = -ENODEV;
 		goto fail;
 	}
-	size_t bounce = cfg->bounce_size ? cfg->bounce_size
-					 : BLK_DEFAULT_BOUNCE;
+	size_t bounce =
+	    cfg->bounce_size ? cfg->bounce_size : BLK_DEFAULT_BOUNCE;
 	bounce = (bounce + 4095u) & ~(size_t)4095u;
 	in->bounce_size = bounce;
-	b->max_copy = bounce < b->max_zc ? round_down(bounce, SECTOR)
-					 : b->max_zc;
+	b->max_copy =
+	    bounce < b->max_zc ? round_down(bounce, SECTOR) : b->max_zc;
 	in->max_zc_bytes = b->max_zc;
 	in->max_copy_bytes = b->max_copy;
-	b->max_discard_bytes = range_max(in->max_discard_sectors,
-					 in->discard_sector_alignment);
+	b->max_discard_bytes =
+	    range_max(in->max_discard_sectors, in->discard_sector_alignment);
 	b->max_wz_bytes = range_max(in->max_write_zeroes_sectors, 0);
 
-	unsigned depth = cfg->queue_depth ? cfg->queue_depth
-					  : BLK_DEFAULT_DEPTH;
+	unsigned depth =
+	    cfg->queue_depth ? cfg->queue_depth : BLK_DEFAULT_DEPTH;
 	if (depth > qsize)
 		depth = qsize;
 	in->queue_depth = depth;

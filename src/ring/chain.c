@@ -36,8 +36,7 @@ void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 	w->saw_write = false;
 }
 
-static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len,
-		    bool write)
+static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len, bool write)
 {
 	struct vio_vq *vq = w->vq;
 

@@ -100,11 +100,11 @@ int vio_packed_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 
 	if (ind) {
 		struct vring_packed_desc *t =
-			(struct vring_packed_desc *)vq->indirect_pool +
-			(size_t)id * vq->indirect_max;
+		    (struct vring_packed_desc *)vq->indirect_pool +
+		    (size_t)id * vq->indirect_max;
 		for (unsigned k = 0; k < n; k++) {
-			uint64_t a = vio_mem_daddr(vq->mem, sg[k].buf,
-						   sg[k].len);
+			uint64_t a =
+			    vio_mem_daddr(vq->mem, sg[k].buf, sg[k].len);
 			if (vio_unlikely(a == VIO_BAD_ADDR))
 				return -EFAULT;
 			uint16_t f = 0;
@@ -130,8 +130,8 @@ int vio_packed_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 		}
 	} else {
 		for (unsigned k = 0; k < n; k++) {
-			uint64_t a = vio_mem_daddr(vq->mem, sg[k].buf,
-						   sg[k].len);
+			uint64_t a =
+			    vio_mem_daddr(vq->mem, sg[k].buf, sg[k].len);
 			if (vio_unlikely(a == VIO_BAD_ADDR))
 				return -EFAULT;
 			uint16_t f = (uint16_t)(wrap ? F_AVAIL : F_USED);
@@ -238,9 +238,9 @@ void *vio_packed_get(struct vio_vq *vq, uint32_t *lenp)
 	}
 	vq->last_used = (uint16_t)p;
 	if (vq->event_idx && !vq->cb_disabled)
-		VIO_STORE(&vq->driver_event->off_wrap,
-			  htole16((uint16_t)(p | (vq->used_wrap ? WRAP_BIT
-								 : 0))));
+		VIO_STORE(
+		    &vq->driver_event->off_wrap,
+		    htole16((uint16_t)(p | (vq->used_wrap ? WRAP_BIT : 0))));
 	if (lenp)
 		*lenp = len;
 	return token;
@@ -313,7 +313,7 @@ int vio_packed_init_device(struct vio_vq *vq)
 bool vio_packed_more_avail(struct vio_vq *vq)
 {
 	uint16_t flags =
-		le16toh(VIO_LOAD_ACQ(&vq->pdesc[vq->last_avail].flags));
+	    le16toh(VIO_LOAD_ACQ(&vq->pdesc[vq->last_avail].flags));
 	return is_avail(flags, vq->dev_avail_wrap);
 }
 
@@ -350,8 +350,9 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		if (ndesc > 1) {
 			flags = le16toh(d.flags);
 			if (vio_unlikely(ndesc > vq->size)) {
-				vio_vq_bad(vq, "chain longer than the queue "
-					       "size %u",
+				vio_vq_bad(vq,
+					   "chain longer than the queue "
+					   "size %u",
 					   vq->size);
 				return -EIO;
 			}
@@ -364,9 +365,9 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			}
 		}
 		if (vio_walk_desc(&w, le64toh(d.addr), le32toh(d.len),
-				  flags & (VRING_DESC_F_NEXT |
-					   VRING_DESC_F_WRITE |
-					   VRING_DESC_F_INDIRECT)))
+				  flags &
+				      (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE |
+				       VRING_DESC_F_INDIRECT)))
 			return -EIO;
 		id = le16toh(d.id); /* the last descriptor's id counts */
 		if (++pos == vq->size) {

@@ -55,8 +55,8 @@ int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 		struct vring_desc *t = (struct vring_desc *)vq->indirect_pool +
 				       (size_t)head * vq->indirect_max;
 		for (unsigned k = 0; k < n; k++) {
-			uint64_t a = vio_mem_daddr(vq->mem, sg[k].buf,
-						   sg[k].len);
+			uint64_t a =
+			    vio_mem_daddr(vq->mem, sg[k].buf, sg[k].len);
 			if (vio_unlikely(a == VIO_BAD_ADDR))
 				return -EFAULT;
 			uint16_t f = k + 1 < n ? VRING_DESC_F_NEXT : 0;
@@ -80,8 +80,8 @@ int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 		uint16_t i = head;
 		last = head;
 		for (unsigned k = 0; k < n; k++) {
-			uint64_t a = vio_mem_daddr(vq->mem, sg[k].buf,
-						   sg[k].len);
+			uint64_t a =
+			    vio_mem_daddr(vq->mem, sg[k].buf, sg[k].len);
 			if (vio_unlikely(a == VIO_BAD_ADDR))
 				return -EFAULT;
 			uint16_t f = k + 1 < n ? VRING_DESC_F_NEXT : 0;
@@ -195,7 +195,8 @@ void vio_split_disable_cb(struct vio_vq *vq)
 		VIO_STORE(used_event(vq),
 			  htole16((uint16_t)(vq->last_used + 0x8000)));
 	else
-		VIO_STORE(&vq->avail->flags, htole16(VRING_AVAIL_F_NO_INTERRUPT));
+		VIO_STORE(&vq->avail->flags,
+			  htole16(VRING_AVAIL_F_NO_INTERRUPT));
 }
 
 bool vio_split_enable_cb(struct vio_vq *vq, uint16_t delay)
@@ -207,8 +208,8 @@ bool vio_split_enable_cb(struct vio_vq *vq, uint16_t delay)
 	else
 		VIO_STORE(&vq->avail->flags, 0);
 	VIO_MB();
-	uint16_t pending = (uint16_t)(le16toh(VIO_LOAD_ACQ(&vq->used->idx)) -
-				      vq->last_used);
+	uint16_t pending =
+	    (uint16_t)(le16toh(VIO_LOAD_ACQ(&vq->used->idx)) - vq->last_used);
 	return pending <= delay;
 }
 
@@ -315,7 +316,7 @@ int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 	uint16_t idx = vq->next_used;
 	for (unsigned k = 0; k < n; k++) {
 		struct vring_used_elem *e =
-			&vq->used->ring[(uint16_t)(idx + k) & vq->mask];
+		    &vq->used->ring[(uint16_t)(idx + k) & vq->mask];
 		VIO_STORE(&e->id, htole32(u[k].head));
 		VIO_STORE(&e->len, htole32(u[k].len));
 	}

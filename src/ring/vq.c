@@ -123,13 +123,13 @@ struct vio_vq *vio_vq_new_driver(const struct vio_vq_config *cfg,
 			 &vq->layout);
 	if (vq->indirect) {
 		size_t ib = (size_t)vq->size * vq->indirect_max * 16;
-		vq->indirect_pool = vio_mem_alloc(mem, ib, 64,
-						  &vq->indirect_daddr);
+		vq->indirect_pool =
+		    vio_mem_alloc(mem, ib, 64, &vq->indirect_daddr);
 		if (!vq->indirect_pool)
 			goto fail;
 	}
-	int r = vq->packed ? vio_packed_init_driver(vq)
-			   : vio_split_init_driver(vq);
+	int r =
+	    vq->packed ? vio_packed_init_driver(vq) : vio_split_init_driver(vq);
 	if (r) {
 		errno = -r;
 		goto fail;
@@ -164,8 +164,8 @@ struct vio_vq *vio_vq_new_device(const struct vio_vq_config *cfg,
 		return NULL;
 	vq->mt = mt;
 	vq->layout = *layout;
-	int r = vq->packed ? vio_packed_init_device(vq)
-			   : vio_split_init_device(vq);
+	int r =
+	    vq->packed ? vio_packed_init_device(vq) : vio_split_init_device(vq);
 	if (r) {
 		vio_vq_free(vq);
 		errno = -r;
@@ -273,8 +273,7 @@ int vio_vq_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 	DRIVER_ONLY(vq, -EINVAL);
 	if (vio_unlikely(vq->is_broken))
 		return -EIO;
-	if (vio_unlikely(!token || !sg || out + in == 0 ||
-			 out + in > vq->size))
+	if (vio_unlikely(!token || !sg || out + in == 0 || out + in > vq->size))
 		return -EINVAL;
 	return vq->packed ? vio_packed_add(vq, sg, out, in, token)
 			  : vio_split_add(vq, sg, out, in, token);
@@ -372,7 +371,7 @@ void vio_vq_set_base(struct vio_vq *vq, uint16_t next_avail)
 		}
 		vq->last_avail = vq->next_used = vq->signalled_used = slot;
 		vq->dev_avail_wrap = vq->dev_used_wrap = vq->signalled_wrap =
-			wrap;
+		    wrap;
 	} else {
 		vq->last_avail = vq->avail_idx_cache = next_avail;
 		vq->next_used = vq->signalled_used = next_avail;

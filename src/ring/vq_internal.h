@@ -39,10 +39,10 @@ static inline void vio_copy_once(void *dst, const void *src, size_t n)
 /* Driver-side shadow of one buffer (split: indexed by head descriptor;
  * packed: by buffer id). */
 struct vio_desc_state {
-	void *token;     /* NULL: not in flight */
+	void *token;	 /* NULL: not in flight */
 	uint32_t in_len; /* writable bytes, bound for the used length */
-	uint16_t ndesc;  /* ring descriptors the buffer occupies */
-	uint16_t last;   /* split: last descriptor of the chain */
+	uint16_t ndesc;	 /* ring descriptors the buffer occupies */
+	uint16_t last;	 /* split: last descriptor of the chain */
 };
 
 enum { VIO_ROLE_DRIVER = 1, VIO_ROLE_DEVICE = 2 };
@@ -55,8 +55,8 @@ struct vio_vq {
 	struct vio_vq_layout layout;
 	vio_vq_fn *notify, *callback, *broken_fn;
 	void *opaque;
-	struct vio_mem *mem;                /* driver */
-	const struct vio_memtable *mt;      /* device */
+	struct vio_mem *mem;	       /* driver */
+	const struct vio_memtable *mt; /* device */
 	char name[32];
 
 	/* split ring pointers */
@@ -69,33 +69,33 @@ struct vio_vq {
 
 	/* driver side state */
 	struct vio_desc_state *state; /* [size] */
-	uint16_t *next;               /* [size]: split chain / free links */
-	void *indirect_pool;          /* [size][indirect_max] descriptors */
+	uint16_t *next;		      /* [size]: split chain / free links */
+	void *indirect_pool;	      /* [size][indirect_max] descriptors */
 	uint64_t indirect_daddr;
-	void *ring_mem;               /* from mem, released on free */
+	void *ring_mem; /* from mem, released on free */
 	uint16_t free_head, num_free;
-	uint16_t avail_idx;       /* split: shadow avail idx; packed: next slot */
-	uint16_t kicked_idx;      /* value at the last kick_prepare */
-	bool kicked_wrap;         /* packed: avail_wrap at the last kick */
-	uint16_t num_added;       /* since the last kick_prepare */
-	uint16_t last_used;       /* split: next used idx; packed: slot */
-	uint16_t used_idx_cache;  /* split: last used->idx read */
+	uint16_t avail_idx;  /* split: shadow avail idx; packed: next slot */
+	uint16_t kicked_idx; /* value at the last kick_prepare */
+	bool kicked_wrap;    /* packed: avail_wrap at the last kick */
+	uint16_t num_added;  /* since the last kick_prepare */
+	uint16_t last_used;  /* split: next used idx; packed: slot */
+	uint16_t used_idx_cache;    /* split: last used->idx read */
 	bool avail_wrap, used_wrap; /* packed wrap counters */
 	bool cb_disabled;
-	uint16_t pending_head;    /* packed: head whose flags wait for kick */
+	uint16_t pending_head; /* packed: head whose flags wait for kick */
 	uint16_t pending_flags;
 	bool have_pending;
 	uint16_t in_flight;
 
 	/* device side state */
-	uint16_t last_avail;     /* split: next avail idx; packed: slot */
+	uint16_t last_avail; /* split: next avail idx; packed: slot */
 	uint16_t avail_idx_cache;
-	uint16_t next_used;      /* split: used idx; packed: slot */
+	uint16_t next_used;	 /* split: used idx; packed: slot */
 	uint16_t signalled_used; /* next_used at the last call_prepare */
 	bool dev_avail_wrap, dev_used_wrap;
 	bool signalled_wrap;
 	bool notify_disabled;
-	uint32_t pushed_n;       /* slots pushed since the last call_prepare */
+	uint32_t pushed_n; /* slots pushed since the last call_prepare */
 
 	/* broken: sticky */
 	bool is_broken;
@@ -105,7 +105,7 @@ struct vio_vq {
 
 /* Mark broken (first reason wins), log rate-limited, run cfg.broken. */
 void vio_vq_bad(struct vio_vq *vq, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3), cold));
+    __attribute__((format(printf, 2, 3), cold));
 
 /* The one chain walker (chain.c).  The format code feeds it every ring
  * descriptor of a chain; it applies every rule and fills the segments. */

@@ -23,7 +23,8 @@ struct vio_run_worker {
 static void *worker_main(void *p)
 {
 	struct vio_run_worker *w = p;
-	struct pollfd pfd[2] = {{w->stop_fd, POLLIN, 0}, {w->kick_fd, POLLIN, 0}};
+	struct pollfd pfd[2] = {{w->stop_fd, POLLIN, 0},
+				{w->kick_fd, POLLIN, 0}};
 	uint64_t v;
 
 	w->fn(w->arg);
@@ -111,8 +112,8 @@ static void *hook_start(void *opaque, struct vio_backend *b, unsigned idx,
 		return NULL;
 	j->b = b;
 	j->idx = idx;
-	j->w = vio_run_worker_start(kick_fd, backend_kick, j,
-				    opaque == (void *)1);
+	j->w =
+	    vio_run_worker_start(kick_fd, backend_kick, j, opaque == (void *)1);
 	if (!j->w) {
 		free(j);
 		return NULL;

@@ -18,9 +18,10 @@ struct vio_ratelimit {
 #define VIO_RATELIMIT_BURST 5
 
 void vio_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void vio_vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+void vio_vlog(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
 void vio_log_limited(struct vio_ratelimit *rl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Quiet all logging (tests of hostile peers); VIO_LOG=quiet does it too. */
 void vio_log_set_quiet(int quiet);
 

@@ -330,9 +330,11 @@ static void test_sync(bool packed, uint64_t seed)
 static void test_split(bool packed, bool indirect, uint64_t seed)
 {
 	int fds = count_fds();
-	struct vio_blk_device_config dc = {
-	    .seg_max = 2, .size_max = 4096, .no_packed = !packed,
-	    .no_indirect = !indirect, .queue_size = 16};
+	struct vio_blk_device_config dc = {.seg_max = 2,
+					   .size_max = 4096,
+					   .no_packed = !packed,
+					   .no_indirect = !indirect,
+					   .queue_size = 16};
 	struct vio_blk_driver_config drc = {.queue_depth = 4,
 					    .bounce_size = 12288};
 	struct env e;
@@ -383,8 +385,7 @@ static uint16_t avail_idx(struct vio_vdev *vdev)
 static void test_readonly(uint64_t seed)
 {
 	int fds = count_fds();
-	struct vio_blk_device_config dc = {.readonly = true,
-					   .no_packed = true};
+	struct vio_blk_device_config dc = {.readonly = true, .no_packed = true};
 	struct env e;
 	env_up(&e, dc, NULL, seed);
 	CHECK(vio_blk_readonly(e.b));
@@ -399,10 +400,8 @@ static void test_readonly(uint64_t seed)
 	CHECK_EQ(vio_blk_write(e.b, 0, 8192, buf, 8192), -EROFS);
 	CHECK_EQ(vio_blk_discard(e.b, 0, 0, 4096), -EROFS);
 	CHECK_EQ(vio_blk_write_zeroes(e.b, 0, 0, 4096, true), -EROFS);
-	struct vio_blk_req r = {.op = VIO_BLK_OP_WRITE,
-				.offset = 0,
-				.buf = buf,
-				.len = 512};
+	struct vio_blk_req r = {
+	    .op = VIO_BLK_OP_WRITE, .offset = 0, .buf = buf, .len = 512};
 	CHECK_EQ(vio_blk_submit(e.b, 0, &r), -EROFS);
 	CHECK_EQ(avail_idx(e.vdev), before); /* nothing sent */
 	CHECK_EQ(vio_blk_pending(e.b, 0), 0);
@@ -506,9 +505,10 @@ static bool as_start(struct as_q *aq, struct as_req *a)
 		return false;
 	size_t len = 512u * (1 + (size_t)(test_rand(&aq->rs) % 64));
 	if (test_rand(&aq->rs) % 4 == 0)
-		len = 512u * (1 + (size_t)(test_rand(&aq->rs) %
-					   (AS_BLOCK / 512)));
-	uint64_t in = 512u * (test_rand(&aq->rs) % ((AS_BLOCK - len) / 512 + 1));
+		len = 512u *
+		      (1 + (size_t)(test_rand(&aq->rs) % (AS_BLOCK / 512)));
+	uint64_t in =
+	    512u * (test_rand(&aq->rs) % ((AS_BLOCK - len) / 512 + 1));
 	uint64_t off = aq->base + (uint64_t)blk * AS_BLOCK + in;
 	bool write = test_rand(&aq->rs) % 2;
 
@@ -549,9 +549,8 @@ static void *as_thread(void *arg)
 	CHECK_EQ(vio_blk_get_id(aq->e->b, aq->q, id), 0);
 	while (aq->done < aq->target && !aq->errors) {
 		/* fill up: the ones past the 32 slots wait in the queue */
-		for (unsigned k = 0; k < AS_INFLIGHT && aq->inflight <
-							    AS_INFLIGHT;
-		     k++) {
+		for (unsigned k = 0;
+		     k < AS_INFLIGHT && aq->inflight < AS_INFLIGHT; k++) {
 			struct as_req *a = &aq->reqs[next];
 			next = (next + 1) % AS_INFLIGHT;
 			if (a->out)

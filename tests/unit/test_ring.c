@@ -6,8 +6,8 @@
  * restart race answer; shutdown; and the hostile-device table (the driver
  * must catch a lying device).
  */
-#include <errno.h>
 #include <endian.h>
+#include <errno.h>
 #include <linux/virtio_ring.h>
 #include <string.h>
 
@@ -156,7 +156,7 @@ static void roundtrip(bool packed, bool event_idx, bool indirect,
 			for (unsigned s = 0; s < c.nr_in; s++)
 				for (uint32_t i = 0; i < c.in[s].len; i++)
 					((uint8_t *)c.in[s].base)[i] =
-						(uint8_t)(i ^ 0x5a);
+					    (uint8_t)(i ^ 0x5a);
 			used[nu].head = c.head;
 			used[nu].len = wlen;
 			nu++;
@@ -254,7 +254,7 @@ static void restart_and_shutdown(bool packed)
 	struct vio_iov iov[4];
 	CHECK_EQ(vio_vq_pop(e.dev, &c, iov, 4), 1);
 	CHECK_EQ(vio_vq_push(e.dev, c.head, 0), 0);
-	CHECK(vio_vq_call(e.dev)); /* driver asked for it */
+	CHECK(vio_vq_call(e.dev));	 /* driver asked for it */
 	CHECK(!vio_vq_enable_cb(e.drv)); /* one is pending: refuse */
 	CHECK(vio_vq_more_used(e.drv));
 	uint32_t len;
@@ -294,7 +294,7 @@ static void kick_suppression(bool packed, bool event_idx)
 	CHECK(vio_vq_kick(e.drv)); /* device wants kicks initially */
 	vio_vq_disable_notify(e.dev);
 	CHECK_EQ(vio_vq_add(e.drv, &sg, 0, 1, &tok), 0);
-	CHECK(!vio_vq_kick(e.drv)); /* suppressed */
+	CHECK(!vio_vq_kick(e.drv));	     /* suppressed */
 	CHECK(!vio_vq_enable_notify(e.dev)); /* work is pending */
 	struct vio_chain c;
 	struct vio_iov iov[4];
@@ -317,10 +317,9 @@ enum attack {
 	USED_IDX_JUMP,
 };
 
-static const char *attack_name[] = {"used id out of range",
-				    "used id not in flight", "used twice",
-				    "used length larger than the buffer",
-				    "used index jump"};
+static const char *attack_name[] = {
+    "used id out of range", "used id not in flight", "used twice",
+    "used length larger than the buffer", "used index jump"};
 
 static void hostile_device(bool packed, enum attack a)
 {
@@ -376,7 +375,7 @@ static void hostile_device(bool packed, enum attack a)
 	void *t1 = vio_vq_get(e.drv, &got);
 	void *t2 = t1 ? vio_vq_get(e.drv, &got) : NULL;
 	bool expect_first_ok =
-		a == USED_TWICE || (packed && a == USED_IDX_JUMP);
+	    a == USED_TWICE || (packed && a == USED_IDX_JUMP);
 	if (expect_first_ok)
 		CHECK(t1 == &toks[0]);
 	else

@@ -78,8 +78,8 @@ static void hook_needs_reset(void *t)
 }
 
 static const struct vio_dev_transport dev_hooks = {
-	.call = hook_call,
-	.needs_reset = hook_needs_reset,
+    .call = hook_call,
+    .needs_reset = hook_needs_reset,
 };
 
 /* ---- queues ---- */
@@ -111,8 +111,8 @@ static void queue_stop(struct vio_backend *b, unsigned idx)
 		uint16_t base = vio_vq_get_base(vq);
 		/* packed: avail state low 16 bits, used state high (every
 		 * popped chain is pushed before a kick returns) */
-		q->base = vio_vq_is_packed(vq) ? (uint32_t)base | base << 16
-					       : base;
+		q->base =
+		    vio_vq_is_packed(vq) ? (uint32_t)base | base << 16 : base;
 	}
 	vio_dev_queue_enable(b->dev, idx, false);
 	q->running = false;
@@ -163,8 +163,8 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	}
 	uint8_t s = vio_dev_get_status(b->dev);
 	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
-		int r = vio_dev_set_status(b->dev,
-					   s | VIRTIO_CONFIG_S_DRIVER_OK);
+		int r =
+		    vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK);
 		if (r)
 			return r;
 	}
@@ -180,8 +180,8 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	}
 	q->running = true;
 	if (b->cfg.queue_start) {
-		q->worker = b->cfg.queue_start(b->cfg.opaque, b, idx,
-					       q->kick_fd);
+		q->worker =
+		    b->cfg.queue_start(b->cfg.opaque, b, idx, q->kick_fd);
 		if (!q->worker) {
 			vio_dev_queue_enable(b->dev, idx, false);
 			q->running = false;
@@ -263,13 +263,13 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	int r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	if (!r)
 		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
-						       VIRTIO_CONFIG_S_DRIVER);
+						   VIRTIO_CONFIG_S_DRIVER);
 	if (!r)
 		r = vio_dev_set_features(b->dev, &f);
 	if (!r)
 		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
-						       VIRTIO_CONFIG_S_DRIVER |
-						       VIRTIO_CONFIG_S_FEATURES_OK);
+						   VIRTIO_CONFIG_S_DRIVER |
+						   VIRTIO_CONFIG_S_FEATURES_OK);
 	if (r)
 		return BAD("SET_FEATURES 0x%" PRIx64
 			   " refused (not offered, or no VERSION_1)",
@@ -543,37 +543,37 @@ static int h_get_status(struct vio_backend *b, struct vio_vu_msg *m)
 typedef int vu_handler(struct vio_backend *b, struct vio_vu_msg *m);
 
 static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
-	[VIO_VU_GET_FEATURES] = h_get_features,
-	[VIO_VU_SET_FEATURES] = h_set_features,
-	[VIO_VU_SET_OWNER] = h_nop,
-	[VIO_VU_RESET_OWNER] = h_reset,
-	[VIO_VU_SET_MEM_TABLE] = h_set_mem_table,
-	[VIO_VU_SET_VRING_NUM] = h_vring_num,
-	[VIO_VU_SET_VRING_ADDR] = h_vring_addr,
-	[VIO_VU_SET_VRING_BASE] = h_vring_base,
-	[VIO_VU_GET_VRING_BASE] = h_get_vring_base,
-	[VIO_VU_SET_VRING_KICK] = h_vring_fd,
-	[VIO_VU_SET_VRING_CALL] = h_vring_fd,
-	[VIO_VU_SET_VRING_ERR] = h_vring_fd,
-	[VIO_VU_GET_PROTOCOL_FEATURES] = h_get_protocol,
-	[VIO_VU_SET_PROTOCOL_FEATURES] = h_set_protocol,
-	[VIO_VU_GET_QUEUE_NUM] = h_get_queue_num,
-	[VIO_VU_SET_VRING_ENABLE] = h_vring_enable,
-	[VIO_VU_GET_CONFIG] = h_get_config,
-	[VIO_VU_SET_CONFIG] = h_set_config,
-	[VIO_VU_RESET_DEVICE] = h_reset,
-	[VIO_VU_GET_MAX_MEM_SLOTS] = h_get_slots,
-	[VIO_VU_ADD_MEM_REG] = h_add_mem_reg,
-	[VIO_VU_REM_MEM_REG] = h_rem_mem_reg,
-	[VIO_VU_SET_STATUS] = h_set_status,
-	[VIO_VU_GET_STATUS] = h_get_status,
+    [VIO_VU_GET_FEATURES] = h_get_features,
+    [VIO_VU_SET_FEATURES] = h_set_features,
+    [VIO_VU_SET_OWNER] = h_nop,
+    [VIO_VU_RESET_OWNER] = h_reset,
+    [VIO_VU_SET_MEM_TABLE] = h_set_mem_table,
+    [VIO_VU_SET_VRING_NUM] = h_vring_num,
+    [VIO_VU_SET_VRING_ADDR] = h_vring_addr,
+    [VIO_VU_SET_VRING_BASE] = h_vring_base,
+    [VIO_VU_GET_VRING_BASE] = h_get_vring_base,
+    [VIO_VU_SET_VRING_KICK] = h_vring_fd,
+    [VIO_VU_SET_VRING_CALL] = h_vring_fd,
+    [VIO_VU_SET_VRING_ERR] = h_vring_fd,
+    [VIO_VU_GET_PROTOCOL_FEATURES] = h_get_protocol,
+    [VIO_VU_SET_PROTOCOL_FEATURES] = h_set_protocol,
+    [VIO_VU_GET_QUEUE_NUM] = h_get_queue_num,
+    [VIO_VU_SET_VRING_ENABLE] = h_vring_enable,
+    [VIO_VU_GET_CONFIG] = h_get_config,
+    [VIO_VU_SET_CONFIG] = h_set_config,
+    [VIO_VU_RESET_DEVICE] = h_reset,
+    [VIO_VU_GET_MAX_MEM_SLOTS] = h_get_slots,
+    [VIO_VU_ADD_MEM_REG] = h_add_mem_reg,
+    [VIO_VU_REM_MEM_REG] = h_rem_mem_reg,
+    [VIO_VU_SET_STATUS] = h_set_status,
+    [VIO_VU_GET_STATUS] = h_get_status,
 };
 
 /* Handle one checked message; send its reply.  <0 ends the connection. */
 static int handle(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	const struct vio_vu_request_info *info =
-		vio_vu_request_info(m->hdr.request);
+	    vio_vu_request_info(m->hdr.request);
 	vu_handler *h = handlers[m->hdr.request];
 	if (!h)
 		return BAD("%s is not supported", info->name);
@@ -621,8 +621,8 @@ struct vio_backend *vio_backend_new(struct vio_dev *dev,
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
 	unsigned slots = b->cfg.max_mem_slots > VIO_VU_MAX_TABLE_REGIONS
-				 ? b->cfg.max_mem_slots
-				 : VIO_VU_MAX_TABLE_REGIONS;
+			     ? b->cfg.max_mem_slots
+			     : VIO_VU_MAX_TABLE_REGIONS;
 	b->mt = vio_memtable_new(slots);
 	if (!b->mt) {
 		free(b);
@@ -674,9 +674,8 @@ int vio_backend_listen(struct vio_backend *b, const char *path)
 		}
 		/* in use by a live listener?  else a stale file */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 &&
-			    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) ==
-				    0;
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa,
+						  sizeof(sa)) == 0;
 		if (probe >= 0)
 			close(probe);
 		if (live) {
@@ -753,8 +752,7 @@ int vio_backend_dispatch(struct vio_backend *b)
 	if (r == -ECONNRESET)
 		vio_log("vhost-user: frontend disconnected");
 	else
-		vio_log_limited(&b->rl,
-				"vhost-user: connection closed (%s)",
+		vio_log_limited(&b->rl, "vhost-user: connection closed (%s)",
 				strerror(-r));
 	end_connection(b);
 	return -ECONNRESET;

@@ -19,30 +19,30 @@
  * refused before any handler runs.  (REM_MEM_REG may carry an fd: the
  * spec lets frontends send one; it is closed unused.) */
 static const struct vio_vu_request_info table[VIO_VU_REQUEST_MAX] = {
-	ROW(GET_FEATURES, NONE, NONE, U64),
-	ROW(SET_FEATURES, U64, NONE, NONE),
-	ROW(SET_OWNER, NONE, NONE, NONE),
-	ROW(RESET_OWNER, NONE, NONE, NONE),
-	ROW(SET_MEM_TABLE, MEMTAB, PER_REGION, NONE),
-	ROW(SET_VRING_NUM, STATE, NONE, NONE),
-	ROW(SET_VRING_ADDR, ADDR, NONE, NONE),
-	ROW(SET_VRING_BASE, STATE, NONE, NONE),
-	ROW(GET_VRING_BASE, STATE, NONE, STATE),
-	ROW(SET_VRING_KICK, U64, VRING, NONE),
-	ROW(SET_VRING_CALL, U64, VRING, NONE),
-	ROW(SET_VRING_ERR, U64, VRING, NONE),
-	ROW(GET_PROTOCOL_FEATURES, NONE, NONE, U64),
-	ROW(SET_PROTOCOL_FEATURES, U64, NONE, NONE),
-	ROW(GET_QUEUE_NUM, NONE, NONE, U64),
-	ROW(SET_VRING_ENABLE, STATE, NONE, NONE),
-	ROW(GET_CONFIG, CONFIG, NONE, CONFIG),
-	ROW(SET_CONFIG, CONFIG, NONE, NONE),
-	ROW(RESET_DEVICE, NONE, NONE, NONE),
-	ROW(GET_MAX_MEM_SLOTS, NONE, NONE, U64),
-	ROW(ADD_MEM_REG, MEMREG, ONE, NONE),
-	ROW(REM_MEM_REG, MEMREG, OPTIONAL, NONE),
-	ROW(SET_STATUS, U64, NONE, NONE),
-	ROW(GET_STATUS, NONE, NONE, U64),
+    ROW(GET_FEATURES, NONE, NONE, U64),
+    ROW(SET_FEATURES, U64, NONE, NONE),
+    ROW(SET_OWNER, NONE, NONE, NONE),
+    ROW(RESET_OWNER, NONE, NONE, NONE),
+    ROW(SET_MEM_TABLE, MEMTAB, PER_REGION, NONE),
+    ROW(SET_VRING_NUM, STATE, NONE, NONE),
+    ROW(SET_VRING_ADDR, ADDR, NONE, NONE),
+    ROW(SET_VRING_BASE, STATE, NONE, NONE),
+    ROW(GET_VRING_BASE, STATE, NONE, STATE),
+    ROW(SET_VRING_KICK, U64, VRING, NONE),
+    ROW(SET_VRING_CALL, U64, VRING, NONE),
+    ROW(SET_VRING_ERR, U64, VRING, NONE),
+    ROW(GET_PROTOCOL_FEATURES, NONE, NONE, U64),
+    ROW(SET_PROTOCOL_FEATURES, U64, NONE, NONE),
+    ROW(GET_QUEUE_NUM, NONE, NONE, U64),
+    ROW(SET_VRING_ENABLE, STATE, NONE, NONE),
+    ROW(GET_CONFIG, CONFIG, NONE, CONFIG),
+    ROW(SET_CONFIG, CONFIG, NONE, NONE),
+    ROW(RESET_DEVICE, NONE, NONE, NONE),
+    ROW(GET_MAX_MEM_SLOTS, NONE, NONE, U64),
+    ROW(ADD_MEM_REG, MEMREG, ONE, NONE),
+    ROW(REM_MEM_REG, MEMREG, OPTIONAL, NONE),
+    ROW(SET_STATUS, U64, NONE, NONE),
+    ROW(GET_STATUS, NONE, NONE, U64),
 };
 
 const struct vio_vu_request_info *vio_vu_request_info(uint32_t r)
@@ -60,8 +60,8 @@ const char *vio_vu_request_name(uint32_t r)
 
 uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 {
-	const struct vio_vu_request_info *i = vio_vu_request_info(
-		m->hdr.request);
+	const struct vio_vu_request_info *i =
+	    vio_vu_request_info(m->hdr.request);
 	if (!i)
 		return 0;
 	bool reply = m->hdr.flags & VIO_VU_FLAG_REPLY;
@@ -86,14 +86,15 @@ uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 		return sizeof(struct vio_vu_addr);
 	case VIO_VU_SZ_MEMTAB:
 		return 8 + (m->p.mem.nregions <= VIO_VU_MAX_TABLE_REGIONS
-				    ? m->p.mem.nregions
-				    : 0) * (uint32_t)sizeof(struct vio_vu_region);
+				? m->p.mem.nregions
+				: 0) *
+			       (uint32_t)sizeof(struct vio_vu_region);
 	case VIO_VU_SZ_MEMREG:
 		return sizeof(struct vio_vu_mem_reg);
 	case VIO_VU_SZ_CONFIG:
 		return 12 + (m->p.config.size <= VIO_VU_CONFIG_MAX
-				     ? m->p.config.size
-				     : 0);
+				 ? m->p.config.size
+				 : 0);
 	default:
 		return 0;
 	}
@@ -112,8 +113,8 @@ void vio_vu_close_fds(struct vio_vu_msg *m)
 /* Size rule, for a request (not a reply) whose header and payload are in
  * m.  Fixed sizes are compared before the payload is read. */
 static int check_size(const struct vio_vu_request_info *i, uint32_t size,
-		      const struct vio_vu_msg *m, bool have_payload,
-		      char *why, size_t whylen)
+		      const struct vio_vu_msg *m, bool have_payload, char *why,
+		      size_t whylen)
 {
 	uint32_t want;
 	switch (i->size_rule) {
@@ -141,7 +142,7 @@ static int check_size(const struct vio_vu_request_info *i, uint32_t size,
 			return WHY("%s: %u regions (at most %u)", i->name,
 				   m->p.mem.nregions, VIO_VU_MAX_TABLE_REGIONS);
 		want = 8 + m->p.mem.nregions *
-				   (uint32_t)sizeof(struct vio_vu_region);
+			       (uint32_t)sizeof(struct vio_vu_region);
 		break;
 	case VIO_VU_SZ_CONFIG:
 		if (size < 12 || size > 12 + VIO_VU_CONFIG_MAX)
@@ -157,8 +158,8 @@ static int check_size(const struct vio_vu_request_info *i, uint32_t size,
 		return WHY("%s: no size rule", i->name);
 	}
 	if (size != want)
-		return WHY("%s: payload of %u bytes, expected %u", i->name, size,
-			   want);
+		return WHY("%s: payload of %u bytes, expected %u", i->name,
+			   size, want);
 	return 0;
 }
 
@@ -190,8 +191,8 @@ static int check_fds(const struct vio_vu_request_info *i,
 
 int vio_vu_check(const struct vio_vu_msg *m, char *why, size_t whylen)
 {
-	const struct vio_vu_request_info *i = vio_vu_request_info(
-		m->hdr.request);
+	const struct vio_vu_request_info *i =
+	    vio_vu_request_info(m->hdr.request);
 	if (!i)
 		return WHY("unknown request %u", m->hdr.request);
 	if ((m->hdr.flags & VIO_VU_VERSION_MASK) != VIO_VU_VERSION)
@@ -241,10 +242,12 @@ int vio_vu_recv(int sock, struct vio_vu_msg *m, char *why, size_t whylen)
 	if (n == 0)
 		return -ECONNRESET;
 	/* collect fds first, so that every path below closes them */
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
+	     c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
-		unsigned k = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		unsigned k =
+		    (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 		int fds[VIO_VU_MAX_TABLE_REGIONS];
 		if (k > VIO_VU_MAX_TABLE_REGIONS)
 			k = VIO_VU_MAX_TABLE_REGIONS;
@@ -269,8 +272,8 @@ int vio_vu_recv(int sock, struct vio_vu_msg *m, char *why, size_t whylen)
 			goto fail;
 		}
 	}
-	const struct vio_vu_request_info *i = vio_vu_request_info(
-		m->hdr.request);
+	const struct vio_vu_request_info *i =
+	    vio_vu_request_info(m->hdr.request);
 	if (!i) {
 		r = WHY("unknown request %u", m->hdr.request);
 		goto fail;

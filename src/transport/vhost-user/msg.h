@@ -132,10 +132,10 @@ struct vio_vu_msg {
 };
 
 enum vio_vu_size_rule {
-	VIO_VU_SZ_NONE,   /* no payload */
-	VIO_VU_SZ_U64,    /* exactly 8 bytes */
+	VIO_VU_SZ_NONE,	  /* no payload */
+	VIO_VU_SZ_U64,	  /* exactly 8 bytes */
 	VIO_VU_SZ_STATE,  /* exactly struct vio_vu_state */
-	VIO_VU_SZ_ADDR,   /* exactly struct vio_vu_addr */
+	VIO_VU_SZ_ADDR,	  /* exactly struct vio_vu_addr */
 	VIO_VU_SZ_MEMTAB, /* 8 + nregions * 32, nregions <= 8 */
 	VIO_VU_SZ_MEMREG, /* exactly struct vio_vu_mem_reg */
 	VIO_VU_SZ_CONFIG, /* 12 + size, size <= VIO_VU_CONFIG_MAX */
@@ -149,18 +149,18 @@ enum vio_vu_reply {
 };
 
 enum vio_vu_fds {
-	VIO_VU_FD_NONE,     /* no fd allowed */
-	VIO_VU_FD_ONE,      /* exactly one */
-	VIO_VU_FD_OPTIONAL, /* zero or one */
-	VIO_VU_FD_VRING,    /* one, unless the payload says NOFD */
+	VIO_VU_FD_NONE,	      /* no fd allowed */
+	VIO_VU_FD_ONE,	      /* exactly one */
+	VIO_VU_FD_OPTIONAL,   /* zero or one */
+	VIO_VU_FD_VRING,      /* one, unless the payload says NOFD */
 	VIO_VU_FD_PER_REGION, /* one per memory region */
 };
 
 struct vio_vu_request_info {
 	const char *name;
 	uint8_t size_rule; /* enum vio_vu_size_rule */
-	uint8_t fds;       /* enum vio_vu_fds */
-	uint8_t reply;     /* enum vio_vu_reply */
+	uint8_t fds;	   /* enum vio_vu_fds */
+	uint8_t reply;	   /* enum vio_vu_reply */
 	bool known;
 };
 
