@@ -9,5 +9,6 @@
 #define VIO_TOOLS_CMDS_H
 
 int cmd_rng(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"rng", cmd_rng,
      "read entropy from a virtio-rng device (in-process transport)"},
+    {"serve", cmd_serve,
+     "serve a virtio device (blk, rng) over vhost-user on a socket"},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

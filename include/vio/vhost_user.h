@@ -81,6 +81,47 @@ int vio_backend_dispatch(struct vio_backend *b);
 /* Worker entry: queue idx was kicked. */
 void vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
 
+/* ---- frontend (driver side) ----
+ *
+ * Connects to a backend's socket (vio serve, qemu-storage-daemon, any
+ * vhost-user device) and presents it as a struct vio_vdev, so that the
+ * model's drivers (vio/driver.h, vio/bus.h) run over it unchanged.
+ * vhost-user does not say which device type a backend is: the caller
+ * names it (device_id), and the driver's probe checks that the config
+ * space and features make sense for that type.
+ */
+
+struct vio_frontend;
+
+struct vio_frontend_config {
+	/* The driver's memory (vio/mem.h); every region is shared with the
+	 * backend.  Not owned; must outlive the frontend. */
+	struct vio_mem *mem;
+	/* The virtio device id the backend serves (VIRTIO_ID_BLOCK, ...). */
+	uint32_t device_id;
+	/* Queues to offer the driver; 0: what the backend has (MQ), else 1. */
+	unsigned num_queues;
+	/* Bytes of config space to expose (GET_CONFIG size); 0: by type. */
+	unsigned config_size;
+	/* Connect timeout in ms (a backend still starting); 0: no retry. */
+	int connect_timeout_ms;
+};
+
+/*
+ * Connect and do the vhost-user handshake (features, protocol features,
+ * owner, memory).  NULL on failure with errno set and a one-line reason
+ * in err ("nothing listens at PATH", "backend closed the connection", ...).
+ */
+struct vio_frontend *vio_frontend_connect(const char *path,
+					  const struct vio_frontend_config *cfg,
+					  char *err, size_t errlen);
+/* The device, for vio_bus_add() or direct use.  Owned by the frontend. */
+struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f);
+/* false once the backend went away (the vdev's queues then fail). */
+bool vio_frontend_alive(const struct vio_frontend *f);
+/* Closes the connection and frees the vdev (remove it from its bus first). */
+void vio_frontend_free(struct vio_frontend *f);
+
 #ifdef __cplusplus
 }
 #endif

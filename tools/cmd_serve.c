@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vio serve: a device, served over vhost-user to one frontend at a time
+ * (QEMU, qemu-storage-daemon's peers, vio's own frontend).
+ *
+ * The main thread owns the control socket (vio_backend_dispatch); each
+ * started queue gets a worker thread (vio/run.h) that waits on its kick
+ * eventfd.  SIGINT and SIGTERM arrive through a signalfd: the backend is
+ * freed (every worker finishes the requests it popped, then stops), then
+ * the device (its I/O drained), then the socket file is gone.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <vio/blk.h>
+#include <vio/rng.h>
+#include <vio/run.h>
+#include <vio/vhost_user.h>
+
+#include "cmds.h"
+#include "util.h"
+
+#define CMD "serve"
+
+static void serve_usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: vio serve blk --socket PATH --image FILE [--size SIZE]\n"
+	    "                     [--queues N] [--queue-size N] [--readonly]\n"
+	    "                     [--poll] [--client] [--once] [--serial S]\n"
+	    "                     [--block-size 512|4096] [--no-io-uring]\n"
+	    "                     [--no-packed] [--no-event-idx]\n"
+	    "       vio serve rng --socket PATH [--client] [--once]\n\n"
+	    "Serve a virtio device over vhost-user on a Unix socket, to one "
+	    "frontend at a\ntime (e.g. QEMU: -chardev socket,id=c0,path=PATH "
+	    "-device\nvhost-user-blk-pci,chardev=c0, with guest memory "
+	    "shared: -object\nmemory-backend-memfd,share=on).  Runs until "
+	    "SIGINT or SIGTERM, which finish\nthe requests in flight first.\n\n"
+	    "  --socket PATH      Unix socket to listen on (mode 0600), or "
+	    "with --client\n"
+	    "                     the frontend's socket to connect to "
+	    "(QEMU server=on)\n"
+	    "  --image FILE       disk image: a regular file or a block "
+	    "device\n"
+	    "  --size SIZE        create FILE with SIZE bytes if missing "
+	    "(K, M, G, T);\n"
+	    "                     an existing FILE must have exactly this "
+	    "size\n"
+	    "  --queues N         request queues, 1..64 (default 1)\n"
+	    "  --queue-size N     descriptors per queue offered, 4..32768 "
+	    "(default 256)\n"
+	    "  --readonly         read-only disk (VIRTIO_BLK_F_RO)\n"
+	    "  --poll             busy-poll each queue for a while before "
+	    "sleeping\n"
+	    "  --client           connect to PATH instead of listening\n"
+	    "  --once             exit when the first connection ends\n"
+	    "  --serial S         GET_ID answer (at most 20 bytes)\n"
+	    "  --block-size N     logical block size, 512 or 4096 (default "
+	    "512)\n"
+	    "  --no-io-uring      synchronous I/O (preadv/pwritev) instead "
+	    "of io_uring\n"
+	    "  --no-packed        do not offer the packed ring\n"
+	    "  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
+	    "  -h, --help         this help\n");
+}
+
+enum {
+	OPT_SOCKET = 256,
+	OPT_IMAGE,
+	OPT_SIZE,
+	OPT_QUEUES,
+	OPT_QSIZE,
+	OPT_READONLY,
+	OPT_POLL,
+	OPT_CLIENT,
+	OPT_ONCE,
+	OPT_SERIAL,
+	OPT_BSIZE,
+	OPT_NO_URING,
+	OPT_NO_PACKED,
+	OPT_NO_EVIDX,
+};
+
+struct serve_opts {
+	const char *type;
+	const char *socket;
+	const char *image;
+	uint64_t size;
+	unsigned queues;
+	unsigned queue_size;
+	unsigned block_size;
+	const char *serial;
+	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
+};
+
+static int parse(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option lo[] = {
+	    {"socket", required_argument, NULL, OPT_SOCKET},
+	    {"image", required_argument, NULL, OPT_IMAGE},
+	    {"size", required_argument, NULL, OPT_SIZE},
+	    {"queues", required_argument, NULL, OPT_QUEUES},
+	    {"queue-size", required_argument, NULL, OPT_QSIZE},
+	    {"readonly", no_argument, NULL, OPT_READONLY},
+	    {"poll", no_argument, NULL, OPT_POLL},
+	    {"client", no_argument, NULL, OPT_CLIENT},
+	    {"once", no_argument, NULL, OPT_ONCE},
+	    {"serial", required_argument, NULL, OPT_SERIAL},
+	    {"block-size", required_argument, NULL, OPT_BSIZE},
+	    {"no-io-uring", no_argument, NULL, OPT_NO_URING},
+	    {"no-packed", no_argument, NULL, OPT_NO_PACKED},
+	    {"no-event-idx", no_argument, NULL, OPT_NO_EVIDX},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			serve_usage(stdout);
+			return -1;
+		case OPT_SOCKET:
+			o->socket = optarg;
+			break;
+		case OPT_IMAGE:
+			o->image = optarg;
+			break;
+		case OPT_SIZE:
+			if (tool_parse_size(optarg, &o->size) || o->size == 0 ||
+			    o->size % 512)
+				return tool_usage_err(
+				    CMD,
+				    "--size '%s': expected a non-zero multiple "
+				    "of 512 bytes (e.g. 1G, 64M)",
+				    optarg);
+			break;
+		case OPT_QUEUES:
+			if (tool_parse_uint(optarg, 1, 64, &v))
+				return tool_usage_err(
+				    CMD, "--queues '%s': expected 1..64",
+				    optarg);
+			o->queues = (unsigned)v;
+			break;
+		case OPT_QSIZE:
+			if (tool_parse_uint(optarg, 4, 32768, &v))
+				return tool_usage_err(
+				    CMD, "--queue-size '%s': expected 4..32768",
+				    optarg);
+			o->queue_size = (unsigned)v;
+			break;
+		case OPT_BSIZE:
+			if (tool_parse_uint(optarg, 512, 4096, &v) ||
+			    (v != 512 && v != 4096))
+				return tool_usage_err(
+				    CMD,
+				    "--block-size '%s': expected 512 or "
+				    "4096",
+				    optarg);
+			o->block_size = (unsigned)v;
+			break;
+		case OPT_SERIAL:
+			if (strlen(optarg) > 20)
+				return tool_usage_err(
+				    CMD, "--serial '%s': at most 20 bytes",
+				    optarg);
+			o->serial = optarg;
+			break;
+		case OPT_READONLY:
+			o->readonly = true;
+			break;
+		case OPT_POLL:
+			o->poll = true;
+			break;
+		case OPT_CLIENT:
+			o->client = true;
+			break;
+		case OPT_ONCE:
+			o->once = true;
+			break;
+		case OPT_NO_URING:
+			o->no_uring = true;
+			break;
+		case OPT_NO_PACKED:
+			o->no_packed = true;
+			break;
+		case OPT_NO_EVIDX:
+			o->no_evidx = true;
+			break;
+		default:
+			return tool_getopt_err(CMD, c, argv);
+		}
+	}
+	if (optind >= argc)
+		return tool_usage_err(CMD, "which device? (blk or rng)");
+	o->type = argv[optind++];
+	if (optind < argc)
+		return tool_usage_err(CMD, "unexpected argument '%s'",
+				      argv[optind]);
+	bool blk = strcmp(o->type, "blk") == 0;
+	if (!blk && strcmp(o->type, "rng") != 0)
+		return tool_usage_err(
+		    CMD, "unknown device type '%s' (blk or rng)", o->type);
+	if (!o->socket)
+		return tool_usage_err(CMD, "--socket PATH is required");
+	if (blk && !o->image)
+		return tool_usage_err(CMD, "--image FILE is required");
+	if (!blk && (o->image || o->size || o->readonly || o->queues > 1))
+		return tool_usage_err(
+		    CMD,
+		    "--image, --size, --readonly and --queues are for blk");
+	return 0;
+}
+
+/* The frontend is gone: what next?  false: exit. */
+static bool next_connection(const struct serve_opts *o)
+{
+	return !o->once && !o->client;
+}
+
+static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
+		      int sfd)
+{
+	unsigned conns = 0;
+	bool was_connected = false;
+	for (;;) {
+		bool conn = vio_backend_connected(be);
+		if (conn && !was_connected) {
+			conns++;
+			fprintf(stderr,
+				"vio serve: connection %u: frontend "
+				"attached\n",
+				conns);
+		}
+		was_connected = conn;
+		struct pollfd p[2] = {
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = vio_backend_fd(be), .events = POLLIN},
+		};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			tool_err("poll: %s", strerror(errno));
+			return TOOL_EXIT_FAIL;
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				fprintf(stderr,
+					"vio serve: %s: finishing requests in "
+					"flight, then exiting\n",
+					strsignal((int)si.ssi_signo));
+			return TOOL_EXIT_OK;
+		}
+		if (!p[1].revents)
+			continue;
+		int r = vio_backend_dispatch(be);
+		if (r == -ECONNRESET) {
+			fprintf(stderr, "vio serve: connection %u: ended\n",
+				conns);
+			was_connected = false;
+			if (!next_connection(o))
+				return TOOL_EXIT_OK;
+		} else if (r < 0) {
+			tool_err("serving %s: %s", o->socket, strerror(-r));
+			return TOOL_EXIT_FAIL;
+		}
+	}
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o = {.queues = 1};
+	int r = parse(argc, argv, &o);
+	if (r)
+		return r < 0 ? TOOL_EXIT_OK : r;
+
+	struct vio_blk_device *bd = NULL;
+	struct vio_dev *dev = NULL;
+	char err[256] = "";
+	bool blk = strcmp(o.type, "blk") == 0;
+	if (blk) {
+		struct vio_blk_device_config c = {
+		    .path = o.image,
+		    .size = o.size,
+		    .serial = o.serial,
+		    .num_queues = o.queues,
+		    .queue_size = (uint16_t)o.queue_size,
+		    .blk_size = o.block_size,
+		    .readonly = o.readonly,
+		    .poll = o.poll,
+		    .no_io_uring = o.no_uring,
+		    .no_packed = o.no_packed,
+		    .no_event_idx = o.no_evidx,
+		};
+		bd = vio_blk_device_new(&c, err, sizeof(err));
+		if (!bd) {
+			tool_err("%s", err[0] ? err : strerror(errno));
+			return TOOL_EXIT_FAIL;
+		}
+		dev = vio_blk_device_dev(bd);
+	} else {
+		struct vio_rng_device_config c = {.queue_size =
+						      (uint16_t)o.queue_size};
+		dev = vio_rng_device_new(&c);
+		if (!dev) {
+			tool_err("rng device: %s", strerror(errno));
+			return TOOL_EXIT_FAIL;
+		}
+	}
+
+	/* signals through a signalfd: blocked before any thread starts */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	int rc = TOOL_EXIT_FAIL;
+	struct vio_backend *be = NULL;
+	if (sfd < 0) {
+		tool_err("signalfd: %s", strerror(errno));
+		goto out;
+	}
+
+	struct vio_backend_config bc = {0};
+	vio_run_backend_hooks(&bc, o.poll);
+	be = vio_backend_new(dev, &bc);
+	if (!be) {
+		tool_err("vhost-user backend: %s", strerror(errno));
+		goto out;
+	}
+	r = o.client ? vio_backend_connect(be, o.socket)
+		     : vio_backend_listen(be, o.socket);
+	if (r) {
+		if (r == -EADDRINUSE)
+			tool_err("%s: socket in use by another process",
+				 o.socket);
+		else if (r == -EEXIST)
+			tool_err("%s: exists and is not a socket (not "
+				 "replacing it)",
+				 o.socket);
+		else if (r == -ENAMETOOLONG)
+			tool_err("%s: socket path too long (at most 107 "
+				 "bytes)",
+				 o.socket);
+		else
+			tool_err("%s %s: %s", o.client ? "connect" : "listen",
+				 o.socket, strerror(-r));
+		goto out;
+	}
+	if (blk)
+		fprintf(stderr,
+			"vio serve: blk %s: %" PRIu64 " bytes, %u queue%s, "
+			"%s%s, %s on %s\n",
+			o.image, vio_blk_device_capacity(bd) * 512, o.queues,
+			o.queues == 1 ? "" : "s", vio_blk_device_backend(bd),
+			o.readonly ? ", read-only" : "",
+			o.client ? "connected to" : "listening", o.socket);
+	else
+		fprintf(stderr, "vio serve: rng (getrandom), %s on %s\n",
+			o.client ? "connected to" : "listening", o.socket);
+	rc = serve_loop(be, &o, sfd);
+
+out:
+	/* in-flight requests complete (and are pushed) before the workers
+	 * stop; then no new kick can start */
+	if (bd && vio_blk_device_drain(bd, 10000))
+		tool_err("requests still in flight after 10 s");
+	if (be)
+		vio_backend_free(be);
+	if (bd) {
+		vio_blk_device_free(bd);
+	} else if (dev) {
+		vio_rng_device_free(dev);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	return rc;
+}
