@@ -18,6 +18,7 @@ demo: all
 	scripts/demo.sh $(BUILD)
 
 check: deps
+	@scripts/deps-guest.sh
 	scripts/check.sh
 
 bench: all

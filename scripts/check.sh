@@ -29,6 +29,13 @@ run_suite() { # name builddir meson-setup-args...
 	[ "$f" = 0 ] || failed_names+=("$name")
 }
 
+# the interop tests boot a Linux guest: build it once, up front (kernel and
+# busybox from Debian's archive, cached in build/guest)
+export VIO_GUEST_CACHE=${VIO_GUEST_CACHE:-$PWD/build/guest}
+echo "== guest: build ($VIO_GUEST_CACHE)"
+tests/interop/guest/build-guest.sh "$VIO_GUEST_CACHE" ||
+	echo "check: the guest did not build: interop tests will fail" >&2
+
 run_suite plain build-check
 run_suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug

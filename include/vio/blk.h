@@ -46,6 +46,8 @@ extern "C" {
 
 /* ---- device side ---- */
 
+#define VIO_BLK_DEFAULT_SEG_MAX 126u
+
 struct vio_blk_device_config {
 	/* Image: a regular file or a block device. */
 	const char *path;
@@ -63,7 +65,9 @@ struct vio_blk_device_config {
 	uint16_t queue_size; /* largest queue offered, 4..32768; 0: 256 */
 	uint32_t blk_size;   /* logical block size: 512 (0) or 4096 */
 	/* Data segments per request (VIRTIO_BLK_F_SEG_MAX); 0: queue_size
-	 * - 2 as QEMU does, at most 1024 (IOV_MAX). */
+	 * - 2, at most VIO_BLK_DEFAULT_SEG_MAX (126).  A driver's rings
+	 * must hold seg_max + 2 descriptors: QEMU's vhost-user-blk-pci
+	 * rings are 128 (queue-size=) by default. */
 	uint32_t seg_max;
 	/* Bytes per data segment (VIRTIO_BLK_F_SIZE_MAX); 0: 1 MiB. */
 	uint32_t size_max;

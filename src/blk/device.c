@@ -746,9 +746,13 @@ vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
 	uint16_t qsize =
 	    cfg->queue_size ? cfg->queue_size : BLK_DEFAULT_QUEUE_SIZE;
 	uint32_t blk_size = cfg->blk_size ? cfg->blk_size : SECTOR;
+	/* The driver picks the ring size after reading seg_max, and may
+	 * put seg_max + 2 descriptors in one indirect chain, which must not
+	 * be longer than the ring (2.7.5.3.1): the default fits QEMU's
+	 * default vhost-user ring of 128 (as qemu-storage-daemon does). */
 	uint32_t seg_max = cfg->seg_max ? cfg->seg_max : qsize - 2u;
-	if (!cfg->seg_max && seg_max > IOV_MAX)
-		seg_max = IOV_MAX;
+	if (!cfg->seg_max && seg_max > VIO_BLK_DEFAULT_SEG_MAX)
+		seg_max = VIO_BLK_DEFAULT_SEG_MAX;
 	uint32_t size_max =
 	    cfg->size_max ? cfg->size_max : BLK_DEFAULT_SIZE_MAX;
 	uint32_t dwz_seg =

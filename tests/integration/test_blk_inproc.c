@@ -227,7 +227,7 @@ static void test_sync(bool packed, uint64_t seed)
 	struct vio_blk_info in;
 	vio_blk_get_info(e.b, &in);
 	CHECK_EQ(in.capacity, IMG_SIZE / 512);
-	CHECK_EQ(in.seg_max, 254);
+	CHECK_EQ(in.seg_max, VIO_BLK_DEFAULT_SEG_MAX);
 	CHECK_EQ(in.size_max, 1u << 20);
 	CHECK_EQ(in.device_queues, 2);
 	CHECK_EQ(in.queue_size, 256);
