@@ -15,6 +15,7 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD) $(MESON_OPTS)
 
 demo: all
+	@scripts/deps-guest.sh
 	scripts/demo.sh $(BUILD)
 
 check: deps
