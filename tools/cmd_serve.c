@@ -290,6 +290,11 @@ int cmd_serve(int argc, char **argv)
 	struct vio_dev *dev = NULL;
 	char err[256] = "";
 	bool blk = strcmp(o.type, "blk") == 0;
+	if (blk && !o.size && access(o.image, F_OK) != 0 && errno == ENOENT) {
+		tool_err("image %s does not exist (--size SIZE creates it)",
+			 o.image);
+		return TOOL_EXIT_FAIL;
+	}
 	if (blk) {
 		struct vio_blk_device_config c = {
 		    .path = o.image,
