@@ -2,7 +2,8 @@
 # Install what vio needs to build and test on Debian 12 (idempotent).
 # Usage: scripts/deps.sh [build|check]
 set -euo pipefail
-want=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev linux-libc-dev make liburing-dev)
+want=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev linux-libc-dev make liburing-dev
+	qemu-system-common) # qemu-system-common: qemu-storage-daemon (interop test)
 missing=()
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

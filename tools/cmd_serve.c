@@ -370,14 +370,14 @@ int cmd_serve(int argc, char **argv)
 	if (blk)
 		fprintf(stderr,
 			"vio serve: blk %s: %" PRIu64 " bytes, %u queue%s, "
-			"%s%s, %s on %s\n",
+			"%s%s, %s %s\n",
 			o.image, vio_blk_device_capacity(bd) * 512, o.queues,
 			o.queues == 1 ? "" : "s", vio_blk_device_backend(bd),
 			o.readonly ? ", read-only" : "",
-			o.client ? "connected to" : "listening", o.socket);
+			o.client ? "connected to" : "listening on", o.socket);
 	else
-		fprintf(stderr, "vio serve: rng (getrandom), %s on %s\n",
-			o.client ? "connected to" : "listening", o.socket);
+		fprintf(stderr, "vio serve: rng (getrandom), %s %s\n",
+			o.client ? "connected to" : "listening on", o.socket);
 	rc = serve_loop(be, &o, sfd);
 
 out:

@@ -105,6 +105,16 @@ struct vio_frontend_config {
 	unsigned config_size;
 	/* Connect timeout in ms (a backend still starting); 0: no retry. */
 	int connect_timeout_ms;
+	/* Descriptors per queue offered to the driver (vhost-user cannot
+	 * ask the backend); 0: 256.  At most VIO_VQ_MAX_SIZE. */
+	unsigned queue_size;
+	/* How long to wait for each reply, in ms; 0: 10000.  A backend that
+	 * does not answer in time is treated as gone. */
+	int reply_timeout_ms;
+	/* Protocol features (1 << VHOST_USER_PROTOCOL_F_*: MQ 0, REPLY_ACK
+	 * 3, CONFIG 9, RESET_DEVICE 13, CONFIGURE_MEM_SLOTS 15, STATUS 16)
+	 * not to negotiate even when offered: tests, backend workarounds. */
+	uint64_t protocol_features_off;
 };
 
 /*
@@ -117,10 +127,34 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 					  char *err, size_t errlen);
 /* The device, for vio_bus_add() or direct use.  Owned by the frontend. */
 struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f);
-/* false once the backend went away (the vdev's queues then fail). */
+/* false once the backend went away or broke the protocol (the vdev's
+ * queues then fail: waits return -ENOTCONN instead of hanging). */
 bool vio_frontend_alive(const struct vio_frontend *f);
+/*
+ * The control socket, to notice a backend that goes away while nothing
+ * is in flight: poll it for POLLRDHUP (a backend never speaks first, so
+ * POLLIN works too); when it fires and vio_frontend_alive() is false,
+ * the device is gone: vio_bus_remove() its vdev, then
+ * vio_frontend_free().  A new vio_frontend_connect() (and vio_bus_add)
+ * brings it back once a backend listens again.
+ */
+int vio_frontend_fd(const struct vio_frontend *f);
+/* Why the frontend died ("" while alive). */
+const char *vio_frontend_error(const struct vio_frontend *f);
 /* Closes the connection and frees the vdev (remove it from its bus first). */
 void vio_frontend_free(struct vio_frontend *f);
+
+struct vio_bus;
+/*
+ * Connect to uri ("vhost-user:PATH") and add the device to bus: the
+ * driver registered for cfg->device_id probes it.  NULL with errno and a
+ * one-line reason in err if the connection or the probe fails (nothing
+ * stays on the bus then).  Free: vio_bus_remove(bus,
+ * vio_frontend_vdev(f)), vio_frontend_free(f).
+ */
+struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
+				     const struct vio_frontend_config *cfg,
+				     char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -935,9 +935,15 @@ static int read_config(struct vio_blk *b)
 	struct vio_blk_info *in = &b->info;
 	int r = cfg_u64(vdev, CFG_OFF(capacity), &in->capacity);
 	if (r < 0) {
-		vio_log("blk driver: cannot read the capacity: %s",
+		vio_log("blk driver: cannot read the capacity from the config "
+			"space (%s): is the device a virtio-blk device?",
 			strerror(-r));
 		return r;
+	}
+	if (in->capacity == 0) {
+		vio_log("blk driver: the config space says capacity 0: not a "
+			"usable disk (is the device a virtio-blk device?)");
+		return -ENODEV;
 	}
 	if (in->capacity > UINT64_MAX / SECTOR)
 		in->capacity = UINT64_MAX / SECTOR;

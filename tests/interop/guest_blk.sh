@@ -3,7 +3,9 @@
 # driver, under QEMU) uses a disk served by `vio serve blk` over
 # vhost-user.
 #
-#   guest_blk.sh VIO [--queues N] [--packed] [--guest DIR]
+#   guest_blk.sh VIO [--queues N] [--packed] [--client] [--guest DIR]
+#
+# --client: QEMU listens (-chardev socket,server=on) and vio serve connects.
 #
 # 1. the host fills a 64 MiB image with a known pattern (generation 100);
 # 2. vio serve blk serves it; QEMU boots with -device vhost-user-blk-pci;
@@ -23,17 +25,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 gdir=$here/guest
 vio=${1:?usage: guest_blk.sh VIO [--queues N] [--packed] [--guest DIR]}
 shift
-queues=1 packed=0
+queues=1 packed=0 client=0
 guest=${VIO_GUEST_CACHE:-$(cd "$here/../.." && pwd)/build/guest}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--queues) queues=$2; shift 2 ;;
 	--packed) packed=1; shift ;;
+	--client) client=1; shift ;;
 	--guest) guest=$2; shift 2 ;;
 	*) echo "guest_blk: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-name="guest_blk(queues=$queues packed=$packed)"
+name="guest_blk(queues=$queues packed=$packed client=$client)"
 seed=$((RANDOM + 1))
 size_mib=64
 
@@ -82,15 +85,26 @@ reaper=()
 if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
 	reaper=(setpriv --pdeathsig KILL --)
 fi
-"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$img" \
-	--queues "$queues" >"$tmp/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 200); do
-	[ -S "$tmp/blk.sock" ] && break
-	kill -0 "$serve_pid" 2>/dev/null || break
-	sleep 0.05
-done
-[ -S "$tmp/blk.sock" ] || fail "vio serve did not start"
+start_serve() { # [--client]
+	"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$img" \
+		--queues "$queues" "$@" >"$tmp/serve.log" 2>&1 &
+	serve_pid=$!
+}
+wait_sock() {
+	for _ in $(seq 300); do
+		[ -S "$tmp/blk.sock" ] && return 0
+		[ -z "$serve_pid" ] || kill -0 "$serve_pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+if [ "$client" = 0 ]; then
+	start_serve
+	wait_sock || fail "vio serve did not start"
+	chardev="socket,id=c0,path=$tmp/blk.sock"
+else
+	chardev="socket,id=c0,path=$tmp/blk.sock,server=on,wait=on"
+fi
 
 want_packed=$packed
 cat >"$tmp/test.sh" <<EOF
@@ -123,9 +137,16 @@ EOF
 
 rc=0
 "$gdir/run-guest.sh" --guest "$guest" --test "$tmp/test.sh" --timeout 150 \
-	-- -chardev "socket,id=c0,path=$tmp/blk.sock" \
+	-- -chardev "$chardev" \
 	-device "vhost-user-blk-pci,chardev=c0,num-queues=$queues,packed=$([ "$packed" = 1 ] && echo on || echo off)" \
-	>"$tmp/run.out" 2>&1 || rc=$?
+	>"$tmp/run.out" 2>&1 &
+guest_pid=$!
+if [ "$client" = 1 ]; then
+	# QEMU listens and waits for us before it boots the guest
+	wait_sock || fail "QEMU did not create its socket"
+	start_serve --client
+fi
+wait "$guest_pid" || rc=$?
 grep -E 'VIO-SAW|RESULT|run-guest:' "$tmp/run.out" || true
 if [ "$rc" != 0 ]; then
 	cat "$tmp/run.out" >&2
@@ -133,15 +154,21 @@ if [ "$rc" != 0 ]; then
 	fail "guest run exit $rc"
 fi
 
-# the guest is off: SIGTERM must end vio serve cleanly
-kill -TERM "$serve_pid"
+# the guest is off.  Client mode: QEMU closed the connection, so vio serve
+# exits by itself; listening: SIGTERM must end it cleanly
+if [ "$client" = 1 ]; then
+	timeout 10 tail --pid="$serve_pid" -f /dev/null ||
+		fail "vio serve --client still runs after its frontend left"
+else
+	kill -TERM "$serve_pid"
+fi
 src=0
 wait "$serve_pid" || src=$?
 serve_pid=
-[ "$src" = 0 ] || fail "vio serve exit status $src after SIGTERM"
+[ "$src" = 0 ] || fail "vio serve exit status $src"
 grep -q 'connection 1: frontend attached' "$tmp/serve.log" ||
 	fail "no connection log line"
-[ ! -e "$tmp/blk.sock" ] || fail "socket file left behind"
+[ "$client" = 1 ] || [ ! -e "$tmp/blk.sock" ] || fail "socket file left behind"
 
 "$bc" --verify-image "$img" --seed "$seed" --gen 3 | tail -n1 ||
 	fail "the image on the host differs from what the guest wrote"

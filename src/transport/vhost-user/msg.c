@@ -338,3 +338,99 @@ int vio_vu_send(int sock, const struct vio_vu_msg *m)
 		return -EIO; /* a stream socket this small does not split */
 	return 0;
 }
+
+/* ---- frontend side ---- */
+
+void vio_vu_request_init(struct vio_vu_msg *m, uint32_t request, uint32_t flags)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.request = request;
+	m->hdr.flags = VIO_VU_VERSION | flags;
+}
+
+int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
+		      struct vio_vu_msg *m, char *why, size_t whylen)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VIO_VU_MAX_TABLE_REGIONS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {&m->hdr, sizeof(m->hdr)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
+	const struct vio_vu_request_info *i = vio_vu_request_info(req);
+	const char *name = i ? i->name : "?";
+	ssize_t n;
+
+	memset(&m->hdr, 0, sizeof(m->hdr));
+	m->nfds = 0;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		int e = errno == EAGAIN ? ETIMEDOUT : errno;
+		snprintf(why, whylen, "%s: no reply: %s", name, strerror(e));
+		return -e;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "%s: backend closed the connection",
+			 name);
+		return -ECONNRESET;
+	}
+	bool had_fds = false;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
+	     c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k =
+		    (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (unsigned j = 0; j < k && j < VIO_VU_MAX_TABLE_REGIONS;
+		     j++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(fd));
+			close(fd);
+			had_fds = true;
+		}
+	}
+	if (had_fds || (mh.msg_flags & MSG_CTRUNC))
+		return WHY("%s: reply carries fds", name);
+	if ((size_t)n < sizeof(m->hdr)) {
+		int r = read_full(sock, (uint8_t *)&m->hdr + n,
+				  sizeof(m->hdr) - (size_t)n);
+		if (r)
+			return WHY("%s: truncated reply header", name);
+	}
+	if (!i)
+		return WHY("reply to unknown request %u", req);
+	if (m->hdr.request != req)
+		return WHY("%s: reply is for request %u (%s)", name,
+			   m->hdr.request, vio_vu_request_name(m->hdr.request));
+	if ((m->hdr.flags & VIO_VU_VERSION_MASK) != VIO_VU_VERSION)
+		return WHY("%s: reply version %u", name,
+			   m->hdr.flags & VIO_VU_VERSION_MASK);
+	if (!(m->hdr.flags & VIO_VU_FLAG_REPLY))
+		return WHY("%s: reply without the REPLY flag", name);
+	uint32_t want;
+	switch (i->reply) {
+	case VIO_VU_REPLY_STATE:
+		want = sizeof(struct vio_vu_state);
+		break;
+	case VIO_VU_REPLY_CONFIG:
+		if (config_size > VIO_VU_CONFIG_MAX)
+			return WHY("%s: config size %u", name, config_size);
+		want = m->hdr.size == 0 ? 0 : 12 + config_size;
+		break;
+	default: /* u64 answers and REPLY_ACK */
+		want = 8;
+		break;
+	}
+	if (m->hdr.size != want)
+		return WHY("%s: reply payload of %u bytes, expected %u", name,
+			   m->hdr.size, want);
+	memset(&m->p, 0, sizeof(m->p));
+	if (want && read_full(sock, &m->p, want))
+		return WHY("%s: truncated reply payload", name);
+	return 0;
+}

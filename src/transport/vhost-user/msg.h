@@ -188,4 +188,21 @@ int vio_vu_send(int sock, const struct vio_vu_msg *m);
  * building replies and requests). */
 uint32_t vio_vu_payload_size(const struct vio_vu_msg *m);
 
+/* ---- frontend side (requests out, replies in) ---- */
+
+/* Start a request: header (version 1, flags), payload zeroed, no fds.
+ * Fill the payload, set hdr.size = vio_vu_payload_size(m), send. */
+void vio_vu_request_init(struct vio_vu_msg *m, uint32_t request,
+			 uint32_t flags);
+/*
+ * Receive the reply to request req: the REPLY flag and version 1, the
+ * same request code, no fds, and exactly the payload its reply kind has
+ * (u64 for REPLY_ACK and u64 replies, a vring state, GET_CONFIG: 12 +
+ * config_size bytes, or 0 bytes: some backends' way of refusing).  A
+ * reply that breaks any rule is -EPROTO with why[]; the stream is then
+ * out of step and must be abandoned.  -ECONNRESET if the peer closed.
+ */
+int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
+		      struct vio_vu_msg *m, char *why, size_t whylen);
+
 #endif
