@@ -9,6 +9,7 @@
 #define VIO_TOOLS_CMDS_H
 
 int cmd_rng(int argc, char **argv);
+int cmd_blk(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif

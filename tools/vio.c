@@ -23,6 +23,8 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"rng", cmd_rng,
      "read entropy from a virtio-rng device (in-process transport)"},
+    {"blk", cmd_blk,
+     "drive a virtio-blk device: info, read, write, verify, bench"},
     {"serve", cmd_serve,
      "serve a virtio device (blk, rng) over vhost-user on a socket"},
 };

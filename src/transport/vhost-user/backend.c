@@ -112,7 +112,7 @@ static void queue_stop(struct vio_backend *b, unsigned idx)
 		/* packed: avail state low 16 bits, used state high (every
 		 * popped chain is pushed before a kick returns) */
 		q->base =
-		    vio_vq_is_packed(vq) ? (uint32_t)base | base << 16 : base;
+		    vio_vq_is_packed(vq) ? base | (uint32_t)base << 16 : base;
 	}
 	vio_dev_queue_enable(b->dev, idx, false);
 	q->running = false;
@@ -389,6 +389,13 @@ static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
 	if (m->p.state.num == 0 || m->p.state.num > (uint32_t)max)
 		return BAD("SET_VRING_NUM: size %u (max %d)", m->p.state.num,
 			   max);
+	/* split rings are a power of two (2.7); packed may be any size */
+	if (b->features_set &&
+	    !(b->features & (1ull << VIRTIO_F_RING_PACKED)) &&
+	    (m->p.state.num & (m->p.state.num - 1)))
+		return BAD("SET_VRING_NUM: size %u of a split ring is not a "
+			   "power of 2",
+			   m->p.state.num);
 	if (q->running)
 		return BAD("SET_VRING_NUM on running queue %u",
 			   m->p.state.index);
@@ -492,12 +499,12 @@ static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	uint32_t off = m->p.config.offset, size = m->p.config.size;
 	unsigned len = vio_dev_config_len(b->dev);
-	memset(m->p.config.data, 0, size);
-	if (off < len) {
-		unsigned n = size < len - off ? size : len - off;
-		if (vio_dev_config_read(b->dev, off, m->p.config.data, n))
-			return BAD("GET_CONFIG failed");
-	}
+	if (off > len || size > len - off)
+		return BAD("GET_CONFIG offset %u size %u outside config space "
+			   "(%u bytes)",
+			   off, size, len);
+	if (vio_dev_config_read(b->dev, off, m->p.config.data, size))
+		return BAD("GET_CONFIG failed");
 	return 0;
 }
 
@@ -745,7 +752,7 @@ int vio_backend_dispatch(struct vio_backend *b)
 	int r = vio_vu_recv(b->conn_fd, &m, why, sizeof(why));
 	if (r == 0)
 		r = handle(b, &m);
-	else if (r == -EPROTO)
+	else if (why[0]) /* -EPROTO, or -EPIPE for a truncated message */
 		vio_log_limited(&b->rl, "vhost-user: bad message: %s", why);
 	if (r == 0)
 		return 0;
