@@ -133,10 +133,11 @@ run_verbs() {
 	"$vio" blk "${dev[@]}" bench --rw randwrite --bs 8k --iodepth 16 \
 		--queues 2 --time 1 >"$tmp/out" ||
 		fail "$label bench randwrite: exit $?"
-	grep -q 'randwrite 8k, iodepth 16 x 2 queues' "$tmp/out" &&
-		grep -q '^  [0-9][0-9]* IOPS' "$tmp/out" &&
-		grep -q 'latency (us): mean .*p50 .*p99 .*p99.9 ' "$tmp/out" ||
+	if ! grep -q 'randwrite 8k, iodepth 16 x 2 queues' "$tmp/out" ||
+		! grep -q '^  [0-9][0-9]* IOPS' "$tmp/out" ||
+		! grep -q 'latency (us): mean .*p50 .*p99 .*p99.9 ' "$tmp/out"; then
 		fail "$label bench text: $(cat "$tmp/out")"
+	fi
 	ok "$label bench randwrite, 2 queues: $(sed -n 2p "$tmp/out")"
 
 	# errors
