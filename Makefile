@@ -3,7 +3,7 @@
 BUILD ?= build
 MESON_OPTS ?= -Db_lto=true
 
-.PHONY: all deps demo check bench clean format
+.PHONY: all deps demo check bench bench-guest bench-driver clean format
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -24,6 +24,13 @@ check: deps
 
 bench: all
 	$(BUILD)/bench/ring
+
+bench-driver: all
+	bench/blk-driver
+
+bench-guest: all
+	@scripts/deps-guest.sh
+	bench/blk-guest
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

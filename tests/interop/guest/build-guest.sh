@@ -18,6 +18,10 @@
 #   VIO_GUEST_MODULES     root modules to load (default: virtio_pci virtio_blk);
 #                         their dependencies are added from modules.dep
 #   FORCE=1               rebuild even when the stamp matches
+#   EXTRA_BINS="B ..."    host programs (names on PATH or absolute paths) to
+#                         add at the same path, with the shared libraries ldd
+#                         lists and the dynamic loader (e.g. EXTRA_BINS=fio,
+#                         used by bench/blk-guest); use a separate OUTDIR
 # shellcheck disable=SC2012,SC2015,SC2013
 set -euo pipefail
 
@@ -104,10 +108,40 @@ bdeb=$(fetch_deb busybox-static)
 
 files=("$here/build-guest.sh" "$here/init.sh" "$here/waitdev.sh"
 	"$here/blkcheck.c")
+
+# EXTRA_BINS: each program and every file ldd says it loads (the loader
+# included), copied to the same path in the guest. extra_files holds
+# "GUESTPATH HOSTFILE" pairs; HOSTFILE has its symlinks resolved.
+extra_files=()
+for b in ${EXTRA_BINS:-}; do
+	p=$(command -v "$b") || die "EXTRA_BINS: $b not found"
+	case "$p" in /*) ;; *) die "EXTRA_BINS: $b is not a program" ;; esac
+	extra_files+=("$p $(readlink -f "$p")")
+	if ! ldd_out=$(ldd "$p" 2>&1); then
+		# a static program: ldd says so and fails
+		echo "$ldd_out" | grep -q 'not a dynamic executable' ||
+			die "EXTRA_BINS: ldd $p: $ldd_out"
+		continue
+	fi
+	! echo "$ldd_out" | grep -q 'not found' ||
+		die "EXTRA_BINS: $p: missing libraries: $ldd_out"
+	for lib in $(echo "$ldd_out" | awk '{
+		for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break }
+	}'); do
+		extra_files+=("$lib $(readlink -f "$lib")")
+	done
+done
+if [ ${#extra_files[@]} -gt 0 ]; then
+	mapfile -t extra_files < <(printf '%s\n' "${extra_files[@]}" | LC_ALL=C sort -u)
+fi
+
 stamp=$({
 	basename "$kdeb"
 	basename "$bdeb"
 	echo "modules: $roots"
+	for e in "${extra_files[@]}"; do
+		echo "extra: ${e%% *} $(sha256sum <"${e#* }" | cut -d' ' -f1)"
+	done
 	gcc -dumpfullversion
 	sha256sum "${files[@]}" | cut -d' ' -f1
 } | sha256sum | cut -d' ' -f1)
@@ -218,6 +252,15 @@ for rel in "${order[@]}"; do
 	echo "$name" >>"$root/lib/modules/load.order"
 	echo "$name $rel" >>"$work/modules.txt"
 done
+
+for e in "${extra_files[@]}"; do
+	dst=$root${e%% *}
+	mkdir -p "$(dirname "$dst")"
+	rm -f "$dst" # a busybox applet link of the same name
+	cp "${e#* }" "$dst"
+done
+[ ${#extra_files[@]} -eq 0 ] ||
+	log "added ${EXTRA_BINS} and their libraries: ${#extra_files[@]} files"
 
 log "compiling blkcheck (static)"
 gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static \
