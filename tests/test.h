@@ -4,9 +4,14 @@
 #ifndef VIO_TEST_H
 #define VIO_TEST_H
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int test_failures;
 static int test_checks;
@@ -66,6 +71,57 @@ static inline uint64_t test_seed(void)
 	const char *e = getenv("VIO_TEST_SEED");
 	uint64_t s = e ? strtoull(e, NULL, 0) : 0x5eed1234abcdull;
 	return s ? s : 1;
+}
+
+/* Open fds of this process (leak checks compare two counts). */
+static inline int test_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Mappings of this process (lines of /proc/self/maps). */
+static inline int test_count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return -1;
+	int n = 0, c;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static inline void test_fill_random(uint8_t *p, size_t len, uint64_t *seed)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = test_rand(seed);
+		memcpy(p + i, &v, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* The first len bytes of file path equal want. */
+static inline bool test_file_matches(const char *path, const void *want,
+				     size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	uint8_t *buf = malloc(len);
+	bool ok = buf && pread(fd, buf, len, 0) == (ssize_t)len &&
+		  memcmp(buf, want, len) == 0;
+	free(buf);
+	close(fd);
+	return ok;
 }
 
 #endif

@@ -48,18 +48,6 @@
 #define IMG_SIZE (16u << 20)
 #define SERIAL "vio-test-serial-0123" /* 20 bytes: no NUL on the wire */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static void fill_rand(uint64_t *rs, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -207,7 +195,7 @@ static void rw_rounds(struct env *e, unsigned q, uint8_t *buf, size_t max,
 
 static void test_sync(bool packed, uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct vio_blk_device_config dc = {.num_queues = 2,
 					   .no_packed = !packed};
 	struct env e;
@@ -321,7 +309,7 @@ static void test_sync(bool packed, uint64_t seed)
 	free(heap);
 	vio_mem_release(e.mem, shm);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	printf("sync %s: ok\n", packed ? "packed" : "split");
 }
 
@@ -329,7 +317,7 @@ static void test_sync(bool packed, uint64_t seed)
 
 static void test_split(bool packed, bool indirect, uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct vio_blk_device_config dc = {.seg_max = 2,
 					   .size_max = 4096,
 					   .no_packed = !packed,
@@ -367,7 +355,7 @@ static void test_split(bool packed, bool indirect, uint64_t seed)
 	free(heap);
 	vio_mem_release(e.mem, shm);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	printf("split %s%s: ok\n", packed ? "packed" : "split",
 	       indirect ? "" : " no-indirect");
 }
@@ -384,7 +372,7 @@ static uint16_t avail_idx(struct vio_vdev *vdev)
 
 static void test_readonly(uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct vio_blk_device_config dc = {.readonly = true, .no_packed = true};
 	struct env e;
 	env_up(&e, dc, NULL, seed);
@@ -412,7 +400,7 @@ static void test_readonly(uint64_t seed)
 	CHECK(image_equals(&e, 0, buf, 4096));
 	free(buf);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	printf("readonly: ok\n");
 }
 
@@ -596,7 +584,7 @@ static void *as_thread(void *arg)
 
 static void test_async(bool packed, bool use_cb, uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct vio_blk_device_config dc = {.num_queues = 2,
 					   .no_packed = !packed};
 	struct vio_blk_driver_config drc = {.queue_depth = 32};
@@ -664,7 +652,7 @@ static void test_async(bool packed, bool use_cb, uint64_t seed)
 	free(aq);
 	free(shadow);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 }
 
 /* ---- poll details, a broken queue ---- */
@@ -679,7 +667,7 @@ static void count_cb(struct vio_blk_req *req, int result)
 
 static void test_poll_and_broken(uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct vio_blk_device_config dc = {.no_packed = true};
 	struct vio_blk_driver_config drc = {.queue_depth = 4};
 	struct env e;
@@ -745,7 +733,7 @@ static void test_poll_and_broken(uint64_t seed)
 	CHECK_EQ(vio_blk_pending(e.b, 0), 0);
 	free(buf);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	printf("poll + broken queue: ok\n");
 }
 
@@ -764,7 +752,7 @@ static void test_driver_config(void)
 
 int main(void)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	uint64_t seed = test_seed();
 	printf("seed 0x%llx\n", (unsigned long long)seed);
 	test_driver_config();
@@ -781,6 +769,6 @@ int main(void)
 	test_async(true, true, seed + 10);
 	test_async(false, false, seed + 11);
 	test_poll_and_broken(seed + 12);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	return test_result("blk_inproc");
 }

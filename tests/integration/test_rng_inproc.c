@@ -32,18 +32,6 @@
 #include <vio/mem.h>
 #include <vio/rng.h>
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- a deterministic entropy source: a byte stream from a seed ---- */
 
 struct bytegen {
@@ -144,7 +132,7 @@ struct rcase {
 
 static void run_case(const struct rcase *rc, uint64_t seed)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct bytegen dev_gen = {.s = seed}, ref_gen = {.s = seed};
 	struct vio_rng_device_config c = {
 	    .name = rc->name,
@@ -206,7 +194,7 @@ static void run_case(const struct rcase *rc, uint64_t seed)
 	free(buf);
 
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	printf("%s: %zu bytes in %u reads ok\n", rc->name, total, reads);
 }
 
@@ -214,7 +202,7 @@ static void run_case(const struct rcase *rc, uint64_t seed)
 
 static void test_getrandom(void)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct env e;
 	env_up(&e, NULL);
 	CHECK_EQ(vio_bus_register(e.bus, &vio_rng_driver), 0);
@@ -245,14 +233,14 @@ static void test_getrandom(void)
 	CHECK_EQ(repeats, 0);
 	free(buf);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 }
 
 /* ---- the raw driver API against the rng device ---- */
 
 static void test_raw_vdev(void)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	struct env e;
 	env_up(&e, NULL);
 	/* no driver registered: the device stays unbound */
@@ -330,7 +318,7 @@ static void test_raw_vdev(void)
 	vio_mem_release(e.mem, b);
 	CHECK_EQ(vio_vdev_reset(e.vdev), 0);
 	env_down(&e);
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 }
 
 /* ---- an entropy source that fails ---- */
@@ -353,7 +341,7 @@ static void test_fill_fails(void)
 
 int main(void)
 {
-	int fds = count_fds();
+	int fds = test_count_fds();
 	uint64_t seed = test_seed();
 	static const struct rcase cases[] = {
 	    {"split", false, false, false, 0},
@@ -370,6 +358,6 @@ int main(void)
 	test_getrandom();
 	test_raw_vdev();
 	test_fill_fails();
-	CHECK_EQ(count_fds(), fds);
+	CHECK_EQ(test_count_fds(), fds);
 	return test_result("rng_inproc");
 }

@@ -739,20 +739,6 @@ static void run_scenario(struct scenario *s, double *secs)
 	free(ed);
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 int main(void)
 {
 	uint64_t seed = test_seed();
@@ -766,7 +752,7 @@ int main(void)
 	       env ? " (VIO_STRESS_BUFFERS)" : "");
 	memset(canary_block, CANARY, sizeof(canary_block));
 
-	int fds_before = count_fds();
+	int fds_before = test_count_fds();
 	REQUIRE(fds_before > 0);
 	double secs_total = 0;
 	uint64_t done = 0;
@@ -784,7 +770,7 @@ int main(void)
 		done += done_total(s);
 		free(s);
 	}
-	int fds_after = count_fds();
+	int fds_after = test_count_fds();
 	CHECK_EQ(fds_after, fds_before);
 	printf("stress: %llu buffers in %.2f s (%.0f buffers/s), fds %d -> "
 	       "%d\n",

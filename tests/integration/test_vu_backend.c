@@ -70,32 +70,6 @@ static char dir[256], sock_path[300], img_path[300];
 static struct vio_blk_device *bd;
 static struct vio_dev *dev;
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static int count_maps(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (!f)
-		return -1;
-	int n = 0, c;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return n;
-}
-
 static int new_memfd(size_t size)
 {
 	int fd = memfd_create("vu-test", MFD_CLOEXEC);
@@ -730,7 +704,7 @@ static void capture_end(struct capture *c)
 static void hostile_case(const struct hcase *hc)
 {
 	struct vio_backend *b = backend_up(false);
-	int fds_before = count_fds();
+	int fds_before = test_count_fds();
 	int s = fe_connect(b);
 	int kick = -1;
 	if (hc->pre >= PRE_FEAT)
@@ -788,7 +762,7 @@ static void hostile_case(const struct hcase *hc)
 	if (kick >= 0)
 		close(kick);
 	/* everything the frontend sent was closed by the backend */
-	CHECK_EQ(count_fds(), fds_before);
+	CHECK_EQ(test_count_fds(), fds_before);
 
 	CHECK(fresh_connection_works(b));
 	vio_backend_free(b);
@@ -882,7 +856,7 @@ static void send_mem_table(struct vio_backend *b, int s, struct vio_mem *mem)
 static void positive_flow(bool packed)
 {
 	struct vio_backend *b = backend_up(true);
-	int fds_before = count_fds();
+	int fds_before = test_count_fds();
 	int s = fe_connect(b);
 
 	uint64_t f = offered_features(b, s);
@@ -1023,7 +997,7 @@ static void positive_flow(bool packed)
 	close(kick);
 	close(call);
 	close(call2);
-	CHECK_EQ(count_fds(), fds_before);
+	CHECK_EQ(test_count_fds(), fds_before);
 	CHECK(fresh_connection_works(b));
 	vio_backend_free(b);
 }
@@ -1059,11 +1033,11 @@ static void test_leaks(void)
 	struct vio_backend *b = backend_up(false);
 	vio_log_set_quiet(1); /* two lines per connection otherwise */
 	cycle(b);	      /* warm-up: lazily allocated state settles */
-	int fds = count_fds(), maps = count_maps();
+	int fds = test_count_fds(), maps = test_count_maps();
 	int failures = test_failures;
 	for (int i = 0; i < 1000 && test_failures == failures; i++)
 		cycle(b);
-	int fds2 = count_fds(), maps2 = count_maps();
+	int fds2 = test_count_fds(), maps2 = test_count_maps();
 	vio_log_set_quiet(0);
 	printf("leaks: fds %d -> %d, maps %d -> %d\n", fds, fds2, maps, maps2);
 	CHECK_EQ(fds2, fds);

@@ -72,18 +72,6 @@ static void watchdog(int sig)
 	_exit(1);
 }
 
-static unsigned count_fds(void)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -229,27 +217,6 @@ static void client_close(struct client *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static void fill_random(uint8_t *p, size_t len, uint64_t *seed)
-{
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v = test_rand(seed);
-		memcpy(p + i, &v, len - i < 8 ? len - i : 8);
-	}
-}
-
-static bool file_matches(const char *img, const uint8_t *want, size_t len)
-{
-	int fd = open(img, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	uint8_t *buf = malloc(len);
-	bool ok = buf && pread(fd, buf, len, 0) == (ssize_t)len &&
-		  memcmp(buf, want, len) == 0;
-	free(buf);
-	close(fd);
-	return ok;
-}
-
 /* ---- data round trip ---- */
 
 static void test_roundtrip(bool packed, unsigned nq, uint64_t *seed)
@@ -292,7 +259,7 @@ static void test_roundtrip(bool packed, unsigned nq, uint64_t *seed)
 		size_t len = (1 + test_rand(seed) % 512) * SECTOR;
 		uint64_t off =
 		    test_rand(seed) % ((DISK_SIZE - len) / SECTOR + 1) * SECTOR;
-		fill_random(buf, len, seed);
+		test_fill_random(buf, len, seed);
 		r = vio_blk_write(c.b, q, off, buf, len);
 		CHECK_EQ(r, 0);
 		if (r == 0)
@@ -304,7 +271,7 @@ static void test_roundtrip(bool packed, unsigned nq, uint64_t *seed)
 	uint8_t *zc = vio_mem_alloc(c.mem, 6u << 20, 4096, &(uint64_t){0});
 	REQUIRE(zc);
 	CHECK(vio_mem_region_count(c.mem) > regions);
-	fill_random(zc, 6u << 20, seed);
+	test_fill_random(zc, 6u << 20, seed);
 	for (unsigned q = 0; q < nq; q++) {
 		uint64_t off = (uint64_t)q * (1u << 20);
 		r = vio_blk_write(c.b, q, off, zc + off, 1u << 20);
@@ -319,7 +286,7 @@ static void test_roundtrip(bool packed, unsigned nq, uint64_t *seed)
 	client_close(&c);
 
 	/* what the backend wrote reached the file */
-	CHECK(file_matches(img, shadow, DISK_SIZE));
+	CHECK(test_file_matches(img, shadow, DISK_SIZE));
 
 	/* reconnect (a new frontend, new memory) and read everything back */
 	r = client_open(&c, sock, packed, VIRTIO_ID_BLOCK, err, sizeof(err));
@@ -463,7 +430,7 @@ static void test_backend_killed(uint64_t *seed)
 		fprintf(stderr, "connect: %s\n", err);
 	REQUIRE(r == 0);
 	uint8_t buf[4096];
-	fill_random(buf, sizeof(buf), seed);
+	test_fill_random(buf, sizeof(buf), seed);
 	CHECK_EQ(vio_blk_write(c.b, 0, 0, buf, sizeof(buf)), 0);
 
 	/* requests in flight, then the backend dies */
@@ -678,7 +645,7 @@ int main(void)
 		 base && *base ? base : "/tmp");
 	REQUIRE(mkdtemp(tmpdir));
 
-	unsigned fds = count_fds();
+	unsigned fds = test_count_fds();
 	/* first, while this process has no thread: it forks */
 	test_backend_killed(&seed);
 	for (int packed = 0; packed <= 1; packed++)
@@ -700,7 +667,7 @@ int main(void)
 	test_not_blk();
 	test_hostile_replies();
 
-	CHECK_EQ(count_fds(), fds); /* every fd back */
+	CHECK_EQ(test_count_fds(), fds); /* every fd back */
 	/* every file was removed (the backends remove their sockets) */
 	CHECK(rmdir(tmpdir) == 0);
 	return test_result("vu_frontend");

@@ -198,27 +198,6 @@ static void client_close(struct client *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static void fill_random(uint8_t *p, size_t len, uint64_t *seed)
-{
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v = test_rand(seed);
-		memcpy(p + i, &v, len - i < 8 ? len - i : 8);
-	}
-}
-
-static bool file_matches(const char *img, const uint8_t *want, size_t len)
-{
-	int fd = open(img, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	uint8_t *buf = malloc(len);
-	bool ok = buf && pread(fd, buf, len, 0) == (ssize_t)len &&
-		  memcmp(buf, want, len) == 0;
-	free(buf);
-	close(fd);
-	return ok;
-}
-
 static void make_image(const char *img)
 {
 	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -256,7 +235,7 @@ static void roundtrip(const char *sock, const char *img, unsigned nq,
 		size_t len = (1 + test_rand(seed) % 512) * SECTOR;
 		uint64_t off =
 		    test_rand(seed) % ((DISK_SIZE - len) / SECTOR + 1) * SECTOR;
-		fill_random(buf, len, seed);
+		test_fill_random(buf, len, seed);
 		r = vio_blk_write(c.b, q, off, buf, len);
 		CHECK_EQ(r, 0);
 		if (r == 0)
@@ -266,7 +245,7 @@ static void roundtrip(const char *sock, const char *img, unsigned nq,
 	uint8_t *zc = vio_mem_alloc(c.mem, 6u << 20, 4096, &(uint64_t){0});
 	REQUIRE(zc);
 	CHECK(vio_mem_region_count(c.mem) > regions);
-	fill_random(zc, 6u << 20, seed);
+	test_fill_random(zc, 6u << 20, seed);
 	for (unsigned q = 0; q < nq; q++) {
 		uint64_t off = (uint64_t)(q + 1) * (2u << 20);
 		r = vio_blk_write(c.b, q, off, zc + q * (2u << 20), 2u << 20);
@@ -284,7 +263,7 @@ static void roundtrip(const char *sock, const char *img, unsigned nq,
 	client_close(&c);
 
 	/* flushed: in the image file */
-	CHECK(file_matches(img, shadow, DISK_SIZE));
+	CHECK(test_file_matches(img, shadow, DISK_SIZE));
 
 	r = client_open(&c, sock, nq, err, sizeof(err));
 	if (r)
@@ -335,7 +314,7 @@ static void killed(const char *sock, const char *img, uint64_t *seed)
 	enum { N = 64 };
 	static struct vio_blk_req reqs[N];
 	static uint8_t data[N][64 << 10];
-	fill_random(&data[0][0], sizeof(data), seed);
+	test_fill_random(&data[0][0], sizeof(data), seed);
 	struct done_count d = {0, 0};
 	for (unsigned i = 0; i < N; i++) {
 		reqs[i] = (struct vio_blk_req){
@@ -377,7 +356,7 @@ static void killed(const char *sock, const char *img, uint64_t *seed)
 	if (r)
 		fprintf(stderr, "reconnect: %s\n", err);
 	REQUIRE(r == 0);
-	fill_random(buf, sizeof(buf), seed);
+	test_fill_random(buf, sizeof(buf), seed);
 	CHECK_EQ(vio_blk_write(c.b, 1, 12u << 20, buf, sizeof(buf)), 0);
 	CHECK_EQ(vio_blk_flush(c.b, 1), 0);
 	uint8_t back[4096];

@@ -32,20 +32,6 @@ static bool fd_is_open(int fd)
 	return fcntl(fd, F_GETFD) >= 0;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- driver side ---- */
 
 static void test_layout(void)
@@ -817,7 +803,7 @@ static void test_many_regions(uint64_t *seed)
 
 static void test_fd_leaks(void)
 {
-	int before = count_fds();
+	int before = test_count_fds();
 	REQUIRE(before > 0);
 	for (int i = 0; i < 100; i++) {
 		struct vio_mem *m = vio_mem_new();
@@ -840,7 +826,7 @@ static void test_fd_leaks(void)
 		vio_memtable_free(mt);
 		vio_mem_free(m);
 	}
-	CHECK_EQ(count_fds(), before);
+	CHECK_EQ(test_count_fds(), before);
 }
 
 int main(void)

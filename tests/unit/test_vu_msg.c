@@ -36,20 +36,6 @@
 #include "test.h"
 #include "transport/vhost-user/msg.h"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- the table ---- */
 
 struct expect {
@@ -440,7 +426,7 @@ static void test_roundtrip(void)
 {
 	int sv[2];
 	pair(sv);
-	int before = count_fds();
+	int before = test_count_fds();
 	int mfd = memfd(), efd = eventfd(0, EFD_CLOEXEC);
 	REQUIRE(efd >= 0);
 
@@ -499,7 +485,7 @@ static void test_roundtrip(void)
 	}
 	close(mfd);
 	close(efd);
-	CHECK_EQ(count_fds(), before);
+	CHECK_EQ(test_count_fds(), before);
 
 	/* three messages in one write; a header split over two writes */
 	uint8_t buf[64];
@@ -540,7 +526,7 @@ static void refuse(const char *what, const void *bytes, size_t len,
 {
 	int sv[2];
 	pair(sv);
-	int before = count_fds();
+	int before = test_count_fds();
 	int fds[64];
 	for (unsigned f = 0; f < nfds; f++)
 		fds[f] = f % 2 ? eventfd(0, EFD_CLOEXEC) : memfd();
@@ -559,7 +545,7 @@ static void refuse(const char *what, const void *bytes, size_t len,
 	CHECK_EQ(r, want);
 	CHECK(strstr(why, needle) != NULL);
 	CHECK_EQ(m.nfds, 0);
-	CHECK_EQ(count_fds(), before); /* everything that arrived closed */
+	CHECK_EQ(test_count_fds(), before); /* everything that arrived closed */
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -721,14 +707,14 @@ static void test_replies(void)
 	close(sv[0]);
 
 	/* close_fds skips -1 and empties the message */
-	int before = count_fds();
+	int before = test_count_fds();
 	m.nfds = 3;
 	m.fds[0] = memfd();
 	m.fds[1] = -1;
 	m.fds[2] = eventfd(0, EFD_CLOEXEC);
 	vio_vu_close_fds(&m);
 	CHECK_EQ(m.nfds, 0);
-	CHECK_EQ(count_fds(), before);
+	CHECK_EQ(test_count_fds(), before);
 	vio_vu_close_fds(&m); /* nothing left: a no-op */
 }
 
