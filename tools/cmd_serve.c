@@ -5,9 +5,11 @@
  *
  * The main thread owns the control socket (vio_backend_dispatch); each
  * started queue gets a worker thread (vio/run.h) that waits on its kick
- * eventfd.  SIGINT and SIGTERM arrive through a signalfd: the backend is
- * freed (every worker finishes the requests it popped, then stops), then
- * the device (its I/O drained), then the socket file is gone.
+ * eventfd.  SIGINT and SIGTERM arrive through a signalfd: the device is
+ * drained (every request popped completes and is pushed), then the
+ * backend is freed (workers stopped, socket file removed), then the
+ * device.  --poll is the device's own busy-poll (a queue is polled for a
+ * while after it empties); the workers still sleep on their kick fds.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -342,7 +344,7 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	struct vio_backend_config bc = {0};
-	vio_run_backend_hooks(&bc, o.poll);
+	vio_run_backend_hooks(&bc, false); /* blk polls itself (--poll) */
 	be = vio_backend_new(dev, &bc);
 	if (!be) {
 		tool_err("vhost-user backend: %s", strerror(errno));

@@ -32,8 +32,10 @@ static void *worker_main(void *p)
 		if (w->busy_poll) {
 			if (w->kick_fd >= 0 &&
 			    read(w->kick_fd, &v, sizeof(v)) < 0 &&
-			    errno != EAGAIN)
+			    errno != EAGAIN) {
+				vio_log("worker: kick fd: %m: queue stops");
 				break;
+			}
 			w->fn(w->arg);
 			continue;
 		}
@@ -42,12 +44,16 @@ static void *worker_main(void *p)
 			continue;
 		if (n < 0 || pfd[0].revents)
 			break;
-		if (pfd[1].revents & (POLLERR | POLLNVAL))
+		if (pfd[1].revents & (POLLERR | POLLNVAL)) {
+			vio_log("worker: kick fd failed: queue stops");
 			break;
+		}
 		if (pfd[1].revents & POLLIN) {
 			if (read(w->kick_fd, &v, sizeof(v)) < 0 &&
-			    errno != EAGAIN)
+			    errno != EAGAIN) {
+				vio_log("worker: kick fd: %m: queue stops");
 				break;
+			}
 			w->fn(w->arg);
 		}
 	}

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -118,13 +119,10 @@ static void queue_stop(struct vio_backend *b, unsigned idx)
 	q->running = false;
 }
 
-static void stop_all(struct vio_backend *b, bool *was)
+static void stop_all(struct vio_backend *b)
 {
-	for (unsigned i = 0; i < b->nq; i++) {
-		if (was)
-			was[i] = b->q[i].running;
+	for (unsigned i = 0; i < b->nq; i++)
 		queue_stop(b, i);
-	}
 }
 
 /* Ring areas: translate frontend addresses, whole areas checked. */
@@ -191,14 +189,15 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	return 0;
 }
 
-static int start_all(struct vio_backend *b, const bool *was)
+/* Start every queue that is ready (queue_try_start decides: whether it
+ * ran before does not matter). */
+static int start_all(struct vio_backend *b)
 {
-	for (unsigned i = 0; i < b->nq; i++)
-		if (!was || was[i]) {
-			int r = queue_try_start(b, i);
-			if (r)
-				return r;
-		}
+	for (unsigned i = 0; i < b->nq; i++) {
+		int r = queue_try_start(b, i);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -210,7 +209,7 @@ void vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
 /* Forget everything a connection set up (not the memory). */
 static void reset_queues(struct vio_backend *b)
 {
-	stop_all(b, NULL);
+	stop_all(b);
 	for (unsigned i = 0; i < b->nq; i++) {
 		struct vu_queue *q = &b->q[i];
 		close_fd(&q->kick_fd);
@@ -256,8 +255,7 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	want &= ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	if (b->features_set && want == b->features)
 		return 0;
-	bool was[VIO_MAX_QUEUES];
-	stop_all(b, was);
+	stop_all(b);
 	set_status_quiet(b->dev, 0);
 	struct vio_features f = {{want, 0}};
 	int r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
@@ -280,7 +278,7 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	if (!b->protocol_acked)
 		for (unsigned i = 0; i < b->nq; i++)
 			b->q[i].enabled = true;
-	return start_all(b, was);
+	return start_all(b);
 }
 
 static int h_nop(struct vio_backend *b, struct vio_vu_msg *m)
@@ -340,8 +338,7 @@ static int map_region(struct vio_backend *b, const struct vio_vu_region *vr,
 
 static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
 {
-	bool was[VIO_MAX_QUEUES];
-	stop_all(b, was);
+	stop_all(b);
 	vio_memtable_clear(b->mt);
 	int r = 0;
 	for (unsigned i = 0; i < m->p.mem.nregions; i++) {
@@ -352,7 +349,7 @@ static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
 		else
 			close(fd);
 	}
-	return r ? r : start_all(b, was);
+	return r ? r : start_all(b);
 }
 
 static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
@@ -360,23 +357,21 @@ static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 	if (vio_memtable_count(b->mt) >= b->cfg.max_mem_slots)
 		return BAD("ADD_MEM_REG: all %u slots in use",
 			   b->cfg.max_mem_slots);
-	bool was[VIO_MAX_QUEUES];
-	stop_all(b, was);
+	stop_all(b);
 	int fd = m->fds[0];
 	m->fds[0] = -1;
 	int r = map_region(b, &m->p.reg.r, fd);
-	return r ? r : start_all(b, was);
+	return r ? r : start_all(b);
 }
 
 static int h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 {
-	bool was[VIO_MAX_QUEUES];
-	stop_all(b, was);
+	stop_all(b);
 	if (vio_memtable_remove(b->mt, m->p.reg.r.gpa, m->p.reg.r.size))
 		return BAD("REM_MEM_REG: no region gpa 0x%" PRIx64
 			   " size 0x%" PRIx64,
 			   m->p.reg.r.gpa, m->p.reg.r.size);
-	return start_all(b, was);
+	return start_all(b);
 }
 
 static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
@@ -410,11 +405,10 @@ static int h_vring_addr(struct vio_backend *b, struct vio_vu_msg *m)
 	struct vu_queue *q = state_queue(b, idx);
 	if (!q)
 		return BAD("SET_VRING_ADDR: queue %u of %u", idx, b->nq);
-	bool was = q->running;
 	queue_stop(b, idx);
 	q->addr = m->p.addr;
 	q->has_addr = true;
-	return was ? queue_try_start(b, idx) : 0;
+	return queue_try_start(b, idx);
 }
 
 static int h_vring_base(struct vio_backend *b, struct vio_vu_msg *m)
@@ -455,7 +449,6 @@ static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
 	int fd = m->nfds ? m->fds[0] : -1;
 	if (m->nfds)
 		m->fds[0] = -1;
-	bool was = q->running;
 	queue_stop(b, idx);
 	switch (m->hdr.request) {
 	case VIO_VU_SET_VRING_KICK:
@@ -468,16 +461,25 @@ static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
 		if (!b->protocol_acked)
 			q->enabled = true;
 		return queue_try_start(b, idx);
-	case VIO_VU_SET_VRING_CALL:
+	case VIO_VU_SET_VRING_CALL: {
 		close_fd(&q->call_fd);
 		q->call_fd = fd;
-		break;
+		int r = queue_try_start(b, idx);
+		/* used buffers pushed while there was no call fd were never
+		 * signalled: one (maybe spurious) call catches up */
+		uint64_t one = 1;
+		if (!r && q->running && fd >= 0 &&
+		    write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			vio_log_limited(
+			    &b->rl, "vhost-user: call of queue %u: %m", idx);
+		return r;
+	}
 	default:
 		close_fd(&q->err_fd);
 		q->err_fd = fd;
 		break;
 	}
-	return was ? queue_try_start(b, idx) : 0;
+	return queue_try_start(b, idx);
 }
 
 static int h_vring_enable(struct vio_backend *b, struct vio_vu_msg *m)
@@ -536,7 +538,7 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 			return BAD("SET_STATUS DRIVER_OK before SET_FEATURES");
 		if (vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK))
 			return BAD("SET_STATUS DRIVER_OK refused");
-		return start_all(b, NULL);
+		return start_all(b);
 	}
 	return 0;
 }
@@ -702,7 +704,26 @@ int vio_backend_listen(struct vio_backend *b, const char *path)
 	chmod(path, b->cfg.socket_mode);
 	b->listen_fd = fd;
 	b->path = strdup(path);
+	if (!b->path) {
+		unlink(path);
+		close_fd(&b->listen_fd);
+		return -ENOMEM;
+	}
 	return 0;
+}
+
+/* A frontend that stops in the middle of a message (or stops reading our
+ * replies) must not hold the control thread: each read or write of the
+ * connection may block this long, then the connection ends. */
+#define CONN_IO_TIMEOUT_S 5
+
+static void adopt_connection(struct vio_backend *b, int fd)
+{
+	struct timeval tv = {.tv_sec = CONN_IO_TIMEOUT_S};
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		vio_log("vhost-user: socket timeouts: %m");
+	b->conn_fd = fd;
 }
 
 int vio_backend_connect(struct vio_backend *b, const char *path)
@@ -720,7 +741,7 @@ int vio_backend_connect(struct vio_backend *b, const char *path)
 		return r;
 	}
 	end_connection(b);
-	b->conn_fd = fd;
+	adopt_connection(b, fd);
 	return 0;
 }
 
@@ -742,7 +763,7 @@ int vio_backend_dispatch(struct vio_backend *b)
 		int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		b->conn_fd = fd;
+		adopt_connection(b, fd);
 		vio_log("vhost-user: %s: frontend connected",
 			b->path ? b->path : "socket");
 		return 0;

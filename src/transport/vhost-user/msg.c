@@ -149,10 +149,10 @@ static int check_size(const struct vio_vu_request_info *i, uint32_t size,
 			return WHY("%s: payload of %u bytes", i->name, size);
 		if (!have_payload)
 			return 0;
-		want = 12 + m->p.config.size;
 		if (m->p.config.size > VIO_VU_CONFIG_MAX)
 			return WHY("%s: config size %u", i->name,
 				   m->p.config.size);
+		want = 12 + m->p.config.size;
 		break;
 	default:
 		return WHY("%s: no size rule", i->name);
