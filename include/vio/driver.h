@@ -99,6 +99,13 @@ unsigned vio_vdev_num_queues(const struct vio_vdev *vdev);
 /* max_queue_size: 0 if the queue does not exist. */
 unsigned vio_vdev_queue_max_size(const struct vio_vdev *vdev, unsigned idx);
 /*
+ * Share the regions the vdev's vio_mem gained since the last call with the
+ * device (a no-op when none are new or the transport needs nothing).  Call
+ * it before adding a buffer that lies in a region made after the queues
+ * were set up.  0 or negative errno.
+ */
+int vio_vdev_sync_mem(struct vio_vdev *vdev);
+/*
  * config_queue: a vq of size entries (0 = the device's max; rounded down
  * to a power of two for split) with the negotiated ring features, rings
  * from the vdev's memory, set up and enabled on the device.  cb runs on

@@ -45,6 +45,11 @@ struct vio_transport_ops {
 	int (*wait)(void *t, unsigned idx, int timeout_ms);
 	/* fd that becomes readable when queue idx is interrupted, or -1. */
 	int (*call_fd)(void *t, unsigned idx);
+	/* Make every region the vdev's vio_mem has now reachable by the
+	 * device.  Called before a descriptor that points into a new region
+	 * is published (a notify comes too late: the device may be polling
+	 * the ring already).  0 or negative errno. */
+	int (*sync_mem)(void *t);
 	void (*release)(void *t); /* the vdev is freed */
 };
 

@@ -94,7 +94,7 @@ struct blk_q {
 	/* requests finished, not yet delivered */
 	struct vio_blk_req *fin_head, *fin_tail;
 	unsigned pending; /* submitted, not yet delivered */
-	unsigned regions; /* vio_mem regions when we last notified */
+	unsigned regions; /* vio_mem regions the transport has */
 	bool in_poll;	  /* delivering: submit only queues */
 	bool dead;	  /* broken: everything fails with -EIO */
 	struct blk_shm *shm_block;
@@ -503,24 +503,23 @@ static int piece_add(struct blk_q *q, struct vio_blk_req *req,
 }
 
 /*
- * Publish and notify.  A transport learns of vio_mem regions created
- * since the queues were set up (a caller's zero-copy buffers) when it is
- * notified (inproc maps them then): tell it before the chains that use
- * them become visible.
+ * vio_mem regions created since the queues were set up (a caller's
+ * zero-copy buffers) must reach the device before a chain that points
+ * into them is added: the device may be polling the ring, so a notify
+ * after the add is too late.  One atomic load when nothing changed.
  */
-static void q_kick(struct blk_q *q)
+static void q_sync_mem(struct blk_q *q)
 {
 	unsigned n = vio_mem_region_count(q->b->mem);
-	if (n != q->regions) {
-		vio_vq_notify(q->vq);
+	if (n != q->regions && vio_vdev_sync_mem(q->b->vdev) == 0)
 		q->regions = n;
-	}
-	vio_vq_kick(q->vq);
 }
 
 static void q_issue(struct blk_q *q)
 {
 	unsigned added = 0;
+	if (q->pend_head)
+		q_sync_mem(q);
 	while (q->pend_head && q->nfree && !q->dead) {
 		struct vio_blk_req *req = q->pend_head;
 		struct blk_slot *s = &q->slots[q->free_ids[q->nfree - 1]];
@@ -548,7 +547,7 @@ static void q_issue(struct blk_q *q)
 			list_unlink(&q->pend_head, &q->pend_tail, req);
 	}
 	if (added)
-		q_kick(q);
+		vio_vq_kick(q->vq);
 }
 
 /*

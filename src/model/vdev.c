@@ -340,6 +340,13 @@ unsigned vio_vdev_queue_max_size(const struct vio_vdev *vdev, unsigned idx)
 	return r > (int)VIO_VQ_MAX_SIZE ? VIO_VQ_MAX_SIZE : (unsigned)r;
 }
 
+int vio_vdev_sync_mem(struct vio_vdev *vdev)
+{
+	if (!vdev || !vdev->ops->sync_mem)
+		return 0;
+	return vdev->ops->sync_mem(vdev->t);
+}
+
 /* The vq's notify hook, driver side: kick the device. */
 static void vdev_vq_notify(struct vio_vq *vq, void *opaque)
 {

@@ -245,20 +245,27 @@ static int ip_queue_disable(void *t, unsigned idx)
 	return r;
 }
 
+static int ip_sync_mem(void *t)
+{
+	struct vio_inproc *ip = t;
+	if (!mem_grew(ip))
+		return 0;
+	pthread_mutex_lock(&ip->lock);
+	int r = sync_mem_locked(ip);
+	pthread_mutex_unlock(&ip->lock);
+	if (r < 0)
+		vio_log_limited(&ip->rl, "inproc: cannot map new memory: %s",
+				strerror(-r));
+	return r < 0 ? r : 0;
+}
+
 static void ip_notify(void *t, unsigned idx)
 {
 	struct vio_inproc *ip = t;
 	if (idx >= ip->nq)
 		return;
-	if (mem_grew(ip)) {
-		pthread_mutex_lock(&ip->lock);
-		int r = sync_mem_locked(ip);
-		pthread_mutex_unlock(&ip->lock);
-		if (r < 0)
-			vio_log_limited(&ip->rl,
-					"inproc: cannot map new memory: %s",
-					strerror(-r));
-	}
+	/* for drivers that did not sync before adding */
+	(void)ip_sync_mem(ip);
 	signal_fd(ip->kickfd[idx]);
 }
 
@@ -301,6 +308,7 @@ static const struct vio_transport_ops inproc_ops = {
     .notify = ip_notify,
     .wait = ip_wait,
     .call_fd = ip_call_fd,
+    .sync_mem = ip_sync_mem,
     /* release: the vdev belongs to ip, which vio_inproc_free frees */
 };
 

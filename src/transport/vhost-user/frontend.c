@@ -240,8 +240,18 @@ static bool mem_grew(const struct vio_frontend *f)
 	       __atomic_load_n(&f->synced, __ATOMIC_ACQUIRE);
 }
 
-/* Send the regions the vio_mem gained since the last sync.  Caller holds
- * lock. */
+/* The backend handles messages in order: once it answered a request sent
+ * after the memory messages, it has mapped the memory.  With REPLY_ACK the
+ * acks already said so; without, a GET_FEATURES round trip does. */
+static int mem_barrier(struct vio_frontend *f)
+{
+	if (has_pf(f, VIO_VU_PF_REPLY_ACK))
+		return 0;
+	return xfer_u64(f, VIO_VU_GET_FEATURES, 0, NULL);
+}
+
+/* Send the regions the vio_mem gained since the last sync and wait until
+ * the backend has them.  Caller holds lock. */
 static int mem_sync_locked(struct vio_frontend *f)
 {
 	unsigned n = vio_mem_region_count(f->cfg.mem);
@@ -270,7 +280,7 @@ static int mem_sync_locked(struct vio_frontend *f)
 				return r;
 			__atomic_store_n(&f->synced, i + 1, __ATOMIC_RELEASE);
 		}
-		return 0;
+		return mem_barrier(f);
 	}
 	if (n > VIO_VU_MAX_TABLE_REGIONS) {
 		vio_log_limited(&f->rl,
@@ -293,7 +303,7 @@ static int mem_sync_locked(struct vio_frontend *f)
 	if (r)
 		return r;
 	__atomic_store_n(&f->synced, n, __ATOMIC_RELEASE);
-	return 0;
+	return mem_barrier(f);
 }
 
 /* ---- queues ---- */
@@ -593,21 +603,31 @@ static int fe_queue_disable(void *t, unsigned idx)
 	return is_dead(f) ? -ENOTCONN : 0;
 }
 
+static int fe_sync_mem(void *t)
+{
+	struct vio_frontend *f = t;
+	if (is_dead(f))
+		return -ENOTCONN;
+	if (!mem_grew(f))
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	int r = mem_sync_locked(f);
+	pthread_mutex_unlock(&f->lock);
+	if (r)
+		vio_log_limited(&f->rl,
+				"vhost-user frontend: cannot share new "
+				"memory: %s",
+				strerror(-r));
+	return r;
+}
+
 static void fe_notify(void *t, unsigned idx)
 {
 	struct vio_frontend *f = t;
 	if (idx >= f->nq || is_dead(f))
 		return;
-	if (mem_grew(f)) {
-		pthread_mutex_lock(&f->lock);
-		int r = mem_sync_locked(f);
-		pthread_mutex_unlock(&f->lock);
-		if (r)
-			vio_log_limited(&f->rl,
-					"vhost-user frontend: cannot share new "
-					"memory: %s",
-					strerror(-r));
-	}
+	/* for drivers that did not sync before adding */
+	(void)fe_sync_mem(f);
 	int fd = f->q[idx].kick_fd;
 	uint64_t one = 1;
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -676,6 +696,7 @@ static const struct vio_transport_ops frontend_ops = {
     .notify = fe_notify,
     .wait = fe_wait,
     .call_fd = fe_call_fd,
+    .sync_mem = fe_sync_mem,
     /* release: the vdev belongs to the frontend */
 };
 
