@@ -144,15 +144,17 @@ void vio_blk_device_free(struct vio_blk_device *bd);
  *
  * Requests: offsets and lengths are bytes, multiples of 512 (else
  * -EINVAL), inside the capacity (else -ERANGE).  A request longer than
- * the device accepts at once (seg_max * size_max, or the slot's bounce
- * buffer) is split into several virtio requests, transparently, in both
- * APIs.  Writes, discards and write-zeroes on a read-only device
- * (VIRTIO_BLK_F_RO) fail with -EROFS before anything is sent; DISCARD and
- * WRITE_ZEROES without their feature with -EOPNOTSUPP; FLUSH without
- * VIRTIO_BLK_F_FLUSH succeeds at once (the device is writethrough).
- * Device status VIRTIO_BLK_S_IOERR gives -EIO, VIRTIO_BLK_S_UNSUPP
- * -EOPNOTSUPP.  A broken queue (a device that violated the ring protocol,
- * or asked for a reset) fails everything on it with -EIO, for good.
+ * one virtio request carries (seg_max * size_max; with indirect
+ * descriptors at most 30 segments, the ring's indirect table of 32
+ * less header and status; or the slot's bounce buffer) is split into
+ * several virtio requests, transparently, in both APIs.  Writes, discards and
+ * write-zeroes on a read-only device (VIRTIO_BLK_F_RO) fail with -EROFS before
+ * anything is sent; DISCARD and WRITE_ZEROES without their feature with
+ * -EOPNOTSUPP; FLUSH without VIRTIO_BLK_F_FLUSH succeeds at once (the device is
+ * writethrough). Device status VIRTIO_BLK_S_IOERR gives -EIO,
+ * VIRTIO_BLK_S_UNSUPP -EOPNOTSUPP.  A broken queue (a device that violated the
+ * ring protocol, or asked for a reset) fails everything on it with -EIO, for
+ * good.
  *
  * Buffers: a buffer that lies inside one region of the vdev's vio_mem
  * (vio_mem_alloc(vio_vdev_mem(vdev), ...)) is handed to the device as is

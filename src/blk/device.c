@@ -766,8 +766,9 @@ vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
 		bad = "block size not 512, 1024, 2048 or 4096";
 	else if (cfg->size % SECTOR)
 		bad = "size not a multiple of 512";
-	else if (seg_max < 1 || seg_max > IOV_MAX || seg_max > qsize)
-		bad = "seg_max not in 1..min(queue size, 1024)";
+	else if (seg_max < 1 || seg_max > IOV_MAX || seg_max + 2 > qsize)
+		/* header + data + status: no chain longer than the ring */
+		bad = "seg_max not in 1..min(queue size - 2, 1024)";
 	else if (size_max < 4096)
 		bad = "size_max below 4096";
 	else if (dwz_seg > 4096)
