@@ -36,14 +36,19 @@ trap 'exit 143' TERM
 img=$tmp/disk.img
 echo "== vio serve blk --socket $tmp/blk.sock --image $img --size $size --queues 2"
 setpriv --pdeathsig KILL -- "$vio" serve blk --socket "$tmp/blk.sock" \
-	--image "$img" --size "$size" --queues 2 \
+	--image "$img" --size "$size" --queues 2 --pidfile "$tmp/serve.pid" \
 	> >(sed -u 's/^/serve| /') 2>&1 &
 serve_pid=$!
-for _ in $(seq 200); do
-	[ -S "$tmp/blk.sock" ] && break
-	sleep 0.05
+# ready once the pidfile exists (the socket accepts connections then);
+# give up after 10 s or when vio serve died
+end=$((SECONDS + 10))
+until [ -s "$tmp/serve.pid" ]; do
+	if ! kill -0 "$serve_pid" 2>/dev/null || [ "$SECONDS" -gt "$end" ]; then
+		echo "demo: vio serve did not start" >&2
+		exit 1
+	fi
+	sleep 0.01
 done
-[ -S "$tmp/blk.sock" ] || { echo "demo: vio serve did not start" >&2; exit 1; }
 
 seed=$((RANDOM + 1))
 cat >"$tmp/test.sh" <<EOF

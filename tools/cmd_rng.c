@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,11 @@
 #include <linux/virtio_ring.h>
 
 #include <vio/bus.h>
-#include <vio/inproc.h>
 #include <vio/mem.h>
 #include <vio/rng.h>
 
 #include "cmds.h"
+#include "devthread.h"
 #include "util.h"
 
 #define CMD "rng"
@@ -46,17 +45,6 @@ static void rng_usage(FILE *f)
 	       "stdout; the\n"
 	       "                    report then goes to stderr)\n"
 	       "  -h, --help        this help\n");
-}
-
-static void *device_thread(void *arg)
-{
-	struct vio_inproc *ip = arg;
-	int r;
-	while ((r = vio_inproc_device_poll(ip, -1)) >= 0)
-		;
-	if (r != -ECANCELED)
-		tool_err("device thread: %s", strerror(-r));
-	return NULL;
 }
 
 struct rng_opts {
@@ -85,18 +73,9 @@ static int parse(int argc, char **argv, struct rng_opts *o)
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			r = tool_parse_size(optarg, &v);
-			if (r == -ERANGE)
-				return tool_usage_err(CMD,
-						      "--bytes: '%s' is too "
-						      "large",
-						      optarg);
-			if (r < 0)
-				return tool_usage_err(CMD,
-						      "--bytes: '%s' is not a "
-						      "byte count (e.g. 64M)",
-						      optarg);
-			o->bytes = v;
+			if ((r = tool_size_opt(CMD, "--bytes", optarg,
+					       &o->bytes)))
+				return r;
 			break;
 		case 'p':
 			o->packed = true;
@@ -105,12 +84,9 @@ static int parse(int argc, char **argv, struct rng_opts *o)
 			o->no_event_idx = true;
 			break;
 		case 'q':
-			if (tool_parse_uint(optarg, 1, VIO_VQ_MAX_SIZE, &v) < 0)
-				return tool_usage_err(CMD,
-						      "--queue-size: '%s' is "
-						      "not a number in "
-						      "1..32768",
-						      optarg);
+			if ((r = tool_uint_opt(CMD, "--queue-size", optarg, 1,
+					       VIO_VQ_MAX_SIZE, &v)))
+				return r;
 			o->queue_size = (uint16_t)v;
 			break;
 		case 'o':
@@ -192,34 +168,23 @@ int cmd_rng(int argc, char **argv)
 	};
 	struct vio_dev *dev = vio_rng_device_new(&dc);
 	struct vio_mem *mem = vio_mem_new();
-	struct vio_inproc *ip = NULL;
+	struct tool_devthread dt = {0};
 	struct vio_bus *bus = NULL;
 	struct vio_vdev *vdev = NULL;
-	pthread_t th;
-	bool thread_started = false;
 
 	if (!dev || !mem) {
 		tool_err("cannot create the device: %s", strerror(errno));
 		goto out;
 	}
-	ip = vio_inproc_new(dev, mem);
-	if (!ip) {
-		tool_err("cannot create the transport: %s", strerror(errno));
+	if (tool_devthread_start(&dt, dev, mem))
 		goto out;
-	}
-	vdev = vio_inproc_vdev(ip);
-	int r = pthread_create(&th, NULL, device_thread, ip);
-	if (r) {
-		tool_err("cannot start the device thread: %s", strerror(r));
-		goto out;
-	}
-	thread_started = true;
+	vdev = tool_devthread_vdev(&dt);
 	bus = vio_bus_new();
 	if (!bus || vio_bus_register(bus, &vio_rng_driver) < 0) {
 		tool_err("cannot create the bus");
 		goto out;
 	}
-	r = vio_bus_add(bus, vdev);
+	int r = vio_bus_add(bus, vdev);
 	if (r < 0) {
 		tool_err("no driver bound the device: %s", strerror(-r));
 		goto out;
@@ -248,11 +213,7 @@ out:
 			vio_bus_remove(bus, vdev);
 		vio_bus_free(bus);
 	}
-	if (thread_started) {
-		vio_inproc_stop(ip);
-		pthread_join(th, NULL);
-	}
-	vio_inproc_free(ip);
+	tool_devthread_stop(&dt);
 	vio_rng_device_free(dev);
 	vio_mem_free(mem);
 	if (out && !out_is_stdout && fclose(out) != 0 && ret == 0) {

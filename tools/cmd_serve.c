@@ -10,12 +10,20 @@
  * backend is freed (workers stopped, socket file removed), then the
  * device.  --poll is the device's own busy-poll (a queue is polled for a
  * while after it empties); the workers still sleep on their kick fds.
+ *
+ * Readiness: the --pidfile and systemd's READY=1 (tools/ready.h) are sent
+ * only once the socket accepts connections (vio_backend_listen returns
+ * with the socket listening), so a script that waits on them never gets
+ * ECONNREFUSED.  Guest memory a frontend truncates under us would raise
+ * SIGBUS: the library's process-wide guard turns that into the end of
+ * that connection, and this command opts in before serving.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +31,13 @@
 #include <unistd.h>
 
 #include <vio/blk.h>
+#include <vio/mem.h>
 #include <vio/rng.h>
 #include <vio/run.h>
 #include <vio/vhost_user.h>
 
 #include "cmds.h"
+#include "ready.h"
 #include "util.h"
 
 #define CMD "serve"
@@ -41,7 +51,9 @@ static void serve_usage(FILE *f)
 	    "                     [--poll] [--client] [--once] [--serial S]\n"
 	    "                     [--block-size 512|4096] [--no-io-uring]\n"
 	    "                     [--no-packed] [--no-event-idx]\n"
-	    "       vio serve rng --socket PATH [--client] [--once]\n\n"
+	    "                     [--pidfile PATH]\n"
+	    "       vio serve rng --socket PATH [--client] [--once] "
+	    "[--pidfile PATH]\n\n"
 	    "Serve a virtio device over vhost-user on a Unix socket, to one "
 	    "frontend at a\ntime (e.g. QEMU: -chardev socket,id=c0,path=PATH "
 	    "-device\nvhost-user-blk-pci,chardev=c0, with guest memory "
@@ -72,7 +84,16 @@ static void serve_usage(FILE *f)
 	    "of io_uring\n"
 	    "  --no-packed        do not offer the packed ring\n"
 	    "  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
-	    "  -h, --help         this help\n");
+	    "  --pidfile PATH     once the socket accepts connections "
+	    "(--client: once\n"
+	    "                     connected), write the PID to PATH "
+	    "(atomically: it\n"
+	    "                     appears whole); removed at exit\n"
+	    "  -h, --help         this help\n\n"
+	    "Readiness: scripts wait for the --pidfile to appear.  Under "
+	    "systemd\n(Type=notify), when NOTIFY_SOCKET is set: READY=1 once "
+	    "the socket accepts\nconnections, STATUS= as frontends come and "
+	    "go, STOPPING=1 at shutdown.\n");
 }
 
 enum {
@@ -90,6 +111,7 @@ enum {
 	OPT_NO_URING,
 	OPT_NO_PACKED,
 	OPT_NO_EVIDX,
+	OPT_PIDFILE,
 };
 
 struct serve_opts {
@@ -101,6 +123,7 @@ struct serve_opts {
 	unsigned queue_size;
 	unsigned block_size;
 	const char *serial;
+	const char *pidfile;
 	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
 };
 
@@ -121,6 +144,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 	    {"no-io-uring", no_argument, NULL, OPT_NO_URING},
 	    {"no-packed", no_argument, NULL, OPT_NO_PACKED},
 	    {"no-event-idx", no_argument, NULL, OPT_NO_EVIDX},
+	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -200,6 +224,12 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 		case OPT_NO_EVIDX:
 			o->no_evidx = true;
 			break;
+		case OPT_PIDFILE:
+			if (!*optarg)
+				return tool_usage_err(CMD,
+						      "--pidfile: empty path");
+			o->pidfile = optarg;
+			break;
 		default:
 			return tool_getopt_err(CMD, c, argv);
 		}
@@ -225,6 +255,29 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 	return 0;
 }
 
+static bool stopping_sent; /* STOPPING=1 went out */
+
+/*
+ * Tell the service manager (NOTIFY_SOCKET), if there is one; a failure is
+ * said once and does not stop the service.
+ */
+static void __attribute__((format(printf, 1, 2)))
+serve_notify(const char *fmt, ...)
+{
+	static bool warned;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int r = tool_notify("%s", msg);
+	if (r && !warned) {
+		warned = true;
+		tool_err("NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
+			 strerror(-r));
+	}
+}
+
 /* The frontend is gone: what next?  false: exit. */
 static bool next_connection(const struct serve_opts *o)
 {
@@ -244,6 +297,8 @@ static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
 				"vio serve: connection %u: frontend "
 				"attached\n",
 				conns);
+			serve_notify("STATUS=connection %u: frontend attached",
+				     conns);
 		}
 		was_connected = conn;
 		struct pollfd p[2] = {
@@ -258,11 +313,17 @@ static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
 		}
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				const char *sig = strsignal((int)si.ssi_signo);
 				fprintf(stderr,
 					"vio serve: %s: finishing requests in "
 					"flight, then exiting\n",
-					strsignal((int)si.ssi_signo));
+					sig);
+				serve_notify("STOPPING=1\nSTATUS=%s: finishing "
+					     "requests in flight",
+					     sig);
+				stopping_sent = true;
+			}
 			return TOOL_EXIT_OK;
 		}
 		if (!p[1].revents)
@@ -274,6 +335,9 @@ static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
 			was_connected = false;
 			if (!next_connection(o))
 				return TOOL_EXIT_OK;
+			serve_notify("STATUS=connection %u ended; waiting for "
+				     "a frontend",
+				     conns);
 		} else if (r < 0) {
 			tool_err("serving %s: %s", o->socket, strerror(-r));
 			return TOOL_EXIT_FAIL;
@@ -287,6 +351,16 @@ int cmd_serve(int argc, char **argv)
 	int r = parse(argc, argv, &o);
 	if (r)
 		return r < 0 ? TOOL_EXIT_OK : r;
+
+	/* a frontend that truncates its memory file ends its connection, not
+	 * this process (vio/mem.h); installed before any guest memory is
+	 * mapped */
+	r = vio_mem_sigbus_guard_install();
+	if (r) {
+		tool_err("cannot install the SIGBUS guard for guest memory: %s",
+			 strerror(-r));
+		return TOOL_EXIT_FAIL;
+	}
 
 	struct vio_blk_device *bd = NULL;
 	struct vio_dev *dev = NULL;
@@ -338,6 +412,7 @@ int cmd_serve(int argc, char **argv)
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 	int rc = TOOL_EXIT_FAIL;
 	struct vio_backend *be = NULL;
+	struct tool_pidfile pidfile = {0};
 	if (sfd < 0) {
 		tool_err("signalfd: %s", strerror(errno));
 		goto out;
@@ -380,7 +455,16 @@ int cmd_serve(int argc, char **argv)
 	else
 		fprintf(stderr, "vio serve: rng (getrandom), %s %s\n",
 			o.client ? "connected to" : "listening on", o.socket);
+	/* ready: the socket accepts connections (or we are connected) */
+	if (o.pidfile && (r = tool_pidfile_write(&pidfile, o.pidfile))) {
+		tool_err("--pidfile %s: %s", o.pidfile, strerror(-r));
+		goto out;
+	}
+	serve_notify("READY=1\nSTATUS=%s %s",
+		     o.client ? "connected to" : "listening on", o.socket);
 	rc = serve_loop(be, &o, sfd);
+	if (!stopping_sent)
+		serve_notify("STOPPING=1\nSTATUS=exiting");
 
 out:
 	/* in-flight requests complete (and are pushed) before the workers
@@ -396,5 +480,7 @@ out:
 	}
 	if (sfd >= 0)
 		close(sfd);
+	/* last: the file disappears once the socket is gone */
+	tool_pidfile_remove(&pidfile);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +108,29 @@ int tool_parse_size(const char *s, uint64_t *out)
 	if (shift && v > (UINT64_MAX >> shift))
 		return -ERANGE;
 	*out = v << shift;
+	return 0;
+}
+
+int tool_size_opt(const char *cmd, const char *what, const char *s,
+		  uint64_t *out)
+{
+	int r = tool_parse_size(s, out);
+	if (r == -ERANGE)
+		return tool_usage_err(cmd, "%s: '%s' is too large", what, s);
+	if (r < 0)
+		return tool_usage_err(
+		    cmd, "%s: '%s' is not a byte count (e.g. 4k, 1M)", what, s);
+	return 0;
+}
+
+int tool_uint_opt(const char *cmd, const char *what, const char *s,
+		  uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (tool_parse_uint(s, min, max, out) < 0)
+		return tool_usage_err(cmd,
+				      "%s: '%s' is not a number in "
+				      "%" PRIu64 "..%" PRIu64,
+				      what, s, min, max);
 	return 0;
 }
 

@@ -32,6 +32,17 @@ int tool_parse_size(const char *s, uint64_t *out);
 /* A decimal integer in [min, max]: 0, -EINVAL or -ERANGE. */
 int tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/*
+ * An option's value, for subcommand cmd: what names it ("--bs", "LEN").
+ * 0, or TOOL_EXIT_USAGE after saying what is wrong with s:
+ * "WHAT: 'S' is not a byte count (e.g. 4k, 1M)" or "... is too large";
+ * "WHAT: 'S' is not a number in MIN..MAX".
+ */
+int tool_size_opt(const char *cmd, const char *what, const char *s,
+		  uint64_t *out);
+int tool_uint_opt(const char *cmd, const char *what, const char *s,
+		  uint64_t min, uint64_t max, uint64_t *out);
+
 /* Monotonic seconds. */
 double tool_now(void);
 

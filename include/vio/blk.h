@@ -21,6 +21,10 @@
  * answered VIRTIO_BLK_S_UNSUPP.  Every request is validated (header, status
  * byte, data direction, sector range, length, segment limits) and a bad
  * one is answered VIRTIO_BLK_S_IOERR, never trusted.  See docs/blk.md.
+ * Cache: writeback with FLUSH negotiated, else writethrough; with
+ * VIRTIO_BLK_F_CONFIG_WCE (offered) the driver may switch by writing 0 or
+ * 1 to the config field writeback (struct virtio_blk_config.wce), the one
+ * config byte it may write.
  *
  * Threading: the kick for queue i touches only queue i's state, so the
  * queues of one device may be served by different threads concurrently.
@@ -67,9 +71,11 @@ struct vio_blk_device_config {
 	/* Data segments per request (VIRTIO_BLK_F_SEG_MAX); 0: queue_size
 	 * - 2, at most VIO_BLK_DEFAULT_SEG_MAX (126).  A driver's rings
 	 * must hold seg_max + 2 descriptors: QEMU's vhost-user-blk-pci
-	 * rings are 128 (queue-size=) by default. */
+	 * rings are 128 (queue-size=) by default.  A segment is a descriptor
+	 * holding data, however many memory regions its bytes touch. */
 	uint32_t seg_max;
-	/* Bytes per data segment (VIRTIO_BLK_F_SIZE_MAX); 0: 1 MiB. */
+	/* Bytes per data segment (VIRTIO_BLK_F_SIZE_MAX), per descriptor
+	 * as for seg_max; 0: 1 MiB. */
 	uint32_t size_max;
 	/* Segments per DISCARD / WRITE_ZEROES request; 0: 32. */
 	uint32_t max_discard_seg;
@@ -83,7 +89,9 @@ struct vio_blk_device_config {
 	/*
 	 * Busy-poll: once a queue is empty, keep polling it for poll_us
 	 * microseconds (0: 50) before re-enabling notifications and returning
-	 * from the kick.  Trades a core for latency.
+	 * from the kick.  Trades a core for latency.  A kick still returns
+	 * after a ring's worth of requests (vio_dev_kick() then says more
+	 * are waiting).
 	 */
 	bool poll;
 	unsigned poll_us;

@@ -92,7 +92,23 @@ struct vio_dev_ops {
 	void (*reset)(struct vio_dev *dev);
 	/* The driver wrote config bytes (already stored).  May be NULL. */
 	void (*config_write)(struct vio_dev *dev, unsigned off, unsigned len);
-	/* Queue idx has available buffers (a kick, or the transport polls). */
+	/*
+	 * May the driver write these len bytes (buf) at off of the config
+	 * space, with the features negotiated now?  Asked before anything is
+	 * stored; false refuses the whole write (logged by the model).  NULL:
+	 * the config space is read-only to the driver.  Each device type
+	 * names its writable fields (blk: writeback, with CONFIG_WCE).
+	 */
+	bool (*config_writable)(struct vio_dev *dev, unsigned off,
+				const void *buf, unsigned len);
+	/*
+	 * Queue idx has available buffers (a kick, or the transport polls).
+	 * Must return after a bounded amount of work (one batch, at most a
+	 * ring's worth of chains) even while the driver keeps adding: the
+	 * transport stops queues only between kicks.  A kick that returns
+	 * with chains still available leaves notifications disabled; the
+	 * caller sees that vio_dev_kick() returned true and calls again.
+	 */
 	void (*kick)(struct vio_dev *dev, unsigned idx, struct vio_vq *vq);
 };
 
@@ -104,6 +120,9 @@ struct vio_dev_transport {
 	void (*config_changed)(void *t);
 	/* the device needs a reset (status got DEVICE_NEEDS_RESET) */
 	void (*needs_reset)(void *t);
+	/* queue idx broke (a protocol violation, why says which); the
+	 * device needs a reset too.  May be NULL. */
+	void (*queue_broken)(void *t, unsigned idx, const char *why);
 };
 
 struct vio_dev_config {
@@ -172,8 +191,10 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable);
 /* The live vq of queue idx, or NULL if not enabled. */
 struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx);
 /* Transport: the driver kicked queue idx.  Ignored unless DRIVER_OK and
- * the queue is enabled and not broken. */
-void vio_dev_kick(struct vio_dev *dev, unsigned idx);
+ * the queue is enabled and not broken.  Returns true when chains are
+ * still available afterwards (the device stopped at its batch bound):
+ * call again, after checking whether the queue must stop. */
+bool vio_dev_kick(struct vio_dev *dev, unsigned idx);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,12 @@ struct vio_driver {
 	int (*probe)(struct vio_vdev *vdev);
 	void (*remove)(struct vio_vdev *vdev);
 	void (*config_changed)(struct vio_vdev *vdev);
+	/* Bytes of config space the device type has (the fields this driver
+	 * may read), for transports that cannot learn it from the device
+	 * (vhost-user: every GET_CONFIG asks for exactly this many, as
+	 * QEMU's frontends do).  0: unknown; such a transport then asks the
+	 * device for what each read needs (bytes 0 up to its end). */
+	unsigned config_size;
 };
 
 /* A device behind transport (ops, t); buffers come from mem (not owned). */
@@ -121,7 +127,9 @@ VIO_MUST_CHECK int vio_vdev_send(struct vio_vq *vq, const struct vio_sg *sg,
 				 unsigned out, unsigned in, void *token);
 /* wait_for_next_used: the next used token (len written), waiting for an
  * interrupt up to timeout_ms (-1 forever).  NULL on timeout (errno
- * ETIMEDOUT) or broken queue (errno EIO). */
+ * ETIMEDOUT), broken queue (errno EIO), or the transport's wait error
+ * (vhost-user: ENOTCONN when the backend is gone, ECANCELED when the
+ * queue was stopped: a reset or a removal). */
 void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
 			 uint32_t *len, int timeout_ms);
 /* send_and_wait: send then wait for that very token; 0 or negative errno

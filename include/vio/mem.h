@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <vio/ring.h>
+#include <vio/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +109,51 @@ void *vio_memtable_uptr(const struct vio_memtable *mt, uint64_t uaddr,
  */
 int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,
 			   uint32_t len, struct vio_iov *iov, unsigned max);
+
+/*
+ * ---- truncated guest memory (SIGBUS) ----
+ *
+ * A region mapped from a peer's fd faults (SIGBUS) when the peer shrinks
+ * the file under it: a frontend's memory-backend-file is not sealed, and
+ * a hostile one can ftruncate at any time.  Without a handler the whole
+ * process dies at the next ring or buffer access, in any thread.
+ *
+ * vio_mem_sigbus_guard_install() sets a process-wide SIGBUS handler
+ * (a process-wide choice, so the application makes it: `vio serve` does).
+ * For a fault (BUS_ADRERR) inside a region some vio_memtable mapped with
+ * vio_memtable_map, it maps zero-filled anonymous memory over that whole
+ * region (MAP_FIXED: the faulting access completes and every later one
+ * reads zeros, writes go nowhere), marks the region's table faulted and
+ * shuts down the table's fault fd (vio_memtable_set_fault_fd), so the
+ * table's owner sees its connection end; the process goes on.  Any other
+ * SIGBUS (outside those regions, or sent by kill) goes to the handler
+ * installed before (a sanitizer's, say) or, if none, kills the process as
+ * it would have without the guard.  Async-signal-safe, safe with any
+ * number of threads touching guest memory.  Idempotent; 0 or negative
+ * errno.  Install it after anything else that handles SIGBUS, and do not
+ * replace it afterwards.
+ *
+ * Regions are registered whether or not the guard is installed (a fixed
+ * table of 4096 regions per process; when it is full, a region whose
+ * file is sealed with F_SEAL_SHRINK is mapped unguarded, an unsealed one
+ * is refused with -ENOSPC).  Regions added with vio_memtable_add are not
+ * guarded: their owner mapped them.
+ */
+VIO_MUST_CHECK int vio_mem_sigbus_guard_install(void);
+/*
+ * Where a fault in mt's regions is reported: the handler calls
+ * shutdown(fd, SHUT_RDWR) (a connected socket: both ends see it close).
+ * fd -1: nobody is told but vio_memtable_faulted().  Also clears the
+ * faulted state.  Call it when a new connection starts using mt, while mt
+ * has no region; keep fd open until mt's regions are removed (the handler
+ * may shut it down until then).
+ */
+void vio_memtable_set_fault_fd(struct vio_memtable *mt, int fd);
+/* A region of mt faulted since the last vio_memtable_set_fault_fd (its
+ * memory now reads zeros): the peer truncated it.  Lock-free. */
+bool vio_memtable_faulted(const struct vio_memtable *mt);
+/* Device address of the first such fault, or VIO_BAD_ADDR if none. */
+uint64_t vio_memtable_fault_addr(const struct vio_memtable *mt);
 
 #ifdef __cplusplus
 }

@@ -42,11 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vio/types.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define VIO_MUST_CHECK __attribute__((warn_unused_result))
 
 /* Largest queue size allowed by the spec (split: power of two). */
 #define VIO_VQ_MAX_SIZE 32768u
@@ -58,12 +58,6 @@ struct vio_memtable; /* device-side address translation, vio/mem.h */
 /* A driver-side buffer segment: must lie in memory from the vq's vio_mem. */
 struct vio_sg {
 	void *buf;
-	uint32_t len;
-};
-
-/* A device-side segment, already translated and bounds-checked. */
-struct vio_iov {
-	void *base;
 	uint32_t len;
 };
 
@@ -170,20 +164,50 @@ uint16_t vio_vq_get_base(const struct vio_vq *vq);
  * One available chain, popped and validated.  out[] are the readable
  * segments, in[] the writable ones; both point into the caller's iov array.
  * head is opaque: give it back to vio_vq_push().
+ *
+ * Segments are not descriptors: a descriptor whose bytes cross a boundary
+ * between memory regions (adjacent in device address space) becomes one
+ * segment per region it touches, the later ones marked cont.  nd_out and
+ * nd_in count the buffer descriptors themselves (an indirect table's
+ * pointer descriptor not included; a zero-length descriptor counts but
+ * gives no segment).  Limits the spec states per descriptor ("segment" in
+ * VIRTIO's words: blk's seg_max and size_max) are checked per descriptor.
  */
 struct vio_chain {
 	uint32_t head;
-	uint16_t nr_out, nr_in;
+	uint16_t nr_out, nr_in; /* segments */
+	uint16_t nd_out, nd_in; /* descriptors */
 	uint32_t out_len, in_len;
 	struct vio_iov *out, *in;
 };
 
 /*
+ * Segments a device should offer vio_vq_pop() per chain on a queue of
+ * qsize: one per descriptor (a chain has at most qsize, 2.7.5.3.1) and as
+ * many again for region crossings, at least VIO_CHAIN_CROSSINGS, capped at
+ * what nr_out + nr_in can count.  Only a chain whose descriptors together
+ * cross more region boundaries than that needs more (a driver's memory
+ * would have to be cut into many small regions and its buffers laid
+ * across them); it breaks the queue, as libvhost-user's fixed bound of
+ * 1024 segments per chain does.
+ */
+#define VIO_CHAIN_CROSSINGS 1024u
+static inline unsigned vio_vq_iov_max(uint16_t qsize)
+{
+	unsigned extra =
+	    qsize > VIO_CHAIN_CROSSINGS ? qsize : VIO_CHAIN_CROSSINGS;
+	unsigned n = (unsigned)qsize + extra;
+	return n > UINT16_MAX ? UINT16_MAX : n;
+}
+
+/*
  * Pop the next available chain.  Returns 1 (chain filled), 0 (nothing
  * available), -EIO (the queue is broken: this call or before).  A chain
- * that needs more than max_iov segments breaks the queue (the device
- * advertises its limits, e.g. seg_max).  The chain is checked against
- * every rule in DESIGN.md "The peer is untrusted" before it is returned.
+ * that needs more than max_iov segments breaks the queue (size max_iov
+ * with vio_vq_iov_max(); the device advertises its per-descriptor limits,
+ * e.g. seg_max, and checks them on nd_* and cont).  The chain is checked
+ * against every rule in DESIGN.md "The peer is untrusted" before it is
+ * returned.
  */
 VIO_MUST_CHECK int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c,
 			      struct vio_iov *iov, unsigned max_iov);

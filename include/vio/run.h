@@ -6,6 +6,12 @@
  * A worker waits on one eventfd (a queue's kicks) and runs a function for
  * each wake-up; in busy-poll mode it never sleeps and runs the function
  * in a loop (lowest latency, one CPU per queue).
+ *
+ * The function does a bounded amount of work per call and returns true
+ * when there is more (a device stopped at its batch bound, see
+ * vio_dev_kick): the worker then calls it again without waiting for a
+ * kick, checking for a stop request in between.  So a stop takes at most
+ * one call's time, however hard the driver keeps the queue busy.
  */
 #ifndef VIO_RUN_H
 #define VIO_RUN_H
@@ -19,9 +25,14 @@ extern "C" {
 #endif
 
 struct vio_run_worker;
-/* Start a thread: fn(arg) once, then after every read of kick_fd (or in a
- * loop when busy_poll).  NULL with errno on failure. */
-struct vio_run_worker *vio_run_worker_start(int kick_fd, void (*fn)(void *),
+/*
+ * Start a thread: fn(arg) once, then after every read of kick_fd (or in a
+ * loop when busy_poll), and again at once while it returns true.  A kick
+ * fd that fails or hangs up (a pipe whose writer closed) parks the worker
+ * until it is stopped: logged once, never a spin.  NULL with errno on
+ * failure.
+ */
+struct vio_run_worker *vio_run_worker_start(int kick_fd, bool (*fn)(void *),
 					    void *arg, bool busy_poll);
 /* Stop the thread and join it: fn is not running when this returns. */
 void vio_run_worker_stop(struct vio_run_worker *w);

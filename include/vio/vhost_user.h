@@ -18,11 +18,21 @@
  * before it touches that queue, its fds or guest memory again.
  *
  * Mapping to the model: SET_FEATURES takes the device through ACKNOWLEDGE,
- * DRIVER, the features and FEATURES_OK; the first ring that starts sets
- * DRIVER_OK (vhost-user has no handshake unless the STATUS protocol
- * feature is used; SET_STATUS 0 resets, DRIVER_OK and FAILED are applied
- * in order).  A disconnect stops every queue, resets the device and unmaps
- * all memory.
+ * DRIVER, the features and FEATURES_OK.  DRIVER_OK: with the STATUS
+ * protocol feature negotiated, only the frontend's SET_STATUS sets it, and
+ * no ring starts (no buffer is used) before it (VIRTIO 1.x 3.1.1); without
+ * STATUS, vhost-user has no handshake and the first ring that starts sets
+ * it.  SET_STATUS 0 resets; FAILED is applied as written.  A disconnect
+ * stops every queue, resets the device (its config space back to the
+ * device's own) and unmaps all memory.
+ *
+ * SET_CONFIG writes only the fields the device type declares writable
+ * (vio_dev_ops.config_writable); anything else ends the connection with a
+ * log line.  A queue that breaks (a protocol violation in its ring) sets
+ * DEVICE_NEEDS_RESET, is logged with its index and reason, and signals the
+ * queue's error eventfd (SET_VRING_ERR) when the frontend gave one.  Kick,
+ * call and error fds must be eventfds (else the connection ends); they are
+ * made non-blocking.
  */
 #ifndef VIO_VHOST_USER_H
 #define VIO_VHOST_USER_H
@@ -47,8 +57,10 @@ struct vio_backend_config {
 	unsigned socket_mode;
 	/*
 	 * Start serving queue idx: run vio_backend_queue_kick(b, idx) once,
-	 * then whenever kick_fd is readable (after draining it).  Return a
-	 * handle, or NULL on failure.
+	 * then whenever kick_fd is readable (after draining it), and again
+	 * at once while it returns true.  Return a handle, or NULL on
+	 * failure.  The worker is stopped (queue_stop) before the rings, the
+	 * kick fd or the memory change; not for a new call or error fd.
 	 */
 	void *(*queue_start)(void *opaque, struct vio_backend *b, unsigned idx,
 			     int kick_fd);
@@ -78,8 +90,9 @@ bool vio_backend_connected(const struct vio_backend *b);
  * (listening) or idle (client mode); other negative errno on local errors.
  */
 int vio_backend_dispatch(struct vio_backend *b);
-/* Worker entry: queue idx was kicked. */
-void vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
+/* Worker entry: queue idx was kicked.  Does a bounded amount of work;
+ * true if chains are still available (call again). */
+bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
 
 /* ---- frontend (driver side) ----
  *
@@ -89,6 +102,20 @@ void vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
  * vhost-user does not say which device type a backend is: the caller
  * names it (device_id), and the driver's probe checks that the config
  * space and features make sense for that type.
+ *
+ * Threads: the data path (the vq's notify, vio_vdev_wait_used, the call
+ * fd) may run on several threads at once, and concurrently with control
+ * (reset, queue setup, config, status, vio_bus_remove) on another.  Each
+ * queue's kick and call eventfds are made at connect and closed only by
+ * vio_frontend_free, so a kick never lands on an fd number that a reset
+ * freed and something else reused; a notify on a stopped queue writes
+ * nothing.  A wait on a queue that is stopped (reset, disable, removal),
+ * or that a stop reaches while it sleeps, returns -ECANCELED at once;
+ * on a dead frontend -ENOTCONN.  What the frontend cannot guard is the
+ * vq itself: vio_bus_remove frees it (after the driver's remove), so the
+ * driver's remove must stop and join its I/O threads before returning
+ * (their waits end with -ECANCELED by then), and vio_frontend_free must
+ * come after every data-path call has returned.
  */
 
 struct vio_frontend;
@@ -101,7 +128,11 @@ struct vio_frontend_config {
 	uint32_t device_id;
 	/* Queues to offer the driver; 0: what the backend has (MQ), else 1. */
 	unsigned num_queues;
-	/* Bytes of config space to expose (GET_CONFIG size); 0: by type. */
+	/* Bytes of config space (every GET_CONFIG asks for this many; reads
+	 * beyond fail with -EINVAL).  0: the bound driver's
+	 * vio_driver.config_size (the device type declares it), and if it
+	 * has none, each read asks for bytes 0 up to its end.  The
+	 * transport knows no device type's layout.  At most 256. */
 	unsigned config_size;
 	/* Connect timeout in ms (a backend still starting); 0: no retry. */
 	int connect_timeout_ms;
@@ -134,14 +165,17 @@ bool vio_frontend_alive(const struct vio_frontend *f);
  * The control socket, to notice a backend that goes away while nothing
  * is in flight: poll it for POLLRDHUP (a backend never speaks first, so
  * POLLIN works too); when it fires and vio_frontend_alive() is false,
- * the device is gone: vio_bus_remove() its vdev, then
- * vio_frontend_free().  A new vio_frontend_connect() (and vio_bus_add)
- * brings it back once a backend listens again.
+ * the device is gone: vio_bus_remove() its vdev (from the thread that
+ * owns the bus; the I/O threads see -ENOTCONN or -ECANCELED and the
+ * driver's remove joins them), then vio_frontend_free().  A new
+ * vio_frontend_connect() (and vio_bus_add) brings it back once a backend
+ * listens again.
  */
 int vio_frontend_fd(const struct vio_frontend *f);
 /* Why the frontend died ("" while alive). */
 const char *vio_frontend_error(const struct vio_frontend *f);
-/* Closes the connection and frees the vdev (remove it from its bus first). */
+/* Closes the connection, the queues' fds, and frees the vdev (remove it
+ * from its bus first; no notify or wait may still run). */
 void vio_frontend_free(struct vio_frontend *f);
 
 struct vio_bus;

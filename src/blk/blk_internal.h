@@ -80,6 +80,45 @@ struct blk_queue {
 	struct vio_ratelimit rl;
 };
 
+#define SECTOR 512u
+/* Per DISCARD / WRITE_ZEROES segment: 2 GiB - 512, as QEMU's
+ * BDRV_REQUEST_MAX_SECTORS, so every range fits an off_t and an int. */
+#define BLK_DWZ_MAX_SECTORS 4194303u
+
+struct vio_blk_device {
+	struct vio_dev *dev;
+	int fd;
+	bool readonly;
+	bool is_blkdev;
+	uint64_t capacity; /* 512-byte sectors */
+	uint32_t seg_max, size_max, dwz_seg;
+	uint64_t poll_ns;
+	const struct blk_io_ops *io;
+	uint8_t id[VIRTIO_BLK_ID_BYTES];
+	char name[32];
+	int active;   /* kicks running: __atomic access */
+	int draining; /* drain calls waiting: __atomic access */
+	unsigned nq;
+	struct blk_queue q[]; /* [nq] */
+};
+
+/* What the driver negotiated (and the cache mode it chose), read once
+ * per kick. */
+struct blk_neg {
+	bool writethrough; /* every write durable before completion */
+	bool discard, write_zeroes;
+};
+
+/*
+ * Validate one popped chain (request.c) and either answer it at once
+ * (req->op stays BLK_OP_NONE; DISCARD and WRITE_ZEROES are executed
+ * here, synchronously) or describe the I/O for the backend.  vec has
+ * room for the chain's segments.
+ */
+void blk_req_start(struct blk_queue *q, struct blk_req *req,
+		   const struct vio_chain *c, struct iovec *vec,
+		   const struct blk_neg *neg);
+
 /* A backend reports that req finished: err 0 or a negative errno. */
 void blk_req_done(struct blk_queue *q, struct blk_req *req, int err);
 /*

@@ -6,30 +6,36 @@
  * Data path per kick (queue idx, on that queue's worker thread):
  *
  *   disable notifications;
- *   loop:
+ *   loop, until a ring's worth of chains (the queue size) was handled:
  *     pop up to a batch of chains (queue size, and as many as the
- *     preallocated segment arena holds); validate each; answer the bad
- *     ones at once, hand READ/WRITE/FLUSH to the I/O backend (io_uring:
- *     queued, one submission for the batch);
+ *     preallocated segment arena holds); validate each (request.c);
+ *     answer the bad ones at once, hand READ/WRITE/FLUSH to the I/O
+ *     backend (io_uring: queued, one submission for the batch);
  *     wait for the whole batch; write the status bytes;
  *     push the batch with one vio_vq_push_batch, vio_vq_call;
  *     when the ring is empty: busy-poll (cfg.poll) for poll_us, then
  *     re-enable notifications and return unless chains arrived meanwhile.
  *
- * So a kick returns only after every request it popped has completed and
+ * The bound keeps a kick short under any load (vio/device.h): a driver
+ * that refills the ring as fast as it drains cannot keep a kick running,
+ * so the transport can stop the queue between kicks.  A kick that ends on
+ * the bound with chains still waiting leaves notifications disabled and
+ * vio_dev_kick() tells its caller to call again.
+ *
+ * A kick returns only after every request it popped has completed and
  * was pushed: there is never in-flight state between kicks, which is what
  * vio_blk_device_drain() waits for and why reset has nothing to drop.
  *
- * Request layout (5.2.6): struct virtio_blk_outhdr (16 readable bytes),
- * data (readable for OUT, writable for IN), one writable status byte, the
- * chain's last writable byte.  The header is copied once and every field
- * checked before use; data is never copied: the chain's segments become
- * the iovecs of preadv/pwritev (or io_uring READV/WRITEV).
+ * Cache mode: writeback (FLUSH makes writes durable) when FLUSH was
+ * negotiated, writethrough otherwise; with CONFIG_WCE the driver may
+ * switch with the config field writeback (struct virtio_blk_config.wce),
+ * the one config byte it may write (blk_config_writable).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +45,6 @@
 #include <unistd.h>
 
 #include <endian.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
@@ -47,40 +52,13 @@
 
 #include "blk/blk_internal.h"
 
-#define SECTOR 512u
 #define BLK_DEFAULT_QUEUE_SIZE 256
 #define BLK_DEFAULT_SIZE_MAX (1u << 20)
 #define BLK_DEFAULT_DWZ_SEG 32u
 #define BLK_DEFAULT_POLL_US 50u
-/* Per DISCARD / WRITE_ZEROES segment: 2 GiB - 512, as QEMU's
- * BDRV_REQUEST_MAX_SECTORS, so every range fits an off_t and an int. */
-#define BLK_DWZ_MAX_SECTORS 4194303u
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
-
-struct vio_blk_device {
-	struct vio_dev *dev;
-	int fd;
-	bool readonly;
-	bool is_blkdev;
-	uint64_t capacity; /* 512-byte sectors */
-	uint32_t seg_max, size_max, dwz_seg;
-	uint64_t poll_ns;
-	const struct blk_io_ops *io;
-	uint8_t id[VIRTIO_BLK_ID_BYTES];
-	char name[32];
-	int active;   /* kicks running: __atomic access */
-	int draining; /* drain calls waiting: __atomic access */
-	unsigned nq;
-	struct blk_queue q[]; /* [nq] */
-};
-
-/* What the driver negotiated, read once per kick. */
-struct blk_neg {
-	bool writethrough; /* FLUSH not negotiated: every write durable */
-	bool discard, write_zeroes;
-};
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -88,382 +66,13 @@ struct blk_neg {
 #define cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
 
-static void req_answer(struct blk_req *req, uint8_t status, uint32_t data)
-{
-	if (!req->status)
-		return;
-	*req->status = status;
-	req->used_len = data + 1;
-}
-
-void blk_req_done(struct blk_queue *q, struct blk_req *req, int err)
-{
-	if (err) {
-		vio_log_limited(
-		    &q->rl, "%s q%u: I/O error at byte %llu: %s", q->bd->name,
-		    q->idx, (unsigned long long)req->offset, strerror(-err));
-		req_answer(req, VIRTIO_BLK_S_IOERR, 0);
-		return;
-	}
-	req_answer(req, VIRTIO_BLK_S_OK,
-		   req->op == BLK_OP_READ ? (uint32_t)req->len : 0);
-}
-
-/* A request the driver got wrong: answered, logged (rate-limited). */
-static void req_bad(struct blk_queue *q, struct blk_req *req, uint8_t status,
-		    const char *why)
-{
-	vio_log_limited(&q->rl, "%s q%u: driver error: %s", q->bd->name, q->idx,
-			why);
-	req_answer(req, status, 0);
-}
-
-/* [sector, sector + bytes / 512) inside the disk, without overflow. */
-static bool range_ok(const struct vio_blk_device *bd, uint64_t sector,
-		     uint64_t bytes)
-{
-	return sector <= bd->capacity &&
-	       bytes <= (bd->capacity - sector) * (uint64_t)SECTOR;
-}
-
-/*
- * Describe len bytes of seg[], starting skip bytes in, as iovecs in vec
- * (which has room for nseg).  Enforces seg_max and size_max on the data
- * segments (5.2.4: the driver must not exceed them).  NULL or the reason.
- */
-static const char *map_data(const struct vio_blk_device *bd,
-			    const struct vio_iov *seg, unsigned nseg,
-			    uint64_t skip, uint64_t len, struct iovec *vec,
-			    unsigned *cnt)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < nseg && len; i++) {
-		uint64_t sl = seg[i].len;
-		if (skip >= sl) {
-			skip -= sl;
-			continue;
-		}
-		uint8_t *p = (uint8_t *)seg[i].base + skip;
-		sl -= skip;
-		skip = 0;
-		if (sl > len)
-			sl = len;
-		if (n >= bd->seg_max)
-			return "more data segments than seg_max";
-		if (sl > bd->size_max)
-			return "data segment larger than size_max";
-		vec[n].iov_base = p;
-		vec[n].iov_len = (size_t)sl;
-		n++;
-		len -= sl;
-	}
-	*cnt = n;
-	return NULL;
-}
-
-/* IN (write == false) or OUT: check, then describe for the backend. */
-static void req_rw(struct blk_queue *q, struct blk_req *req,
-		   const struct vio_chain *c, struct iovec *vec,
-		   uint64_t sector, bool write, const struct blk_neg *neg)
-{
-	struct vio_blk_device *bd = q->bd;
-	uint32_t out_data = c->out_len - sizeof(struct virtio_blk_outhdr);
-	uint32_t in_data = c->in_len - 1;
-	uint32_t len = write ? out_data : in_data;
-	const char *why;
-
-	if (write ? in_data != 0 : out_data != 0) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			write ? "OUT request with writable data"
-			      : "IN request with readable data");
-		return;
-	}
-	if (len % SECTOR) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			"data length not a multiple of 512");
-		return;
-	}
-	if (!range_ok(bd, sector, len)) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			"sector range past the end of the disk");
-		return;
-	}
-	if (write)
-		why = map_data(bd, c->out, c->nr_out,
-			       sizeof(struct virtio_blk_outhdr), len, vec,
-			       &req->iovcnt);
-	else
-		why = map_data(bd, c->in, c->nr_in, 0, len, vec, &req->iovcnt);
-	if (why) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR, why);
-		return;
-	}
-	if (len == 0) { /* nothing to move: done */
-		req_answer(req, VIRTIO_BLK_S_OK, 0);
-		return;
-	}
-	req->op = write ? BLK_OP_WRITE : BLK_OP_READ;
-	req->writethrough = write && neg->writethrough;
-	req->iov = vec;
-	req->offset = sector * SECTOR;
-	req->len = len;
-}
-
-static int do_fallocate(int fd, int mode, uint64_t off, uint64_t len)
-{
-	while (fallocate(fd, mode, (off_t)off, (off_t)len) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-static int write_zeroes_by_hand(int fd, uint64_t off, uint64_t len)
-{
-	static const uint8_t zero[64 << 10];
-	while (len) {
-		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
-		ssize_t w = pwrite(fd, zero, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;
-		off += (uint64_t)w;
-		len -= (uint64_t)w;
-	}
-	return 0;
-}
-
-static bool not_supported(int r)
-{
-	return r == -EOPNOTSUPP || r == -ENOTTY || r == -EINVAL || r == -ENOSYS;
-}
-
-/* Deallocate a range: a hint (5.2.6.2), so "not supported" is success. */
-static int exec_discard(struct vio_blk_device *bd, uint64_t off, uint64_t len)
-{
-	int r;
-	if (bd->is_blkdev) {
-		uint64_t range[2] = {off, len};
-		r = ioctl(bd->fd, BLKDISCARD, range) < 0 ? -errno : 0;
-	} else {
-		r = do_fallocate(bd->fd,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 off, len);
-	}
-	return not_supported(r) ? 0 : r;
-}
-
-/* Zero a range; unmap lets it deallocate too (5.2.6.2). */
-static int exec_write_zeroes(struct vio_blk_device *bd, uint64_t off,
-			     uint64_t len, bool unmap)
-{
-	int r = -EOPNOTSUPP;
-	if (unmap) /* a hole reads as zeroes, on files and block devices */
-		r = do_fallocate(bd->fd,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 off, len);
-	if (not_supported(r))
-		r = do_fallocate(bd->fd,
-				 FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-				 off, len);
-	if (not_supported(r))
-		r = write_zeroes_by_hand(bd->fd, off, len);
-	return r;
-}
-
-static int datasync(int fd)
-{
-	while (fdatasync(fd) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-/*
- * DISCARD / WRITE_ZEROES (5.2.6): the readable payload after the header is
- * an array of struct virtio_blk_discard_write_zeroes.  It is copied once
- * into the queue's buffer, every segment is checked, and only then are
- * they executed (synchronously: they are rare and fallocate is one call).
- */
-static void req_dwz(struct blk_queue *q, struct blk_req *req,
-		    struct vio_cursor *cur, const struct vio_chain *c, bool wz,
-		    const struct blk_neg *neg)
-{
-	struct vio_blk_device *bd = q->bd;
-	struct virtio_blk_discard_write_zeroes *seg = q->dwz;
-	uint32_t out_data = c->out_len - sizeof(struct virtio_blk_outhdr);
-	const size_t one = sizeof(struct virtio_blk_discard_write_zeroes);
-
-	if (c->in_len != 1) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			"DISCARD/WRITE_ZEROES with writable data");
-		return;
-	}
-	if (out_data == 0 || out_data % one) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			"DISCARD/WRITE_ZEROES payload not a multiple of 16");
-		return;
-	}
-	uint32_t n = out_data / (uint32_t)one;
-	if (n > bd->dwz_seg) {
-		req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
-			"more DISCARD/WRITE_ZEROES segments than allowed");
-		return;
-	}
-	if (vio_cursor_read(cur, seg, n * one) != n * one) {
-		req_answer(req, VIRTIO_BLK_S_IOERR, 0);
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t sector = le64toh(seg[i].sector);
-		uint32_t num = le32toh(seg[i].num_sectors);
-		uint32_t flags = le32toh(seg[i].flags);
-		/* 5.2.6.2: unknown flags, or unmap on a discard: UNSUPP */
-		uint32_t known = wz ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
-		if (flags & ~known) {
-			req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
-				"DISCARD/WRITE_ZEROES with unsupported flags");
-			return;
-		}
-		if (num > BLK_DWZ_MAX_SECTORS) {
-			req_bad(q, req, VIRTIO_BLK_S_IOERR,
-				"DISCARD/WRITE_ZEROES segment longer than the "
-				"maximum");
-			return;
-		}
-		if (!range_ok(bd, sector, (uint64_t)num * SECTOR)) {
-			req_bad(
-			    q, req, VIRTIO_BLK_S_IOERR,
-			    "DISCARD/WRITE_ZEROES past the end of the disk");
-			return;
-		}
-	}
-	int r = 0;
-	for (uint32_t i = 0; i < n && r == 0; i++) {
-		uint64_t off = le64toh(seg[i].sector) * SECTOR;
-		uint64_t len = (uint64_t)le32toh(seg[i].num_sectors) * SECTOR;
-		bool unmap =
-		    le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-		if (len == 0)
-			continue;
-		r = wz ? exec_write_zeroes(bd, off, len, unmap)
-		       : exec_discard(bd, off, len);
-		req->offset = off;
-	}
-	if (r == 0 && neg->writethrough)
-		r = datasync(bd->fd);
-	blk_req_done(q, req, r);
-}
-
-/*
- * Validate one popped chain and either answer it (req->op stays NONE) or
- * describe the I/O for the backend.  vec has room for the chain's
- * segments.
- */
-static void req_start(struct blk_queue *q, struct blk_req *req,
-		      const struct vio_chain *c, struct iovec *vec,
-		      const struct blk_neg *neg)
-{
-	struct vio_blk_device *bd = q->bd;
-
-	req->head = c->head;
-	req->used_len = 0;
-	req->status = NULL;
-	req->op = BLK_OP_NONE;
-	req->writethrough = false;
-	req->iov = vec;
-	req->iovcnt = 0;
-	req->offset = req->len = req->done = 0;
-	req->pending = 0;
-	req->err = 0;
-
-	/* 5.2.6: the status byte is the last writable byte; without one
-	 * the request cannot be answered at all */
-	if (c->in_len == 0) {
-		vio_log_limited(&q->rl,
-				"%s q%u: driver error: request without a "
-				"writable status byte",
-				bd->name, q->idx);
-		return; /* pushed with length 0 */
-	}
-	const struct vio_iov *last = &c->in[c->nr_in - 1];
-	req->status = (uint8_t *)last->base + last->len - 1;
-
-	struct virtio_blk_outhdr hdr;
-	struct vio_cursor cur;
-	vio_cursor_init(&cur, c->out, c->nr_out);
-	if (vio_cursor_read(&cur, &hdr, sizeof(hdr)) != sizeof(hdr)) {
-		req_bad(q, req, VIRTIO_BLK_S_IOERR,
-			"request header shorter than 16 bytes");
-		return;
-	}
-	uint32_t type = le32toh(hdr.type);
-	uint64_t sector = le64toh(hdr.sector);
-	uint32_t out_data = c->out_len - sizeof(hdr);
-	uint32_t in_data = c->in_len - 1;
-
-	switch (type) {
-	case VIRTIO_BLK_T_IN:
-		req_rw(q, req, c, vec, sector, false, neg);
-		break;
-	case VIRTIO_BLK_T_OUT:
-		if (bd->readonly) /* 5.2.6.2: and write nothing */
-			req_answer(req, VIRTIO_BLK_S_IOERR, 0);
-		else
-			req_rw(q, req, c, vec, sector, true, neg);
-		break;
-	case VIRTIO_BLK_T_FLUSH:
-		if (out_data || in_data)
-			req_bad(q, req, VIRTIO_BLK_S_IOERR,
-				"FLUSH request with data");
-		else
-			req->op = BLK_OP_FLUSH;
-		break;
-	case VIRTIO_BLK_T_GET_ID: {
-		if (out_data) {
-			req_bad(q, req, VIRTIO_BLK_S_IOERR,
-				"GET_ID request with readable data");
-			break;
-		}
-		/* up to 20 bytes, not NUL-terminated if all 20 are used */
-		struct vio_cursor w;
-		vio_cursor_init(&w, c->in, c->nr_in);
-		size_t n = in_data < sizeof(bd->id) ? in_data : sizeof(bd->id);
-		vio_cursor_write(&w, bd->id, n);
-		req_answer(req, VIRTIO_BLK_S_OK, (uint32_t)n);
-		break;
-	}
-	case VIRTIO_BLK_T_DISCARD:
-	case VIRTIO_BLK_T_WRITE_ZEROES: {
-		bool wz = type == VIRTIO_BLK_T_WRITE_ZEROES;
-		if (bd->readonly)
-			req_answer(req, VIRTIO_BLK_S_IOERR, 0);
-		else if (!(wz ? neg->write_zeroes : neg->discard))
-			req_bad(q, req, VIRTIO_BLK_S_UNSUPP,
-				"DISCARD/WRITE_ZEROES not negotiated");
-		else
-			req_dwz(q, req, &cur, c, wz, neg);
-		break;
-	}
-	default:
-		req_answer(req, VIRTIO_BLK_S_UNSUPP, 0);
-		break;
-	}
-}
-
 /*
  * One batch: pop, start, wait, push.  Returns the number of chains
  * handled (0: the ring was empty) or -EIO (the queue is broken).
  */
 static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
-		     const struct blk_neg *neg)
+		     const struct blk_neg *neg, unsigned max)
 {
-	unsigned max = vio_vq_size(vq);
 	unsigned n = 0, used_iov = 0;
 	int r = 0;
 
@@ -475,7 +84,7 @@ static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
 		if (r <= 0)
 			break;
 		struct blk_req *req = &q->reqs[n++];
-		req_start(q, req, &c, q->vec + used_iov, neg);
+		blk_req_start(q, req, &c, q->vec + used_iov, neg);
 		if (req->op != BLK_OP_NONE)
 			q->io->submit(q, req);
 		used_iov += (unsigned)c.nr_out + c.nr_in;
@@ -495,26 +104,49 @@ static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
 	return r < 0 ? -EIO : (int)n;
 }
 
+/* Cache mode and request types, as negotiated (and configured) now. */
+static void neg_read(struct vio_blk_device *bd, struct blk_neg *neg)
+{
+	struct vio_dev *dev = bd->dev;
+	bool writeback = vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH);
+	if (writeback && vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
+		uint8_t wce = 1;
+		(void)vio_dev_config_read(
+		    dev, offsetof(struct virtio_blk_config, wce), &wce, 1);
+		writeback = wce != 0;
+	}
+	neg->writethrough = !writeback;
+	neg->discard = vio_dev_has_feature(dev, VIRTIO_BLK_F_DISCARD);
+	neg->write_zeroes = vio_dev_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES);
+}
+
 static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct vio_blk_device *bd = vio_dev_opaque(dev);
 	if (idx >= bd->nq)
 		return;
 	struct blk_queue *q = &bd->q[idx];
-	struct blk_neg neg = {
-	    .writethrough = !vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH),
-	    .discard = vio_dev_has_feature(dev, VIRTIO_BLK_F_DISCARD),
-	    .write_zeroes = vio_dev_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES),
-	};
+	struct blk_neg neg;
+	neg_read(bd, &neg);
+	/* at most a ring's worth of chains per kick (vio/device.h) */
+	unsigned budget = vio_vq_size(vq);
 	uint64_t poll_end = 0;
 
 	__atomic_add_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
 	vio_vq_disable_notify(vq);
 	for (;;) {
-		int n = blk_batch(q, vq, &neg);
+		if (budget == 0) {
+			/* bound reached: re-arm only if nothing waits, else
+			 * stay disabled and let the caller call again */
+			if (!vio_vq_enable_notify(vq))
+				vio_vq_disable_notify(vq);
+			break;
+		}
+		int n = blk_batch(q, vq, &neg, budget);
 		if (n < 0)
 			break; /* broken: the model asks for a reset */
 		if (n > 0) {
+			budget -= (unsigned)n;
 			poll_end = 0;
 			continue;
 		}
@@ -537,8 +169,23 @@ static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	__atomic_sub_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * The driver's config writes (VIRTIO 1.2 5.2.4): only writeback, one
+ * byte, 0 (writethrough) or 1 (writeback), and only with CONFIG_WCE
+ * negotiated.  Everything else in virtio_blk_config is the device's.
+ */
+static bool blk_config_writable(struct vio_dev *dev, unsigned off,
+				const void *buf, unsigned len)
+{
+	const uint8_t *b = buf;
+	return vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
+	       off == offsetof(struct virtio_blk_config, wce) && len == 1 &&
+	       b && b[0] <= 1;
+}
+
 static const struct vio_dev_ops blk_ops = {
     .kick = blk_kick,
+    .config_writable = blk_config_writable,
 };
 
 /* ---- setup ---- */
@@ -650,9 +297,10 @@ static int queue_init(struct vio_blk_device *bd, struct blk_queue *q,
 	q->idx = idx;
 	q->fd = bd->fd;
 	q->nreqs = qsize;
-	/* a chain has at most qsize descriptors (2.7.5.3.1); each may be
-	 * split once where it crosses a region boundary */
-	q->chain_max = 2u * qsize > UINT16_MAX ? UINT16_MAX : 2u * qsize;
+	/* segments per chain: its descriptors (at most qsize, 2.7.5.3.1)
+	 * plus room for the region boundaries they cross; seg_max and
+	 * size_max are checked per descriptor, whatever the pieces */
+	q->chain_max = vio_vq_iov_max(qsize);
 	/* room for at least one whole chain plus as much again of smaller
 	 * ones: a batch stops popping when less than chain_max is left */
 	q->iov_cap = 2u * q->chain_max;
@@ -844,10 +492,11 @@ vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
 	bc.max_write_zeroes_sectors = htole32(BLK_DWZ_MAX_SECTORS);
 	bc.max_write_zeroes_seg = htole32(dwz_seg);
 	bc.write_zeroes_may_unmap = 1;
+	bc.wce = 1; /* writeback: FLUSH is offered (5.2.5.2) */
 
-	unsigned bits[] = {VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX,
+	unsigned bits[] = {VIRTIO_BLK_F_SEG_MAX,  VIRTIO_BLK_F_SIZE_MAX,
 			   VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH,
-			   VIRTIO_BLK_F_TOPOLOGY};
+			   VIRTIO_BLK_F_TOPOLOGY, VIRTIO_BLK_F_CONFIG_WCE};
 	struct vio_features f =
 	    vio_features_from(bits, sizeof(bits) / sizeof(bits[0]));
 	if (nq > 1)

@@ -193,8 +193,13 @@ static int add_region_locked(struct vio_mem *m, size_t size, size_t align)
 	if (ftruncate(fd, (off_t)size) < 0)
 		goto fail_errno;
 	/* The peer gets this fd: it must not be able to shrink it under us
-	 * (our accesses would fault) or add seals.  Best effort. */
-	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	 * (our accesses past the new end would raise SIGBUS), grow it or
+	 * change the seals.  Required: memfds have had seals as long as
+	 * they have existed, so a failure here is an error, not a kernel
+	 * without the feature. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+	    0)
+		goto fail_errno;
 	void *p = map_aligned(fd, size, align);
 	if (p == MAP_FAILED)
 		goto fail_errno;

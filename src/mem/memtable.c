@@ -16,8 +16,15 @@
  * on the table: the owner quiesces the queues that use it first (as a
  * vhost-user backend must on SET_MEM_TABLE anyway).  The lookups make no
  * system call and allocate nothing.
+ *
+ * Truncation: every region this table maps (not the ones it is given by
+ * vio_memtable_add) is registered with the SIGBUS guard (guard.c) before
+ * the table returns it, and unregistered before it is unmapped.  With the
+ * guard installed, a fault in one of them replaces the region with zeros,
+ * records the fault in mt->guard and shuts down mt->guard.fault_fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mem/guard.h"
 #include <vio/mem.h>
 
 /* Far beyond any vhost-user limit (509 today); keeps sizes sane. */
@@ -44,13 +52,15 @@ struct mt_meta {
 	bool has_uaddr; /* uaddr was given (non-zero) */
 	void *map_base; /* what we mmap'ed, or NULL (vio_memtable_add) */
 	size_t map_len;
-	int fd; /* owned, or -1 */
+	int fd;		/* owned, or -1 */
+	int guard_slot; /* SIGBUS guard registration, or -1 */
 };
 
 struct vio_memtable {
 	unsigned max, n;
 	struct mt_hot *hot;
 	struct mt_meta *meta;
+	struct vio_mem_guard_owner guard; /* written by the SIGBUS handler */
 };
 
 struct vio_memtable *vio_memtable_new(unsigned max_regions)
@@ -63,6 +73,8 @@ struct vio_memtable *vio_memtable_new(unsigned max_regions)
 	if (!mt)
 		return NULL;
 	mt->max = max_regions;
+	mt->guard.fault_fd = -1;
+	mt->guard.fault_addr = VIO_BAD_ADDR;
 	mt->hot = calloc(max_regions, sizeof(*mt->hot));
 	mt->meta = calloc(max_regions, sizeof(*mt->meta));
 	if (!mt->hot || !mt->meta) {
@@ -77,6 +89,9 @@ struct vio_memtable *vio_memtable_new(unsigned max_regions)
 
 static void release(struct mt_meta *m)
 {
+	/* no handler may touch the mapping once it is gone */
+	vio_mem_guard_unregister(m->guard_slot);
+	m->guard_slot = -1;
 	if (m->map_base)
 		munmap(m->map_base, m->map_len);
 	if (m->fd >= 0)
@@ -165,7 +180,7 @@ static int check(const struct vio_memtable *mt, const struct vio_region *r,
 
 static void insert(struct vio_memtable *mt, unsigned i,
 		   const struct vio_region *r, uint8_t *host, void *map_base,
-		   size_t map_len, int fd)
+		   size_t map_len, int fd, int guard_slot)
 {
 	unsigned tail = mt->n - i;
 	memmove(&mt->hot[i + 1], &mt->hot[i], tail * sizeof(*mt->hot));
@@ -176,7 +191,8 @@ static void insert(struct vio_memtable *mt, unsigned i,
 				       .has_uaddr = r->uaddr != 0,
 				       .map_base = map_base,
 				       .map_len = map_len,
-				       .fd = fd};
+				       .fd = fd,
+				       .guard_slot = guard_slot};
 	mt->n++;
 }
 
@@ -239,7 +255,25 @@ int vio_memtable_map(struct vio_memtable *mt, const struct vio_region *r)
 		e = -errno;
 		goto fail;
 	}
-	insert(mt, pos, r, (uint8_t *)base + delta, base, map_len, fd);
+	/*
+	 * Guard it against truncation.  Every mapped region is registered,
+	 * sealed or not (a hole in a hugetlbfs or full tmpfs file faults
+	 * too).  With no slot left, a region whose file is sealed against
+	 * shrinking (F_SEAL_SHRINK, as QEMU's memfds are) is still taken;
+	 * an unsealed one is refused.
+	 */
+	int slot =
+	    vio_mem_guard_register(base, map_len, (uint8_t *)base + delta,
+				   r->addr, r->size, &mt->guard);
+	if (slot < 0) {
+		int seals = fcntl(fd, F_GET_SEALS);
+		if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+			munmap(base, map_len);
+			e = slot;
+			goto fail;
+		}
+	}
+	insert(mt, pos, r, (uint8_t *)base + delta, base, map_len, fd, slot);
 	return 0;
 fail:
 	if (fd >= 0)
@@ -259,7 +293,7 @@ int vio_memtable_add(struct vio_memtable *mt, const struct vio_region *r)
 	if (e)
 		return e;
 	/* r->fd is not ours: the memory's owner keeps it (and the mapping) */
-	insert(mt, pos, r, r->ptr, NULL, 0, -1);
+	insert(mt, pos, r, r->ptr, NULL, 0, -1, -1);
 	return 0;
 }
 
@@ -344,4 +378,23 @@ int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,
 			return -EFAULT;
 	}
 	return n > max ? -ENOBUFS : (int)n;
+}
+
+void vio_memtable_set_fault_fd(struct vio_memtable *mt, int fd)
+{
+	if (!mt)
+		return;
+	__atomic_store_n(&mt->guard.fault_fd, fd, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mt->guard.fault_addr, VIO_BAD_ADDR, __ATOMIC_SEQ_CST);
+}
+
+bool vio_memtable_faulted(const struct vio_memtable *mt)
+{
+	return vio_memtable_fault_addr(mt) != VIO_BAD_ADDR;
+}
+
+uint64_t vio_memtable_fault_addr(const struct vio_memtable *mt)
+{
+	return mt ? __atomic_load_n(&mt->guard.fault_addr, __ATOMIC_SEQ_CST)
+		  : VIO_BAD_ADDR;
 }

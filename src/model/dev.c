@@ -55,6 +55,9 @@ struct vio_dev {
 	uint32_t generation;
 	unsigned config_len;
 	uint8_t config[VIO_CONFIG_MAX];
+	/* the device's own config (initial, plus vio_dev_config_update):
+	 * reset restores it, so what one driver wrote never reaches the next */
+	uint8_t config_dev[VIO_CONFIG_MAX];
 
 	struct vio_dev_queue q[]; /* [nq] */
 };
@@ -91,8 +94,10 @@ struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg)
 	dev->ops = cfg->ops;
 	dev->opaque = cfg->opaque;
 	dev->config_len = cfg->config_len;
-	if (cfg->config_len)
+	if (cfg->config_len) {
 		memcpy(dev->config, cfg->config, cfg->config_len);
+		memcpy(dev->config_dev, cfg->config, cfg->config_len);
+	}
 	pthread_mutex_init(&dev->cfg_lock, NULL);
 	for (unsigned i = 0; i < dev->nq; i++) {
 		dev->q[i].dev = dev;
@@ -167,6 +172,9 @@ static void dev_reset(struct vio_dev *dev)
 	for (unsigned i = 0; i < dev->nq; i++)
 		queue_clear(&dev->q[i]);
 	memset(&dev->acked, 0, sizeof(dev->acked));
+	pthread_mutex_lock(&dev->cfg_lock);
+	memcpy(dev->config, dev->config_dev, dev->config_len);
+	pthread_mutex_unlock(&dev->cfg_lock);
 	if (dev->ops && dev->ops->reset)
 		dev->ops->reset(dev);
 }
@@ -302,6 +310,18 @@ int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
 {
 	if (!config_range_ok(dev, off, len) || (len && !buf))
 		return -EINVAL;
+	if (!len)
+		return 0;
+	/* only the fields the device type names (and the negotiated
+	 * features allow) are the driver's to write */
+	if (!dev->ops || !dev->ops->config_writable ||
+	    !dev->ops->config_writable(dev, off, buf, len)) {
+		vio_log_limited(&dev->rl,
+				"%s: driver write of %u config bytes at offset "
+				"%u refused: not a writable field",
+				dev->name, len, off);
+		return -EPERM;
+	}
 	pthread_mutex_lock(&dev->cfg_lock);
 	memcpy(dev->config + off, buf, len);
 	pthread_mutex_unlock(&dev->cfg_lock);
@@ -317,6 +337,7 @@ int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
 		return -EINVAL;
 	pthread_mutex_lock(&dev->cfg_lock);
 	memcpy(dev->config + off, buf, len);
+	memcpy(dev->config_dev + off, buf, len);
 	/* 2.5.1: the generation changes with every device-side update */
 	__atomic_fetch_add(&dev->generation, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&dev->cfg_lock);
@@ -381,7 +402,11 @@ static void dev_vq_call(struct vio_vq *vq, void *opaque)
 static void dev_vq_broken(struct vio_vq *vq, void *opaque)
 {
 	struct vio_dev_queue *q = opaque;
-	vio_dev_needs_reset(q->dev, vio_vq_error(vq));
+	struct vio_dev *dev = q->dev;
+	/* status first: whoever the transport tells sees NEEDS_RESET */
+	vio_dev_needs_reset(dev, vio_vq_error(vq));
+	if (dev->t && dev->t->queue_broken)
+		dev->t->queue_broken(dev->t_opaque, q->idx, vio_vq_error(vq));
 }
 
 int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
@@ -432,17 +457,18 @@ struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx)
 	return idx < dev->nq ? dev->q[idx].vq : NULL;
 }
 
-void vio_dev_kick(struct vio_dev *dev, unsigned idx)
+bool vio_dev_kick(struct vio_dev *dev, unsigned idx)
 {
 	if (idx >= dev->nq)
-		return;
+		return false;
 	uint8_t s = status_load(dev);
 	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK) ||
 	    (s & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)))
-		return;
+		return false;
 	struct vio_vq *vq = dev->q[idx].vq;
-	if (!vq || vio_vq_broken(vq))
-		return;
-	if (dev->ops && dev->ops->kick)
-		dev->ops->kick(dev, idx, vq);
+	if (!vq || vio_vq_broken(vq) || !dev->ops || !dev->ops->kick)
+		return false;
+	dev->ops->kick(dev, idx, vq);
+	/* the device stops at its batch bound: more may be waiting */
+	return !vio_vq_broken(vq) && vio_vq_more_avail(vq);
 }

@@ -14,6 +14,10 @@
  *   - no readable descriptor after a writable one (2.7.4.2);
  *   - no address + length wrap; every byte in a mapped region;
  *   - readable and writable totals each fit in 32 bits (used.len is 32).
+ * A descriptor that crosses region boundaries becomes several segments;
+ * the walker marks the later ones (vio_iov.cont) and counts descriptors
+ * apart from segments (vio_chain.nd_*), so a device checks limits the
+ * spec puts on descriptors on descriptors, whatever the memory layout.
  * (Index range and the avail-index distance are the format code's part:
  * they are properties of the ring, not of the chain.)
  */
@@ -30,6 +34,7 @@ void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 	w->max_iov = max_iov;
 	w->n = 0;
 	w->nr_out = w->nr_in = 0;
+	w->nd_out = w->nd_in = 0;
 	w->out_len = w->in_len = 0;
 	w->hops = 0;
 	w->saw_indirect = false;
@@ -75,11 +80,18 @@ static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len, bool write)
 				   addr, len);
 		return -EIO;
 	}
+	/* one descriptor, r segments: the later ones say so, so that
+	 * per-descriptor limits (blk's seg_max, size_max) stay checkable */
+	for (int k = 0; k < r; k++)
+		w->iov[w->n + (unsigned)k].cont = k > 0;
 	w->n += (unsigned)r;
-	if (write)
+	if (write) {
 		w->nr_in += (unsigned)r;
-	else
+		w->nd_in++;
+	} else {
 		w->nr_out += (unsigned)r;
+		w->nd_out++;
+	}
 	return 0;
 }
 
@@ -243,6 +255,8 @@ void vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head)
 	c->head = head;
 	c->nr_out = (uint16_t)w->nr_out;
 	c->nr_in = (uint16_t)w->nr_in;
+	c->nd_out = (uint16_t)w->nd_out;
+	c->nd_in = (uint16_t)w->nd_in;
 	c->out_len = (uint32_t)w->out_len;
 	c->in_len = (uint32_t)w->in_len;
 	c->out = w->iov;

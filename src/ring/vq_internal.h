@@ -113,7 +113,8 @@ struct vio_walk {
 	struct vio_vq *vq;
 	struct vio_iov *iov;
 	unsigned max_iov, n;
-	unsigned nr_out, nr_in;
+	unsigned nr_out, nr_in; /* segments */
+	unsigned nd_out, nd_in; /* descriptors (<= queue size) */
 	uint64_t out_len, in_len;
 	unsigned hops; /* descriptors seen, direct and indirect */
 	bool saw_indirect;

@@ -3,11 +3,17 @@
  * virtio-rng, the device side (VIRTIO 1.2 5.4): fill every writable
  * buffer the driver posts on the requestq with random bytes.
  *
- * Data path per kick: pop every available chain, fill its writable
- * segments (one getrandom(2) per segment: the entropy has to come from
- * somewhere), return them all with one vio_vq_push_batch() and interrupt
- * the driver once.  No allocation per request: the segment and used
- * arrays are sized for the largest queue at creation.
+ * Data path per kick: with notifications disabled, pop at most a ring's
+ * worth of chains (one batch: vio/device.h wants a kick bounded under any
+ * load), fill their writable segments (one getrandom(2) per segment: the
+ * entropy has to come from somewhere), return them all with one
+ * vio_vq_push_batch() and interrupt the driver once.  Notifications are
+ * re-enabled unless chains are still waiting (then vio_dev_kick() tells
+ * the caller to call again).  No allocation per request: the segment and
+ * used arrays are sized for the largest queue at creation, the segments
+ * with room for descriptors that cross region boundaries (a descriptor
+ * is as many segments as regions it touches; the device has no
+ * per-descriptor limit to check).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,13 +78,15 @@ static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct rng_dev *rng = vio_dev_opaque(dev);
 	struct vio_chain c;
-	int r = 0;
+	unsigned n = 0, max = vio_vq_size(vq);
 
 	(void)idx; /* one queue */
-	do {
-		unsigned n = 0;
-		while (n < rng->used_cap &&
-		       (r = vio_vq_pop(vq, &c, rng->iov, rng->max_iov)) > 0) {
+	if (max > rng->used_cap)
+		max = rng->used_cap;
+	vio_vq_disable_notify(vq);
+	for (;;) {
+		while (n < max &&
+		       vio_vq_pop(vq, &c, rng->iov, rng->max_iov) > 0) {
 			uint32_t written = 0;
 			if (c.nr_out)
 				/* 5.4.6.1: the driver posts writable
@@ -93,12 +101,20 @@ static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 			rng->used[n].len = written;
 			n++;
 		}
-		if (n == 0)
+		if (vio_vq_broken(vq))
 			break;
-		if (vio_vq_push_batch(vq, rng->used, n) < 0)
-			break; /* broken: the device now needs a reset */
-		vio_vq_call(vq);
-	} while (r > 0); /* the used array was full: more may be waiting */
+		/* 2.7.10: re-arm, then look once more to close the race */
+		if (vio_vq_enable_notify(vq))
+			break;
+		/* chains wait: on the bound, leave notifications disabled;
+		 * vio_dev_kick() tells the caller to call again */
+		vio_vq_disable_notify(vq);
+		if (n == max)
+			break;
+	}
+	if (n == 0 || vio_vq_push_batch(vq, rng->used, n) < 0)
+		return; /* nothing, or broken: the device needs a reset */
+	vio_vq_call(vq);
 }
 
 static const struct vio_dev_ops rng_ops = {
@@ -125,9 +141,9 @@ struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg)
 		 cfg->name ? cfg->name : "rng");
 	rng->fill = cfg->fill ? cfg->fill : fill_getrandom;
 	rng->fill_opaque = cfg->fill_opaque;
-	/* a chain has at most qsize descriptors (2.7.5.3.1); each may be
-	 * split once where it crosses a region boundary */
-	rng->max_iov = 2u * qsize;
+	/* a chain has at most qsize descriptors (2.7.5.3.1), plus a
+	 * segment per region boundary they cross */
+	rng->max_iov = vio_vq_iov_max(qsize);
 	rng->used_cap = qsize;
 	rng->iov = calloc(rng->max_iov, sizeof(*rng->iov));
 	rng->used = calloc(rng->used_cap, sizeof(*rng->used));

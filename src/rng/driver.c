@@ -54,6 +54,15 @@ static int post(struct rng_drv *st, void *b)
 	return vio_vq_add(st->vq, &sg, 0, 1, b);
 }
 
+/* tok is one of our buffers. */
+static bool rng_own(const struct rng_drv *st, const void *tok)
+{
+	for (unsigned i = 0; i < st->nbuf; i++)
+		if (st->buf[i] == tok)
+			return true;
+	return false;
+}
+
 static void rng_free_state(struct vio_vdev *vdev, struct rng_drv *st)
 {
 	struct vio_mem *mem = vio_vdev_mem(vdev);
@@ -163,6 +172,17 @@ ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len)
 		void *tok = vio_vdev_wait_used(vdev, st->vq, &ulen, -1);
 		if (!tok)
 			return done ? (ssize_t)done : -EIO;
+		/* hand out only what the device says it wrote: the ring
+		 * refuses a length beyond the buffer's RNG_BUF_SIZE and a
+		 * token it was not given; checked again here, as a bound
+		 * for the copy */
+		if (!rng_own(st, tok) || ulen > RNG_BUF_SIZE) {
+			vio_vq_set_broken(st->vq,
+					  "used buffer %p, length %u: not one "
+					  "of ours",
+					  tok, ulen);
+			return done ? (ssize_t)done : -EIO;
+		}
 		if (ulen == 0) {
 			if (++empty >= RNG_MAX_EMPTY)
 				return done ? (ssize_t)done : -EIO;
@@ -171,7 +191,6 @@ ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len)
 			continue;
 		}
 		empty = 0;
-		/* the ring checked ulen against the buffer's RNG_BUF_SIZE */
 		st->cur = tok;
 		st->cur_off = 0;
 		st->cur_len = ulen;

@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Queue workers: one thread per served queue. */
+/*
+ * Queue workers: one thread per served queue.
+ *
+ * The loop: run the queue function; while it says there is more, run it
+ * again (each run is bounded, vio/run.h); else sleep in poll() on the
+ * kick fd and the stop eventfd.  The stop flag is checked before every
+ * run, so vio_run_worker_stop() returns within one run's time.
+ */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,51 +23,70 @@ struct vio_run_worker {
 	int kick_fd, stop_fd;
 	bool busy_poll;
 	int stop; /* atomic */
-	void (*fn)(void *);
+	bool (*fn)(void *);
 	void *arg;
 };
+
+static bool stopping(struct vio_run_worker *w)
+{
+	return __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE);
+}
+
+/* Drain the kick eventfd; false if it is unusable. */
+static bool drain_kick(struct vio_run_worker *w)
+{
+	uint64_t v;
+	ssize_t n = read(w->kick_fd, &v, sizeof(v));
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		vio_log("worker: kick fd: %m: queue waits for its stop");
+		return false;
+	}
+	return true;
+}
 
 static void *worker_main(void *p)
 {
 	struct vio_run_worker *w = p;
 	struct pollfd pfd[2] = {{w->stop_fd, POLLIN, 0},
 				{w->kick_fd, POLLIN, 0}};
-	uint64_t v;
+	nfds_t nfds = w->kick_fd >= 0 ? 2 : 1;
+	bool more = w->fn(w->arg);
 
-	w->fn(w->arg);
-	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
-		if (w->busy_poll) {
-			if (w->kick_fd >= 0 &&
-			    read(w->kick_fd, &v, sizeof(v)) < 0 &&
-			    errno != EAGAIN) {
-				vio_log("worker: kick fd: %m: queue stops");
-				break;
-			}
-			w->fn(w->arg);
+	while (!stopping(w)) {
+		if (more) {
+			more = w->fn(w->arg);
 			continue;
 		}
-		int n = poll(pfd, w->kick_fd >= 0 ? 2 : 1, -1);
+		if (w->busy_poll && nfds == 2) {
+			if (!drain_kick(w))
+				nfds = 1;
+			more = w->fn(w->arg);
+			continue;
+		}
+		int n = poll(pfd, nfds, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || pfd[0].revents)
 			break;
-		if (pfd[1].revents & (POLLERR | POLLNVAL)) {
-			vio_log("worker: kick fd failed: queue stops");
-			break;
-		}
-		if (pfd[1].revents & POLLIN) {
-			if (read(w->kick_fd, &v, sizeof(v)) < 0 &&
-			    errno != EAGAIN) {
-				vio_log("worker: kick fd: %m: queue stops");
-				break;
-			}
-			w->fn(w->arg);
+		if (nfds < 2)
+			continue;
+		short ev = pfd[1].revents;
+		if (ev & POLLIN) {
+			if (!drain_kick(w))
+				nfds = 1;
+			more = w->fn(w->arg);
+		} else if (ev & (POLLERR | POLLNVAL | POLLHUP)) {
+			/* a hung-up kick fd stays readable-for-poll forever:
+			 * stop watching it rather than spin */
+			vio_log("worker: kick fd %s: queue waits for its stop",
+				ev & POLLHUP ? "hung up" : "failed");
+			nfds = 1;
 		}
 	}
 	return NULL;
 }
 
-struct vio_run_worker *vio_run_worker_start(int kick_fd, void (*fn)(void *),
+struct vio_run_worker *vio_run_worker_start(int kick_fd, bool (*fn)(void *),
 					    void *arg, bool busy_poll)
 {
 	struct vio_run_worker *w = calloc(1, sizeof(*w));
@@ -104,10 +130,10 @@ struct backend_job {
 	struct vio_run_worker *w;
 };
 
-static void backend_kick(void *p)
+static bool backend_kick(void *p)
 {
 	struct backend_job *j = p;
-	vio_backend_queue_kick(j->b, j->idx);
+	return vio_backend_queue_kick(j->b, j->idx);
 }
 
 static void *hook_start(void *opaque, struct vio_backend *b, unsigned idx,

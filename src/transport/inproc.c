@@ -482,7 +482,10 @@ int vio_inproc_device_poll(struct vio_inproc *ip, int timeout_ms)
 	for (unsigned i = 0; i < ip->nq; i++) {
 		if (!kicked[i])
 			continue;
-		vio_dev_kick(ip->dev, i);
+		/* a device stops at its batch bound: kick ourselves so the
+		 * rest is served on the next turn, after the other queues */
+		if (vio_dev_kick(ip->dev, i))
+			signal_fd(ip->kickfd[i]);
 		dispatched++;
 	}
 	pthread_mutex_unlock(&ip->lock);

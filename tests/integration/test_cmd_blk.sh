@@ -182,21 +182,22 @@ ok "help"
 
 # ---- 2. --socket ----
 {
-	# wait_sock PATH PID: the server listens, or it died
-	wait_sock() {
-		for _ in $(seq 100); do
-			[ -S "$1" ] && return 0
+	# wait_ready PIDFILE PID: the server wrote its pidfile (so it
+	# accepts connections) within 10 s, or it died
+	wait_ready() {
+		local end=$((SECONDS + 10))
+		until [ -s "$1" ]; do
 			kill -0 "$2" 2>/dev/null || return 1
-			sleep 0.1
+			[ "$SECONDS" -le "$end" ] || return 1
+			sleep 0.01
 		done
-		return 1
 	}
 	head -c $((16 << 20)) /dev/zero | tr '\0' Z >"$img"
 	sock=$tmp/blk.sock
 	"$vio" serve blk --socket "$sock" --image "$img" --queues 2 \
-		2>"$tmp/serve.err" &
+		--pidfile "$tmp/blk.pid" 2>"$tmp/serve.err" &
 	pids+=($!)
-	if wait_sock "$sock" $!; then
+	if wait_ready "$tmp/blk.pid" $!; then
 		run_verbs socket "$img" --socket "$sock"
 	else
 		fail "vio serve blk did not start: $(cat "$tmp/serve.err")"
@@ -204,9 +205,9 @@ ok "help"
 
 	rsock=$tmp/ro.sock
 	"$vio" serve blk --socket "$rsock" --image "$img" --readonly \
-		2>"$tmp/serve-ro.err" &
+		--pidfile "$tmp/ro.pid" 2>"$tmp/serve-ro.err" &
 	pids+=($!)
-	if wait_sock "$rsock" $!; then
+	if wait_ready "$tmp/ro.pid" $!; then
 		expect_err "socket read-only write" 1 "device is read-only" -- \
 			--socket "$rsock" write 0 -i "$tmp/4k"
 	else
@@ -216,9 +217,10 @@ ok "help"
 	expect_err "nothing listens" 1 "$tmp/none.sock" -- \
 		--socket "$tmp/none.sock" info
 	qsock=$tmp/rng.sock
-	"$vio" serve rng --socket "$qsock" 2>"$tmp/serve-rng.err" &
+	"$vio" serve rng --socket "$qsock" --pidfile "$tmp/rng.pid" \
+		2>"$tmp/serve-rng.err" &
 	pids+=($!)
-	if wait_sock "$qsock" $!; then
+	if wait_ready "$tmp/rng.pid" $!; then
 		expect_err "not a blk device" 1 "virtio-blk" -- \
 			--socket "$qsock" info
 	else

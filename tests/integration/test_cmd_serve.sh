@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # vio serve: command-line errors are clear and exit 2 (usage) or 1 (work),
 # a socket in use is refused, SIGTERM and SIGINT end it cleanly with the
-# socket file removed, --size creates the image.
+# socket file removed, --size creates the image.  Readiness: --pidfile
+# appears (holding the server's PID) only once the socket accepts
+# connections (30 starts, each connected to the instant the file shows),
+# and is gone after SIGTERM; with NOTIFY_SOCKET set (abstract and path),
+# READY=1 comes once the socket accepts, STATUS= says what it does and
+# STOPPING=1 comes at SIGTERM.
 set -uo pipefail
 vio=$(realpath "${1:?usage: test_cmd_serve.sh VIO}")
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vio-serve-test.XXXXXX")
 pids=()
 cleanup() {
@@ -26,9 +32,15 @@ expect() {
 		echo "ok   $name: $(head -n1 <<<"$out")"
 	fi
 }
-wait_sock() {
-	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
-	return 1
+# wait_ready PIDFILE PID: the server wrote PIDFILE (it listens), within
+# 10 s, and did not die first
+wait_ready() {
+	local end=$((SECONDS + 10))
+	until [ -s "$1" ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		[ "$SECONDS" -le "$end" ] || return 1
+		sleep 0.01
+	done
 }
 cd "$tmp"
 expect help 0 '' -- serve --help
@@ -48,32 +60,53 @@ truncate -s 1M small.img
 expect size-mismatch 1 'not the 2097152' -- serve blk --socket s --image small.img --size 2M
 
 # --size creates; a second server on the same socket is refused
-"$vio" serve blk --socket "$tmp/a.sock" --image new.img --size 4M 2>serve1.log &
+"$vio" serve blk --socket "$tmp/a.sock" --image new.img --size 4M \
+	--pidfile a.pid 2>serve1.log &
 pids+=($!)
 checks=$((checks + 1))
-if wait_sock "$tmp/a.sock" && [ "$(stat -c %s new.img)" = 4194304 ] &&
+if wait_ready a.pid $! && [ "$(stat -c %s new.img)" = 4194304 ] &&
 	[ "$(stat -c %a a.sock)" = 600 ]; then
 	echo "ok   create: new.img 4 MiB, socket mode 600"
 else
 	echo "FAIL create"; fails=$((fails + 1))
 fi
-expect in-use 1 'in use by another process' -- serve blk --socket "$tmp/a.sock" --image new.img
+expect in-use 1 'in use by another process' -- serve blk --socket "$tmp/a.sock" --image new.img --pidfile b.pid
+checks=$((checks + 1))
+if [ -e b.pid ]; then
+	echo "FAIL in-use: a server that did not start wrote its pidfile"; fails=$((fails + 1))
+else
+	echo "ok   in-use: no pidfile"
+fi
+expect pidfile-dir 1 'nodir/c.pid' -- serve rng --socket "$tmp/c.sock" --pidfile "$tmp/nodir/c.pid"
 for sig in TERM INT; do
 	[ "$sig" = INT ] && {
-		"$vio" serve blk --socket "$tmp/a.sock" --image new.img 2>serve1.log &
+		"$vio" serve blk --socket "$tmp/a.sock" --image new.img \
+			--pidfile a.pid 2>serve1.log &
 		pids+=($!)
-		wait_sock "$tmp/a.sock"
+		wait_ready a.pid $!
 	}
 	checks=$((checks + 1))
 	kill -"$sig" "${pids[-1]}"
 	rc=0
 	timeout 10 tail --pid="${pids[-1]}" -f /dev/null || rc=$?
 	wait "${pids[-1]}"; rc=$?
-	if [ "$rc" = 0 ] && [ ! -e "$tmp/a.sock" ] && grep -q 'exiting' serve1.log; then
-		echo "ok   SIG$sig: exit 0, socket removed"
+	if [ "$rc" = 0 ] && [ ! -e "$tmp/a.sock" ] && [ ! -e a.pid ] &&
+		grep -q 'exiting' serve1.log; then
+		echo "ok   SIG$sig: exit 0, socket and pidfile removed"
 	else
 		echo "FAIL SIG$sig: exit $rc, $(ls "$tmp"), $(cat serve1.log)"
 		fails=$((fails + 1))
+	fi
+done
+# readiness, checked by a client that connects the instant it shows
+for t in "pidfile 30" abstract path; do
+	checks=$((checks + 1))
+	# shellcheck disable=SC2086
+	if out=$(timeout 100 python3 "$here/serve_ready.py" "$vio" "$tmp" $t 2>&1); then
+		echo "ok   ready $t: $out"
+	else
+		echo "FAIL ready $t: $out"; fails=$((fails + 1))
+		tail -n 5 ready.log
 	fi
 done
 echo "cmd_serve: $checks checks, $fails failed"

@@ -87,9 +87,21 @@ if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
 fi
 start_serve() { # [--client]
 	"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$img" \
-		--queues "$queues" "$@" >"$tmp/serve.log" 2>&1 &
+		--queues "$queues" --pidfile "$tmp/serve.pid" "$@" \
+		>"$tmp/serve.log" 2>&1 &
 	serve_pid=$!
 }
+# wait_ready: vio serve wrote its pidfile (it accepts connections) within
+# 15 s, and did not die first
+wait_ready() {
+	local end=$((SECONDS + 15))
+	until [ -s "$tmp/serve.pid" ]; do
+		kill -0 "$serve_pid" 2>/dev/null || return 1
+		[ "$SECONDS" -le "$end" ] || return 1
+		sleep 0.01
+	done
+}
+# wait_sock: QEMU (server=on, wait=on) created its socket
 wait_sock() {
 	for _ in $(seq 300); do
 		[ -S "$tmp/blk.sock" ] && return 0
@@ -100,7 +112,7 @@ wait_sock() {
 }
 if [ "$client" = 0 ]; then
 	start_serve
-	wait_sock || fail "vio serve did not start"
+	wait_ready || fail "vio serve did not start"
 	chardev="socket,id=c0,path=$tmp/blk.sock"
 else
 	chardev="socket,id=c0,path=$tmp/blk.sock,server=on,wait=on"
@@ -169,6 +181,7 @@ serve_pid=
 grep -q 'connection 1: frontend attached' "$tmp/serve.log" ||
 	fail "no connection log line"
 [ "$client" = 1 ] || [ ! -e "$tmp/blk.sock" ] || fail "socket file left behind"
+[ ! -e "$tmp/serve.pid" ] || fail "pidfile left behind"
 
 "$bc" --verify-image "$img" --seed "$seed" --gen 3 | tail -n1 ||
 	fail "the image on the host differs from what the guest wrote"

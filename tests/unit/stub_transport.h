@@ -122,7 +122,8 @@ static void stub_notify(void *t, unsigned idx)
 {
 	struct stub *s = t;
 	if (stub_sync(s) == 0)
-		vio_dev_kick(s->dev, idx);
+		while (vio_dev_kick(s->dev, idx))
+			; /* synchronous: serve everything now */
 }
 static int stub_wait(void *t, unsigned idx, int timeout_ms)
 {

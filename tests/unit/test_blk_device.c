@@ -73,6 +73,11 @@ struct opts {
 	unsigned poll_us;
 	unsigned nq;
 	uint32_t seg_max, size_max;
+	/* the device's memory table splits the driver's memory into
+	 * regions of stripe bytes, adjacent in device address space, so
+	 * buffers cross region boundaries (0: one region) */
+	uint32_t stripe;
+	bool no_wce; /* the driver does not ack VIRTIO_BLK_F_CONFIG_WCE */
 	const char *file;
 };
 
@@ -117,11 +122,26 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 8 << 20, NULL) == 0);
-	e->mt = vio_memtable_new(8);
-	REQUIRE(e->mt);
 	struct vio_region rr = *vio_mem_region(e->mem, 0);
 	rr.fd = -1;
-	REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
+	if (o->stripe) {
+		unsigned n = (unsigned)(rr.size / o->stripe);
+		REQUIRE(rr.size % o->stripe == 0);
+		e->mt = vio_memtable_new(n);
+		REQUIRE(e->mt);
+		for (unsigned i = 0; i < n; i++) {
+			struct vio_region s = rr;
+			s.addr = rr.addr + (uint64_t)i * o->stripe;
+			s.size = o->stripe;
+			s.ptr = (uint8_t *)rr.ptr + (size_t)i * o->stripe;
+			s.uaddr = 0;
+			REQUIRE(vio_memtable_add(e->mt, &s) == 0);
+		}
+	} else {
+		e->mt = vio_memtable_new(8);
+		REQUIRE(e->mt);
+		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
+	}
 
 	/* the handshake (3.1.1) */
 	struct vio_features f;
@@ -130,6 +150,8 @@ static bool env_open(struct tenv *e, const struct opts *o)
 		vio_features_clear(&f, VIRTIO_F_RING_PACKED);
 	if (o->no_flush)
 		vio_features_clear(&f, VIRTIO_BLK_F_FLUSH);
+	if (o->no_wce)
+		vio_features_clear(&f, VIRTIO_BLK_F_CONFIG_WCE);
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE;
 	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
 	s |= VIRTIO_CONFIG_S_DRIVER;
@@ -252,10 +274,12 @@ static void rq_add(struct rq *r)
 	REQUIRE(vio_vq_add(r->e->drv[r->q], r->sg, r->out, r->in, r) == 0);
 }
 
+/* A kick handles at most a ring's worth of chains: call until done. */
 static void kick(struct tenv *e, unsigned q)
 {
 	vio_vq_kick(e->drv[q]);
-	vio_dev_kick(e->dev, q);
+	while (vio_dev_kick(e->dev, q))
+		;
 }
 
 /* Add, kick, harvest; the used length, or -1 if nothing came back. */
@@ -1034,6 +1058,259 @@ static void test_creation(void)
 	}
 }
 
+/* ---- descriptors that cross memory regions (seg_max, size_max) ---- */
+
+/* len bytes whose device address is off bytes into a stripe. */
+static uint8_t *balloc_at(struct tenv *e, unsigned q, uint32_t len,
+			  uint32_t stripe, uint32_t off)
+{
+	uint8_t *p = balloc(e, q, len + stripe);
+	uint64_t d = vio_mem_daddr(e->mem, p, len + stripe);
+	REQUIRE(d != VIO_BAD_ADDR);
+	return p + (off + stripe - d % stripe) % stripe;
+}
+
+/* OUT then IN of len bytes at sector, each data descriptor dlen bytes
+ * starting off bytes into a stripe; the read must give the data back. */
+static void rw_crossing(struct tenv *e, uint64_t sector, uint32_t ndesc,
+			uint32_t dlen, uint32_t stripe, uint32_t off,
+			uint8_t want)
+{
+	static uint8_t data[256 << 10];
+	uint32_t len = ndesc * dlen;
+	REQUIRE(len <= sizeof(data));
+	fill_pattern(data, len, sector + ndesc + dlen + off);
+	struct rq r;
+	rq_init(&r, e, 0);
+	rq_hdr(&r, VIRTIO_BLK_T_OUT, sector);
+	for (uint32_t i = 0; i < ndesc; i++) {
+		uint8_t *p = balloc_at(e, 0, dlen, stripe, off);
+		memcpy(p, data + i * dlen, dlen);
+		rq_seg(&r, p, dlen, false);
+	}
+	rq_status(&r);
+	EXPECT(&r, want, 1);
+	if (want != VIRTIO_BLK_S_OK)
+		return;
+	CHECK(file_equals(e, sector * 512, data, len));
+
+	uint8_t *p[MAXSG];
+	rq_init(&r, e, 0);
+	rq_hdr(&r, VIRTIO_BLK_T_IN, sector);
+	for (uint32_t i = 0; i < ndesc; i++) {
+		p[i] = balloc_at(e, 0, dlen, stripe, off);
+		memset(p[i], 0xee, dlen);
+		rq_seg(&r, p[i], dlen, true);
+	}
+	rq_status(&r);
+	EXPECT(&r, VIRTIO_BLK_S_OK, len + 1);
+	bool same = true;
+	for (uint32_t i = 0; i < ndesc; i++)
+		same &= memcmp(p[i], data + i * dlen, dlen) == 0;
+	CHECK(same);
+}
+
+/* seg_max 8 and size_max 4096 are per descriptor (5.2.4), however many
+ * regions a descriptor's bytes touch.  Memory in 512-byte regions. */
+static void test_crossing_limits(struct tenv *e)
+{
+	/* one data descriptor over 2, 3 and 9 regions */
+	rw_crossing(e, 0, 1, 512, 512, 256, VIRTIO_BLK_S_OK);
+	rw_crossing(e, 8, 1, 1024, 512, 100, VIRTIO_BLK_S_OK);
+	rw_crossing(e, 16, 1, 4096, 512, 100, VIRTIO_BLK_S_OK);
+	/* exactly seg_max descriptors, each over 3 regions (24 pieces) */
+	rw_crossing(e, 32, 8, 1024, 512, 300, VIRTIO_BLK_S_OK);
+	/* the limits still hold: seg_max + 1 descriptors (each in one
+	 * region), one descriptor of size_max + 512 */
+	vio_log_set_quiet(1);
+	rw_crossing(e, 64, 9, 512, 512, 0, VIRTIO_BLK_S_IOERR);
+	rw_crossing(e, 64, 1, 4096 + 512, 512, 0, VIRTIO_BLK_S_IOERR);
+	vio_log_set_quiet(0);
+	/* header and data in one descriptor over regions: data is 4096 */
+	{
+		static uint8_t data[4096];
+		fill_pattern(data, sizeof(data), 5);
+		struct rq r;
+		rq_init(&r, e, 0);
+		uint8_t *h = balloc_at(e, 0, 16 + 4096, 512, 500);
+		struct virtio_blk_outhdr hdr = {htole32(VIRTIO_BLK_T_OUT), 0,
+						htole64(80)};
+		memcpy(h, &hdr, 16);
+		memcpy(h + 16, data, sizeof(data));
+		rq_seg(&r, h, 16 + 4096, false);
+		rq_status(&r);
+		EXPECT(&r, VIRTIO_BLK_S_OK, 1);
+		CHECK(file_equals(e, 80 * 512, data, sizeof(data)));
+	}
+}
+
+/* size_max 4096, memory in 4096-byte regions: a descriptor of 4608
+ * bytes is two pieces of 2048 and 2560, each under size_max, and still
+ * one segment larger than size_max. */
+static void test_size_max_split(struct tenv *e)
+{
+	rw_crossing(e, 0, 1, 4096, 4096, 2048, VIRTIO_BLK_S_OK);
+	rw_crossing(e, 16, 8, 4096, 4096, 1000, VIRTIO_BLK_S_OK);
+	vio_log_set_quiet(1);
+	rw_crossing(e, 0, 1, 4096 + 512, 4096, 2048, VIRTIO_BLK_S_IOERR);
+	rw_crossing(e, 0, 2, 4096 + 512, 4096, 3000, VIRTIO_BLK_S_IOERR);
+	vio_log_set_quiet(0);
+	rw_crossing(e, 0, 2, 4096, 4096, 3000, VIRTIO_BLK_S_OK);
+}
+
+/* Default limits (seg_max 62), 512-byte regions: a request of seg_max
+ * descriptors of 4 KiB, each over 9 regions, is 558 pieces, more than
+ * twice the queue size: served, the queue not broken. */
+static void test_many_pieces(struct tenv *e)
+{
+	rw_crossing(e, 0, QSZ - 2, 4096, 512, 7, VIRTIO_BLK_S_OK);
+	CHECK(!vio_vq_broken(vio_dev_queue(e->dev, 0)));
+}
+
+/* ---- a kick is bounded (vio/device.h) ---- */
+
+#define FLOOD_TOTAL (16u * QSZ)
+
+struct flood {
+	struct tenv *e;
+	struct rq rq[QSZ];
+	uint8_t *data[QSZ];
+	bool busy[QSZ];
+	unsigned added, got, bad;
+	int stop; /* __atomic */
+};
+
+static void flood_add(struct flood *f, unsigned k)
+{
+	struct rq *r = &f->rq[k];
+	r->out = r->in = 0;
+	r->sg[0].len = 16;
+	r->sg[1].buf = f->data[k];
+	r->sg[1].len = 512;
+	r->sg[2].len = 1;
+	*r->status = 0xff;
+	REQUIRE(vio_vq_add(f->e->drv[0], r->sg, 1, 2, r) == 0);
+	f->busy[k] = true;
+	f->added++;
+}
+
+static void flood_harvest(struct flood *f)
+{
+	uint32_t len;
+	struct rq *r;
+	while ((r = vio_vq_get(f->e->drv[0], &len))) {
+		unsigned k = (unsigned)(r - f->rq);
+		f->got++;
+		f->bad +=
+		    !f->busy[k] || len != 513 || *r->status != VIRTIO_BLK_S_OK;
+		f->busy[k] = false;
+	}
+}
+
+/* The driver keeps the ring full: every completion is refilled at once,
+ * FLOOD_TOTAL requests in all (or until told to stop). */
+static void *flood_thread(void *p)
+{
+	struct flood *f = p;
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) &&
+	       f->added < FLOOD_TOTAL) {
+		flood_harvest(f);
+		for (unsigned k = 0; k < QSZ && f->added < FLOOD_TOTAL; k++)
+			if (!f->busy[k])
+				flood_add(f, k);
+		vio_vq_kick_prepare(f->e->drv[0]);
+	}
+	return NULL;
+}
+
+/* One kick while the driver refills the ring from another thread: it
+ * returns after at most a ring's worth of chains (busy-poll on, so only
+ * the bound can end it), saying more wait; calling again finishes. */
+static void test_bounded_kick(struct tenv *e)
+{
+	static struct flood f;
+	memset(&f, 0, sizeof(f));
+	f.e = e;
+	for (unsigned k = 0; k < QSZ; k++) {
+		struct rq *r = &f.rq[k];
+		rq_init(r, e, 0);
+		rq_hdr(r, VIRTIO_BLK_T_IN, k);
+		f.data[k] = rq_in(r, 512);
+		rq_status(r);
+	}
+	for (unsigned k = 0; k < QSZ; k++)
+		flood_add(&f, k);
+	vio_vq_kick_prepare(e->drv[0]);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, flood_thread, &f) == 0);
+	bool more = vio_dev_kick(e->dev, 0);
+	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	/* only that kick ran: every completion so far is one of its chains */
+	flood_harvest(&f);
+	printf("  bounded kick: %u chains in one kick (ring %u), more %d\n",
+	       f.got, QSZ, more);
+	CHECK(f.got >= 1);
+	CHECK(f.got <= QSZ);
+	/* what waited when the kick returned still waits (the driver may
+	 * have added more since) */
+	CHECK(!more || vio_vq_more_avail(vio_dev_queue(e->dev, 0)));
+	/* the rest, kick after kick */
+	unsigned kicks = 0;
+	while (vio_dev_kick(e->dev, 0))
+		kicks++;
+	CHECK(kicks <= FLOOD_TOTAL / QSZ + 1);
+	flood_harvest(&f);
+	CHECK_EQ(f.got, f.added);
+	CHECK_EQ(f.bad, 0);
+	CHECK(!vio_vq_more_avail(vio_dev_queue(e->dev, 0)));
+}
+
+/* ---- config space: only writeback, only with CONFIG_WCE ---- */
+
+static void test_config_write(struct tenv *e, bool wce)
+{
+	const unsigned off = offsetof(struct virtio_blk_config, wce);
+	struct virtio_blk_config before, after;
+	uint8_t b;
+	CHECK_EQ(vio_dev_config_read(e->dev, 0, &before, sizeof(before)), 0);
+	CHECK_EQ(before.wce, 1); /* writeback: FLUSH is offered */
+	CHECK_EQ(vio_dev_has_feature(e->dev, VIRTIO_BLK_F_CONFIG_WCE), wce);
+	vio_log_set_quiet(1);
+	b = 0;
+	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
+	CHECK_EQ(vio_dev_config_read(e->dev, off, &b, 1), 0);
+	CHECK_EQ(b, wce ? 0 : 1);
+	/* writethrough now (with wce): requests still work */
+	static uint8_t data[512];
+	fill_pattern(data, sizeof(data), 11);
+	write_sectors(e, 0, 4, data, 512, 1, VIRTIO_BLK_S_OK);
+	CHECK(file_equals(e, 4 * 512, data, 512));
+	b = 1;
+	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
+	/* refused whatever was negotiated: other values, other bytes,
+	 * writes that only overlap writeback */
+	b = 2;
+	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), -EPERM);
+	uint8_t two[2] = {1, 0};
+	CHECK_EQ(vio_dev_config_write(e->dev, off, two, 2), -EPERM);
+	CHECK_EQ(vio_dev_config_write(e->dev, off - 1, two, 2), -EPERM);
+	uint64_t cap = htole64(0xdeadbeef);
+	CHECK_EQ(vio_dev_config_write(e->dev, 0, &cap, sizeof(cap)), -EPERM);
+	uint32_t sm = htole32(1);
+	CHECK_EQ(vio_dev_config_write(
+		     e->dev, offsetof(struct virtio_blk_config, seg_max), &sm,
+		     sizeof(sm)),
+		 -EPERM);
+	b = 0;
+	CHECK_EQ(vio_dev_config_write(
+		     e->dev, offsetof(struct virtio_blk_config, unused), &b, 1),
+		 -EPERM);
+	vio_log_set_quiet(0);
+	CHECK_EQ(vio_dev_config_read(e->dev, 0, &after, sizeof(after)), 0);
+	CHECK(memcmp(&before, &after, sizeof(after)) == 0);
+}
+
 static void run_all(bool uring, bool packed)
 {
 	struct tenv e;
@@ -1095,6 +1372,53 @@ static void run_all(bool uring, bool packed)
 		test_poll_drain(&e);
 		env_close(&e);
 	}
+
+	/* busy-poll on: only the bound ends a kick under load */
+	o.poll_us = 200000;
+	o.file = "flood.img";
+	if (env_open(&e, &o)) {
+		test_bounded_kick(&e);
+		env_close(&e);
+	}
+	o.poll = false;
+	o.poll_us = 0;
+
+	/* descriptors across region boundaries */
+	o.file = "cross.img";
+	o.stripe = 512;
+	o.seg_max = 8;
+	o.size_max = 4096;
+	if (env_open(&e, &o)) {
+		test_crossing_limits(&e);
+		env_close(&e);
+	}
+	o.stripe = 4096;
+	if (env_open(&e, &o)) {
+		test_size_max_split(&e);
+		env_close(&e);
+	}
+	o.seg_max = o.size_max = 0;
+	o.stripe = 512;
+	if (env_open(&e, &o)) {
+		test_many_pieces(&e);
+		test_roundtrips(&e);
+		test_random(&e, test_seed() + 29);
+		env_close(&e);
+	}
+	o.stripe = 0;
+
+	/* the driver's config writes */
+	o.file = "wce.img";
+	if (env_open(&e, &o)) {
+		test_config_write(&e, true);
+		env_close(&e);
+	}
+	o.no_wce = true;
+	if (env_open(&e, &o)) {
+		test_config_write(&e, false);
+		env_close(&e);
+	}
+	o.no_wce = false;
 }
 
 static void rm_tmpdir(void)

@@ -226,7 +226,15 @@ static void tdev_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	vio_vq_call(vq);
 }
 
+/* tdev's driver-writable config: bytes 4..5 */
+static bool tdev_config_writable(struct vio_dev *dev, unsigned off,
+				 const void *buf, unsigned len)
+{
+	return off >= 4 && off + len <= 6;
+}
+
 static const struct vio_dev_ops tdev_ops = {
+    .config_writable = tdev_config_writable,
     .status = tdev_status,
     .reset = tdev_reset,
     .kick = tdev_kick,
@@ -684,6 +692,18 @@ static void test_config_device(void)
 	CHECK_EQ(vio_dev_config_read(dev, 4, b, 2), 0);
 	CHECK_EQ(b[0], 0xee);
 	CHECK_EQ(vio_vdev_config_write(vdev, 15, w, 2), -EINVAL);
+	/* not a writable field (issue 7.3): refused, nothing stored */
+	CHECK_EQ(vio_vdev_config_write(vdev, 0, w, 2), -EPERM);
+	CHECK_EQ(vio_vdev_config_write(vdev, 5, w, 2), -EPERM);
+	CHECK_EQ(vio_dev_config_read(dev, 0, b, 8), 0);
+	CHECK_EQ(b[0], 1);
+	CHECK_EQ(b[6], 7);
+	CHECK_EQ(b[5], 0xff);
+	/* reset gives the next driver the device's config, not ours */
+	REQUIRE(vio_dev_set_status(dev, 0) == 0);
+	CHECK_EQ(vio_dev_config_read(dev, 4, b, 2), 0);
+	CHECK_EQ(b[0], 5);
+	CHECK_EQ(b[1], 6);
 
 	/* device updates: generation moves, transport told */
 	uint8_t u = 0x77;
@@ -694,6 +714,10 @@ static void test_config_device(void)
 	CHECK_EQ(b[0], 0x77);
 	CHECK_EQ(vio_dev_config_update(dev, 16, &u, 1), -EINVAL);
 	CHECK_EQ(s.config_changed, 1);
+	/* ... and survive a reset: they are the device's own */
+	REQUIRE(vio_dev_set_status(dev, 0) == 0);
+	CHECK_EQ(vio_dev_config_read(dev, 0, b, 1), 0);
+	CHECK_EQ(b[0], 0x77);
 
 	vio_vdev_free(vdev);
 	vio_dev_free(dev);

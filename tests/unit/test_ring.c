@@ -37,18 +37,36 @@ static void on_call(struct vio_vq *vq, void *o)
 	((struct env *)o)->notified_drv++;
 }
 
+/* env_init: with stripe set, the device's memory table splits the
+ * driver's memory into regions of stripe bytes, adjacent in device
+ * address space (so buffers cross region boundaries). */
+static uint32_t stripe;
+
 static void env_init(struct env *e, bool packed, bool event_idx, bool indirect)
 {
 	memset(e, 0, sizeof(*e));
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 8 << 20, NULL) == 0);
-	e->mt = vio_memtable_new(8);
-	REQUIRE(e->mt);
 	const struct vio_region *r = vio_mem_region(e->mem, 0);
 	struct vio_region rr = *r;
 	rr.fd = -1;
-	REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
+	if (stripe) {
+		unsigned n = (unsigned)(rr.size / stripe);
+		e->mt = vio_memtable_new(n);
+		REQUIRE(e->mt);
+		for (unsigned i = 0; i < n; i++) {
+			struct vio_region sr = rr;
+			sr.addr = rr.addr + (uint64_t)i * stripe;
+			sr.ptr = (uint8_t *)rr.ptr + (size_t)i * stripe;
+			sr.size = stripe;
+			REQUIRE(vio_memtable_add(e->mt, &sr) == 0);
+		}
+	} else {
+		e->mt = vio_memtable_new(8);
+		REQUIRE(e->mt);
+		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
+	}
 	struct vio_vq_config c = {.index = 0,
 				  .size = QSZ,
 				  .packed = packed,
@@ -397,8 +415,91 @@ static void hostile_device(bool packed, enum attack a)
 	env_fini(&e);
 }
 
+/*
+ * Descriptors across region boundaries (memory in 256-byte regions): a
+ * descriptor becomes one segment per region it touches, the later ones
+ * marked cont, and nd_out / nd_in count descriptors, not segments.
+ * Direct and indirect chains, both formats; the segments are regrouped
+ * by their marks and must give back each descriptor exactly.
+ */
+static void crossing(bool packed, bool indirect)
+{
+	struct env e;
+	stripe = 256;
+	env_init(&e, packed, true, indirect);
+	stripe = 0;
+	uint64_t rs = test_seed() ^ (0x51 + packed * 2 + indirect);
+	unsigned max_iov = vio_vq_iov_max(QSZ);
+	static struct vio_iov iov[2048];
+	REQUIRE(max_iov <= 2048);
+	unsigned bad = 0, pieces = 0;
+	for (unsigned round = 0; round < 2000; round++) {
+		struct vio_sg sg[MAXSEG];
+		unsigned out = test_rand(&rs) % 4, in = 1 + test_rand(&rs) % 4;
+		uint8_t *p = e.arena + test_rand(&rs) % 4096;
+		for (unsigned s = 0; s < out + in; s++) {
+			uint32_t len = 1 + test_rand(&rs) % 2000;
+			sg[s].buf = p;
+			sg[s].len = len;
+			p += len + test_rand(&rs) % 300;
+		}
+		int tok;
+		REQUIRE(vio_vq_add(e.drv, sg, out, in, &tok) == 0);
+		vio_vq_kick_prepare(e.drv);
+		struct vio_chain c;
+		REQUIRE(vio_vq_pop(e.dev, &c, iov, max_iov) == 1);
+		bad += c.nd_out != out || c.nd_in != in;
+		/* regroup: a segment without cont starts a descriptor */
+		unsigned d = 0;
+		uint32_t got = 0;
+		uint8_t *next = NULL;
+		for (unsigned k = 0; k < (unsigned)c.nr_out + c.nr_in; k++) {
+			const struct vio_iov *v = &iov[k];
+			uint64_t da = vio_mem_daddr(e.mem, v->base, v->len);
+			if (!v->cont) {
+				if (k > 0)
+					bad += got != sg[d++].len;
+				bad += v->base != sg[d].buf;
+				got = 0;
+			} else {
+				/* a piece starts a region, right after the
+				 * piece before it */
+				bad += da % 256u != 0 || v->base != next;
+			}
+			/* no piece crosses a region boundary */
+			bad += da / 256u != (da + v->len - 1) / 256u;
+			bad += k == c.nr_out && v->cont; /* in[] starts anew */
+			got += v->len;
+			next = (uint8_t *)v->base + v->len;
+		}
+		bad += d + 1 != out + in || got != sg[d].len;
+		pieces += (unsigned)c.nr_out + c.nr_in;
+		REQUIRE(vio_vq_push(e.dev, c.head, 0) == 0);
+		uint32_t len;
+		REQUIRE(vio_vq_get(e.drv, &len) == &tok);
+	}
+	CHECK_EQ(bad, 0);
+	CHECK(!vio_vq_broken(e.dev));
+	printf("crossing (%s%s): %u segments for 2000 chains\n",
+	       packed ? "packed" : "split", indirect ? ", indirect" : "",
+	       pieces);
+	env_fini(&e);
+}
+
+static void iov_max(void)
+{
+	CHECK_EQ(vio_vq_iov_max(1), 1 + VIO_CHAIN_CROSSINGS);
+	CHECK_EQ(vio_vq_iov_max(64), 64 + VIO_CHAIN_CROSSINGS);
+	CHECK_EQ(vio_vq_iov_max(4096), 8192);
+	CHECK_EQ(vio_vq_iov_max(32768), UINT16_MAX);
+}
+
 int main(void)
 {
+	iov_max();
+	for (int p = 0; p < 2; p++)
+		for (int ind = 0; ind < 2; ind++)
+			crossing(p, ind);
 	for (int p = 0; p < 2; p++) {
 		for (int ev = 0; ev < 2; ev++)
 			for (int ind = 0; ind < 2; ind++)

@@ -64,8 +64,10 @@ struct d {
 struct expect {
 	unsigned nr_out, nr_in;
 	uint32_t out_len, in_len;
-	unsigned n_iov; /* iov[] entries to compare, 0: none */
+	unsigned n_iov; /* iov[] entries to compare (cont too), 0: none */
 	struct vio_iov iov[8];
+	bool nd;		/* compare the descriptor counts */
+	unsigned nd_out, nd_in; /* descriptors, apart from segments */
 };
 
 struct h {
@@ -251,7 +253,21 @@ static struct d fl(uint64_t addr, uint32_t len, uint16_t flags)
 static void expect_seg(struct h *h, void *base, uint32_t len)
 {
 	REQUIRE(h->exp.n_iov < 8);
-	h->exp.iov[h->exp.n_iov++] = (struct vio_iov){base, len};
+	h->exp.iov[h->exp.n_iov++] = (struct vio_iov){base, len, 0};
+}
+
+/* a segment that continues the descriptor of the one before */
+static void expect_cont(struct h *h, void *base, uint32_t len)
+{
+	REQUIRE(h->exp.n_iov < 8);
+	h->exp.iov[h->exp.n_iov++] = (struct vio_iov){base, len, 1};
+}
+
+static void expect_nd(struct h *h, unsigned nd_out, unsigned nd_in)
+{
+	h->exp.nd = true;
+	h->exp.nd_out = nd_out;
+	h->exp.nd_in = nd_in;
 }
 
 /* ---- cases: chain length and loops ---- */
@@ -675,13 +691,35 @@ static void c_straddle_adjacent(struct h *h)
 			 fl(ALIAS_ADDR + ALIAS_LEN - 10, 20, F_WRITE)};
 	chain(h, d, 2);
 	expect_seg(h, h->alias_a + ALIAS_LEN - 100, 100);
-	expect_seg(h, h->alias_b, 100);
+	expect_cont(h, h->alias_b, 100);
 	expect_seg(h, h->alias_a + ALIAS_LEN - 10, 10);
-	expect_seg(h, h->alias_b, 10);
+	expect_cont(h, h->alias_b, 10);
 	h->exp.nr_out = 2;
 	h->exp.nr_in = 2;
+	expect_nd(h, 1, 1);
 	h->exp.out_len = 200;
 	h->exp.in_len = 20;
+}
+
+/* positive: in an indirect table, descriptors within one region, across
+ * the boundary, and again within one: segments 1 + 2 + 1, descriptors
+ * 1 + 2 (seg_max and size_max are per descriptor) */
+static void c_indirect_cross_counts(struct h *h)
+{
+	struct d e[3] = {fl(ALIAS_ADDR, 64, F_NEXT),
+			 fl(ALIAS_ADDR + ALIAS_LEN - 32, 96, F_NEXT | F_WRITE),
+			 fl(ALIAS_ADDR + ALIAS_LEN + 100, 8, F_WRITE)};
+	struct d d = fl(itable(h, e, 3), 48, F_IND);
+	chain(h, &d, 1);
+	expect_seg(h, h->alias_a, 64);
+	expect_seg(h, h->alias_a + ALIAS_LEN - 32, 32);
+	expect_cont(h, h->alias_b, 64);
+	expect_seg(h, h->alias_b + 100, 8);
+	h->exp.nr_out = 1;
+	h->exp.nr_in = 3;
+	expect_nd(h, 1, 2);
+	h->exp.out_len = 64;
+	h->exp.in_len = 104;
 }
 
 /* positive: an indirect table across the two adjacent ALIAS regions */
@@ -721,6 +759,7 @@ static void c_zero_length(struct h *h)
 	expect_seg(h, p3, 8);
 	h->exp.nr_out = 1;
 	h->exp.nr_in = 1;
+	expect_nd(h, 3, 2); /* a zero-length descriptor is no segment */
 	h->exp.out_len = 16;
 	h->exp.in_len = 8;
 }
@@ -872,9 +911,10 @@ static void c_max_iov_exact(struct h *h)
 	chain(h, d, 2);
 	expect_seg(h, p, 8);
 	expect_seg(h, h->alias_a + ALIAS_LEN - 8, 8);
-	expect_seg(h, h->alias_b, 8);
+	expect_cont(h, h->alias_b, 8);
 	h->exp.nr_out = 1;
 	h->exp.nr_in = 2;
+	expect_nd(h, 1, 1);
 	h->exp.out_len = 8;
 	h->exp.in_len = 16;
 }
@@ -1010,6 +1050,8 @@ static const struct hcase cases[] = {
      c_indirect_tail_unmapped,
      "indirect table 0x100000001ff0+32 is not in mapped memory"},
     {"buffer across adjacent regions", FMT_BOTH, c_straddle_adjacent, NULL, 1},
+    {"indirect descriptors across regions: counts", FMT_BOTH,
+     c_indirect_cross_counts, NULL, 1},
     {"indirect table across adjacent regions", FMT_BOTH,
      c_indirect_straddle_adjacent, NULL, 1},
     {"zero-length descriptors", FMT_BOTH, c_zero_length, NULL, 1},
@@ -1217,6 +1259,11 @@ static void check_chain(struct h *h, const struct vio_chain *c,
 	for (unsigned k = 0; k < x->n_iov; k++) {
 		CHECK(iov[k].base == x->iov[k].base);
 		CHECK_EQ(iov[k].len, x->iov[k].len);
+		CHECK_EQ(iov[k].cont, x->iov[k].cont);
+	}
+	if (x->nd) {
+		CHECK_EQ(c->nd_out, x->nd_out);
+		CHECK_EQ(c->nd_in, x->nd_in);
 	}
 	/* the totals are the sum of the segments */
 	uint64_t o = 0, i = 0;

@@ -12,12 +12,21 @@
  * A queue runs (has a worker) when it has a size, addresses and a kick fd,
  * features were set, and it is enabled (with VHOST_USER_F_PROTOCOL_FEATURES
  * rings start disabled until SET_VRING_ENABLE; without it a kick fd
- * enables them).  Anything that changes a running queue's rings, fds or
- * the guest memory first stops its worker, then starts it again.
+ * enables them); with the STATUS protocol feature it also waits for the
+ * driver's DRIVER_OK (VIRTIO 1.x 3.1.1: no buffers are used before it).
+ * Anything that changes a running queue's rings, kick fd or the guest
+ * memory first stops its worker, then starts it again.  The call and
+ * error fds are swapped under the queue's fd lock while the worker runs:
+ * QEMU replaces the call fd on every MSI-X mask and unmask.
+ *
+ * Every fd the frontend hands us for a queue must be an eventfd, and is
+ * made non-blocking: a full or hung-up fd never stalls a worker or the
+ * control thread.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +52,11 @@ struct vu_queue {
 	struct vio_vu_addr addr;
 	uint32_t base;
 	bool has_num, has_addr, enabled, running;
-	int kick_fd, call_fd, err_fd;
+	int kick_fd;
+	/* call_fd and err_fd: written by the worker, replaced by the
+	 * control thread; both under fd_lock */
+	pthread_mutex_t fd_lock;
+	int call_fd, err_fd;
 	void *worker;
 };
 
@@ -63,14 +76,26 @@ struct vio_backend {
 
 /* ---- device transport hooks ---- */
 
+/* Signal one of queue idx's eventfds (*pick(q)).  Non-blocking: a full
+ * eventfd (EAGAIN) already has a pending signal. */
+static void signal_queue_fd(struct vio_backend *b, unsigned idx, bool err)
+{
+	if (idx >= b->nq)
+		return;
+	struct vu_queue *q = &b->q[idx];
+	uint64_t one = 1;
+	pthread_mutex_lock(&q->fd_lock);
+	int fd = err ? q->err_fd : q->call_fd;
+	int e = fd >= 0 && write(fd, &one, sizeof(one)) < 0 ? errno : 0;
+	pthread_mutex_unlock(&q->fd_lock);
+	if (e && e != EAGAIN)
+		vio_log_limited(&b->rl, "vhost-user: %s fd of queue %u: %s",
+				err ? "error" : "call", idx, strerror(e));
+}
+
 static void hook_call(void *t, unsigned idx)
 {
-	struct vio_backend *b = t;
-	uint64_t one = 1;
-	int fd = idx < b->nq ? b->q[idx].call_fd : -1;
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		vio_log_limited(&b->rl, "vhost-user: call of queue %u: %m",
-				idx);
+	signal_queue_fd(t, idx, false);
 }
 
 static void hook_needs_reset(void *t)
@@ -78,9 +103,24 @@ static void hook_needs_reset(void *t)
 	(void)t; /* the frontend learns it from GET_STATUS */
 }
 
+/* A queue broke: the model sets DEVICE_NEEDS_RESET; tell the frontend
+ * through the queue's error fd (SET_VRING_ERR), and the log which queue
+ * and why.  (There is no backend-to-frontend channel yet.) */
+static void hook_queue_broken(void *t, unsigned idx, const char *why)
+{
+	struct vio_backend *b = t;
+	vio_log_limited(
+	    &b->rl, "vhost-user: queue %u broken: %s (device needs reset%s)",
+	    idx, why,
+	    idx < b->nq && b->q[idx].err_fd >= 0 ? "; error fd signalled"
+						 : "; no error fd");
+	signal_queue_fd(b, idx, true);
+}
+
 static const struct vio_dev_transport dev_hooks = {
     .call = hook_call,
     .needs_reset = hook_needs_reset,
+    .queue_broken = hook_queue_broken,
 };
 
 /* ---- queues ---- */
@@ -161,6 +201,10 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	}
 	uint8_t s = vio_dev_get_status(b->dev);
 	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		/* with STATUS the driver says when it is ready (3.1.1);
+		 * without it, a started ring is the only sign */
+		if (b->protocol & (1ull << VIO_VU_PF_STATUS))
+			return 0;
 		int r =
 		    vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK);
 		if (r)
@@ -201,9 +245,9 @@ static int start_all(struct vio_backend *b)
 	return 0;
 }
 
-void vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
+bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
 {
-	vio_dev_kick(b->dev, idx);
+	return vio_dev_kick(b->dev, idx);
 }
 
 /* Forget everything a connection set up (not the memory). */
@@ -213,7 +257,7 @@ static void reset_queues(struct vio_backend *b)
 	for (unsigned i = 0; i < b->nq; i++) {
 		struct vu_queue *q = &b->q[i];
 		close_fd(&q->kick_fd);
-		close_fd(&q->call_fd);
+		close_fd(&q->call_fd); /* no worker runs: no lock needed */
 		close_fd(&q->err_fd);
 		q->has_num = q->has_addr = q->enabled = false;
 		q->base = 0;
@@ -255,6 +299,7 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	want &= ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	if (b->features_set && want == b->features)
 		return 0;
+	bool was_ok = vio_dev_get_status(b->dev) & VIRTIO_CONFIG_S_DRIVER_OK;
 	stop_all(b);
 	set_status_quiet(b->dev, 0);
 	struct vio_features f = {{want, 0}};
@@ -272,6 +317,13 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 		return BAD("SET_FEATURES 0x%" PRIx64
 			   " refused (not offered, or no VERSION_1)",
 			   want);
+	/* a feature change on a running device (vhost's LOG_ALL) keeps it
+	 * running: the driver said DRIVER_OK once already */
+	if (was_ok)
+		set_status_quiet(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+					     VIRTIO_CONFIG_S_DRIVER |
+					     VIRTIO_CONFIG_S_FEATURES_OK |
+					     VIRTIO_CONFIG_S_DRIVER_OK);
 	b->features = want;
 	b->features_set = true;
 	/* without PROTOCOL_FEATURES rings are enabled on kick */
@@ -439,47 +491,65 @@ static int h_get_vring_base(struct vio_backend *b, struct vio_vu_msg *m)
 	return 0;
 }
 
+/* Is fd an eventfd?  Anything else (a pipe nobody reads, a socket, a
+ * file) could block or hang up under the data path.  Without /proc the
+ * check is skipped (non-blocking mode still holds). */
+static bool is_eventfd(int fd)
+{
+	char path[40], link[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return errno == ENOENT || errno == EACCES;
+	link[n] = 0;
+	return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
 static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	unsigned idx = (unsigned)(m->p.u64 & VIO_VU_VRING_IDX_MASK);
 	struct vu_queue *q = state_queue(b, idx);
+	const char *name = vio_vu_request_name(m->hdr.request);
 	if (!q || (m->p.u64 >> 9))
-		return BAD("%s: payload 0x%" PRIx64,
-			   vio_vu_request_name(m->hdr.request), m->p.u64);
+		return BAD("%s: payload 0x%" PRIx64, name, m->p.u64);
 	int fd = m->nfds ? m->fds[0] : -1;
+	if (fd >= 0 && !is_eventfd(fd))
+		return BAD("%s of queue %u: the fd is not an eventfd", name,
+			   idx); /* handle() closes it */
 	if (m->nfds)
 		m->fds[0] = -1;
-	queue_stop(b, idx);
-	switch (m->hdr.request) {
-	case VIO_VU_SET_VRING_KICK:
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+		close(fd);
+		return BAD("%s of queue %u: fcntl: %s", name, idx,
+			   strerror(errno));
+	}
+	if (m->hdr.request == VIO_VU_SET_VRING_KICK) {
 		if (fd < 0)
 			return BAD("SET_VRING_KICK without an fd (polling "
 				   "mode is not supported)");
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		queue_stop(b, idx); /* the worker polls the kick fd */
 		close_fd(&q->kick_fd);
 		q->kick_fd = fd;
 		if (!b->protocol_acked)
 			q->enabled = true;
 		return queue_try_start(b, idx);
-	case VIO_VU_SET_VRING_CALL: {
-		close_fd(&q->call_fd);
-		q->call_fd = fd;
-		int r = queue_try_start(b, idx);
-		/* used buffers pushed while there was no call fd were never
-		 * signalled: one (maybe spurious) call catches up */
-		uint64_t one = 1;
-		if (!r && q->running && fd >= 0 &&
-		    write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			vio_log_limited(
-			    &b->rl, "vhost-user: call of queue %u: %m", idx);
-		return r;
 	}
-	default:
-		close_fd(&q->err_fd);
-		q->err_fd = fd;
-		break;
-	}
-	return queue_try_start(b, idx);
+	/* call or error fd: swapped under the running worker */
+	bool call = m->hdr.request == VIO_VU_SET_VRING_CALL;
+	pthread_mutex_lock(&q->fd_lock);
+	int *slot = call ? &q->call_fd : &q->err_fd;
+	int old = *slot;
+	*slot = fd;
+	pthread_mutex_unlock(&q->fd_lock);
+	if (old >= 0)
+		close(old);
+	int r = queue_try_start(b, idx);
+	/* used buffers pushed while there was no call fd (or while the old
+	 * one was being replaced) were maybe never signalled: one (maybe
+	 * spurious) call catches up */
+	if (!r && call && q->running && fd >= 0)
+		signal_queue_fd(b, idx, false);
+	return r;
 }
 
 static int h_vring_enable(struct vio_backend *b, struct vio_vu_msg *m)
@@ -513,7 +583,12 @@ static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
 static int h_set_config(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	uint32_t off = m->p.config.offset, size = m->p.config.size;
-	if (vio_dev_config_write(b->dev, off, m->p.config.data, size))
+	int r = vio_dev_config_write(b->dev, off, m->p.config.data, size);
+	if (r == -EPERM)
+		return BAD("SET_CONFIG offset %u size %u: not a field the "
+			   "driver may write",
+			   off, size);
+	if (r)
 		return BAD("SET_CONFIG offset %u size %u outside config space",
 			   off, size);
 	return 0;
@@ -627,8 +702,10 @@ struct vio_backend *vio_backend_new(struct vio_dev *dev,
 		b->cfg.socket_mode = 0600;
 	b->nq = vio_dev_num_queues(dev);
 	b->listen_fd = b->conn_fd = -1;
-	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
+		pthread_mutex_init(&b->q[i].fd_lock, NULL);
+	}
 	unsigned slots = b->cfg.max_mem_slots > VIO_VU_MAX_TABLE_REGIONS
 			     ? b->cfg.max_mem_slots
 			     : VIO_VU_MAX_TABLE_REGIONS;
@@ -653,6 +730,8 @@ void vio_backend_free(struct vio_backend *b)
 	}
 	vio_memtable_free(b->mt);
 	vio_dev_attach(b->dev, NULL, NULL);
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
+		pthread_mutex_destroy(&b->q[i].fd_lock);
 	free(b);
 }
 
@@ -666,42 +745,53 @@ static int make_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
+/*
+ * Listen on path, published atomically: bind and listen on a temporary
+ * name beside it, then rename() it into place.  Whoever sees the socket
+ * file can connect at once (no ECONNREFUSED window between bind and
+ * listen), and a second server's stale-socket probe never finds a socket
+ * that is bound but not yet listening (and so never unlinks a live one).
+ */
 int vio_backend_listen(struct vio_backend *b, const char *path)
 {
-	struct sockaddr_un sa;
+	struct sockaddr_un sa, tmp;
 	int r = make_addr(path, &sa);
 	if (r)
 		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	char tmp_path[sizeof(sa.sun_path) + 32];
+	snprintf(tmp_path, sizeof(tmp_path), "%s.%d.tmp", path, (int)getpid());
+	r = make_addr(tmp_path, &tmp);
+	if (r)
+		return r;
 	struct stat st;
 	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			close(fd);
+		if (!S_ISSOCK(st.st_mode))
 			return -EEXIST;
-		}
 		/* in use by a live listener?  else a stale file */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa,
 						  sizeof(sa)) == 0;
 		if (probe >= 0)
 			close(probe);
-		if (live) {
-			close(fd);
+		if (live)
 			return -EADDRINUSE;
-		}
-		unlink(path);
 	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(tmp_path); /* left by a crashed server of our pid */
 	mode_t old = umask(0777 & ~b->cfg.socket_mode);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	r = bind(fd, (struct sockaddr *)&tmp, sizeof(tmp));
 	umask(old);
-	if (r || listen(fd, 4)) {
+	if (r == 0 && (chmod(tmp_path, b->cfg.socket_mode) || listen(fd, 16) ||
+		       rename(tmp_path, path)))
+		r = -1;
+	if (r) {
 		r = -errno;
+		unlink(tmp_path);
 		close(fd);
 		return r;
 	}
-	chmod(path, b->cfg.socket_mode);
 	b->listen_fd = fd;
 	b->path = strdup(path);
 	if (!b->path) {
@@ -724,6 +814,9 @@ static void adopt_connection(struct vio_backend *b, int fd)
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
 		vio_log("vhost-user: socket timeouts: %m");
 	b->conn_fd = fd;
+	/* guest memory truncated under us (SIGBUS guard): the connection
+	 * is shut down, dispatch sees it end (the table is empty here) */
+	vio_memtable_set_fault_fd(b->mt, fd);
 }
 
 int vio_backend_connect(struct vio_backend *b, const char *path)
@@ -767,6 +860,14 @@ int vio_backend_dispatch(struct vio_backend *b)
 		vio_log("vhost-user: %s: frontend connected",
 			b->path ? b->path : "socket");
 		return 0;
+	}
+	if (vio_memtable_faulted(b->mt)) {
+		/* messages still queued are not worth reading */
+		vio_log("vhost-user: frontend truncated its guest memory "
+			"(fault at gpa 0x%" PRIx64 "): connection ended",
+			vio_memtable_fault_addr(b->mt));
+		end_connection(b);
+		return -ECONNRESET;
 	}
 	struct vio_vu_msg m;
 	char why[160] = "";

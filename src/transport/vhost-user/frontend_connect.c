@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vhost-user frontend: connecting (the socket, with retries while a
+ * backend starts), the handshake, the queues' fds, free, and the bus
+ * across processes (vio_bus_connect).  The messages, memory, queues and
+ * transport ops are in frontend.c; see docs/vhost-user-frontend.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/virtio_config.h>
+
+#include "transport/vhost-user/frontend_internal.h"
+#include "transport/vhost-user/msg.h"
+#include "util/log.h"
+#include <vio/bus.h>
+#include <vio/driver.h>
+#include <vio/mem.h>
+#include <vio/vhost_user.h>
+
+#define ERR(...) snprintf(err, errlen, __VA_ARGS__)
+
+static uint64_t now_ms(void)
+{
+	return vio_now_ns() / 1000000u;
+}
+
+static int sock_connect(const char *path, int timeout_ms, char *err,
+			size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path)) {
+		ERR("socket path %s", path && *path ? "too long" : "empty");
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	uint64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			int e = errno;
+			ERR("socket: %s", strerror(e));
+			return -e;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		bool retry = e == ENOENT || e == ECONNREFUSED || e == EAGAIN;
+		if (!retry || now_ms() >= deadline) {
+			if (e == ENOENT || e == ECONNREFUSED)
+				ERR("nothing listens at %s (%s)", path,
+				    strerror(e));
+			else
+				ERR("cannot connect to %s: %s", path,
+				    strerror(e));
+			return -e;
+		}
+		struct timespec ts = {0, CONNECT_RETRY_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int handshake(struct vio_frontend *f, const char *path, char *err,
+		     size_t errlen)
+{
+	uint64_t v = 0;
+	int r = vio_fe_xfer_u64(f, VIO_VU_GET_FEATURES, 0, &v);
+	if (r)
+		goto fail;
+	f->proto = v & (1ull << VIO_VU_F_PROTOCOL_FEATURES);
+	f->offered = v & ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
+	if (!(f->offered & (1ull << VIRTIO_F_VERSION_1))) {
+		ERR("%s: the backend does not offer VIRTIO_F_VERSION_1 "
+		    "(features 0x%" PRIx64 "): legacy devices are not "
+		    "supported",
+		    path, v);
+		return -ENODEV;
+	}
+	if (f->proto) {
+		r = vio_fe_xfer_u64(f, VIO_VU_GET_PROTOCOL_FEATURES, 0, &v);
+		if (r)
+			goto fail;
+		uint64_t want =
+		    v & PROTOCOL_WANTED & ~f->cfg.protocol_features_off;
+		r = vio_fe_xfer_u64(f, VIO_VU_SET_PROTOCOL_FEATURES, want,
+				    NULL);
+		if (r)
+			goto fail;
+		f->protocol = want; /* REPLY_ACK applies from here on */
+	}
+	r = vio_fe_xfer_u64(f, VIO_VU_SET_OWNER, 0, NULL);
+	if (r)
+		goto fail;
+
+	unsigned have = 1;
+	if (has_pf(f, VIO_VU_PF_MQ)) {
+		r = vio_fe_xfer_u64(f, VIO_VU_GET_QUEUE_NUM, 0, &v);
+		if (r)
+			goto fail;
+		if (v == 0) {
+			ERR("%s: the backend has no queue (GET_QUEUE_NUM 0)",
+			    path);
+			return -ENODEV;
+		}
+		have = v > VIO_MAX_QUEUES ? VIO_MAX_QUEUES : (unsigned)v;
+		f->nq = f->cfg.num_queues ? f->cfg.num_queues : have;
+	} else {
+		/* without MQ the backend cannot say: trust the caller */
+		f->nq = f->cfg.num_queues ? f->cfg.num_queues : 1;
+		have = f->nq;
+	}
+	if (f->nq > have || f->nq > VIO_MAX_QUEUES) {
+		ERR("%s: %u queues asked, the backend has %u", path, f->nq,
+		    have);
+		return -EINVAL;
+	}
+	if (has_pf(f, VIO_VU_PF_CONFIGURE_MEM_SLOTS)) {
+		r = vio_fe_xfer_u64(f, VIO_VU_GET_MAX_MEM_SLOTS, 0, &v);
+		if (r)
+			goto fail;
+		if (v == 0) {
+			ERR("%s: the backend has no memory slot", path);
+			return -ENODEV;
+		}
+		f->max_slots = v > 4096 ? 4096 : (unsigned)v;
+	}
+	r = vio_fe_mem_sync_locked(f);
+	if (r) {
+		if (is_dead(f))
+			goto fail;
+		ERR("%s: cannot share memory: %s", path, strerror(-r));
+		return r;
+	}
+	return 0;
+fail:
+	if (is_dead(f))
+		ERR("%s: %s", path, f->why);
+	else if (r == -EIO && f->refused[0])
+		ERR("%s: handshake failed: %s", path, f->refused);
+	else
+		ERR("%s: handshake failed: %s", path, strerror(-r));
+	return r;
+}
+
+struct vio_frontend *vio_frontend_connect(const char *path,
+					  const struct vio_frontend_config *cfg,
+					  char *err, size_t errlen)
+{
+	char dummy[1];
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!cfg || !cfg->mem || !path) {
+		ERR("no memory, configuration or path");
+		errno = EINVAL;
+		return NULL;
+	}
+	unsigned qs = cfg->queue_size ? cfg->queue_size : DEFAULT_QUEUE_SIZE;
+	unsigned cs = cfg->config_size;
+	if (qs > VIO_VQ_MAX_SIZE || cs > VIO_VU_CONFIG_MAX ||
+	    cfg->num_queues > VIO_MAX_QUEUES) {
+		ERR("bad configuration (queue size %u, config size %u, "
+		    "%u queues)",
+		    qs, cs, cfg->num_queues);
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vio_frontend *f = calloc(1, sizeof(*f));
+	if (!f) {
+		ERR("out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	f->cfg = *cfg;
+	f->queue_size = qs;
+	f->config_size = cs;
+	f->sock = -1;
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
+		f->q[i].kick_fd = f->q[i].call_fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+
+	int r = sock_connect(path, cfg->connect_timeout_ms, err, errlen);
+	if (r < 0)
+		goto fail;
+	f->sock = r;
+	int tmo = cfg->reply_timeout_ms > 0 ? cfg->reply_timeout_ms
+					    : DEFAULT_REPLY_TIMEOUT_MS;
+	struct timeval tv = {.tv_sec = tmo / 1000,
+			     .tv_usec = (tmo % 1000) * 1000};
+	if (setsockopt(f->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(f->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
+		r = -errno;
+		ERR("setsockopt: %s", strerror(-r));
+		goto fail;
+	}
+	pthread_mutex_lock(&f->lock);
+	r = handshake(f, path, err, errlen);
+	pthread_mutex_unlock(&f->lock);
+	if (r)
+		goto fail;
+	/* the queues' fds, for the frontend's whole life (see the top) */
+	for (unsigned i = 0; i < f->nq; i++) {
+		f->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		f->q[i].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (f->q[i].kick_fd < 0 || f->q[i].call_fd < 0) {
+			r = -errno;
+			ERR("eventfd: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	f->vdev = vio_vdev_new(&vio_fe_ops, f, cfg->mem);
+	if (!f->vdev) {
+		r = -errno;
+		ERR("out of memory");
+		goto fail;
+	}
+	return f;
+fail:
+	vio_frontend_free(f);
+	errno = r == -EPROTO || r == -ENOTCONN ? ECONNRESET : -r;
+	return NULL;
+}
+
+struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f)
+{
+	return f->vdev;
+}
+
+bool vio_frontend_alive(const struct vio_frontend *f)
+{
+	return f && !is_dead(f) && !vio_fe_sock_hung_up(f);
+}
+
+int vio_frontend_fd(const struct vio_frontend *f)
+{
+	return f->sock;
+}
+
+const char *vio_frontend_error(const struct vio_frontend *f)
+{
+	if (!is_dead(f))
+		return vio_fe_sock_hung_up(f) ? "backend closed the connection"
+					      : "";
+	return f->why;
+}
+
+void vio_frontend_free(struct vio_frontend *f)
+{
+	if (!f)
+		return;
+	/* resets the device (rings stopped) if still live */
+	vio_vdev_free(f->vdev);
+	f->vdev = NULL;
+	/* nobody notifies or waits any more (the contract in the header):
+	 * now the fds may go */
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
+		vio_fe_close_fd(&f->q[i].kick_fd);
+		vio_fe_close_fd(&f->q[i].call_fd);
+	}
+	vio_fe_close_fd(&f->sock);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/* ---- the bus across processes ---- */
+
+#define URI_SCHEME "vhost-user:"
+
+struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
+				     const struct vio_frontend_config *cfg,
+				     char *err, size_t errlen)
+{
+	char dummy[1];
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!bus || !uri || strncmp(uri, URI_SCHEME, strlen(URI_SCHEME))) {
+		ERR("%s: not a vhost-user:PATH address", uri ? uri : "(null)");
+		errno = EINVAL;
+		return NULL;
+	}
+	const char *path = uri + strlen(URI_SCHEME);
+	struct vio_frontend *f = vio_frontend_connect(path, cfg, err, errlen);
+	if (!f)
+		return NULL;
+	int r = vio_bus_add(bus, f->vdev);
+	if (r == 0)
+		return f;
+	/* without a match the bus touches nothing and says -ENODEV; a
+	 * driver that ran leaves a status (DRIVER, or FAILED after a
+	 * refused DRIVER_OK reset the device) */
+	bool probed =
+	    r != -ENODEV || __atomic_load_n(&f->status, __ATOMIC_ACQUIRE) != 0;
+	if (!probed)
+		ERR("%s: no driver on the bus for device id %u", path,
+		    cfg->device_id);
+	else
+		ERR("%s: the driver refused the device: %s (is the backend a "
+		    "device of type %u?)",
+		    path, is_dead(f) ? f->why : strerror(-r), cfg->device_id);
+	vio_bus_remove(bus, f->vdev);
+	vio_frontend_free(f);
+	errno = -r;
+	return NULL;
+}
