@@ -183,7 +183,24 @@ static bool blk_config_writable(struct vio_dev *dev, unsigned off,
 	       b && b[0] <= 1;
 }
 
+/*
+ * 5.2.5.2: with CONFIG_WCE but without FLUSH the device MUST start in
+ * writethrough and say so (writeback 0).  Written as the driver would,
+ * so a reset gives the next driver the device's default (1) again.
+ */
+static int blk_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+{
+	uint8_t zero = 0;
+	if ((new_status & ~old & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
+	    !vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH))
+		return vio_dev_config_write(
+		    dev, offsetof(struct virtio_blk_config, wce), &zero, 1);
+	return 0;
+}
+
 static const struct vio_dev_ops blk_ops = {
+    .status = blk_status,
     .kick = blk_kick,
     .config_writable = blk_config_writable,
 };

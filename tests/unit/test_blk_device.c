@@ -1334,10 +1334,18 @@ static void run_all(bool uring, bool packed)
 	}
 	o.seg_max = o.size_max = 0;
 
-	/* the driver leaves FLUSH out: writes are writethrough */
+	/* the driver leaves FLUSH out: writes are writethrough, and with
+	 * CONFIG_WCE the config says so (5.2.5.2: writeback starts at 0) */
 	o.no_flush = true;
 	if (env_open(&e, &o)) {
 		CHECK(!vio_dev_has_feature(e.dev, VIRTIO_BLK_F_FLUSH));
+		CHECK(vio_dev_has_feature(e.dev, VIRTIO_BLK_F_CONFIG_WCE));
+		uint8_t wce = 0xff;
+		CHECK_EQ(vio_dev_config_read(
+			     e.dev, offsetof(struct virtio_blk_config, wce),
+			     &wce, 1),
+			 0);
+		CHECK_EQ(wce, 0);
 		test_random(&e, test_seed() + 17);
 		env_close(&e);
 	}
