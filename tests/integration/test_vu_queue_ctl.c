@@ -14,7 +14,9 @@
  * - bounded stop: GET_VRING_BASE answers promptly while a driver thread
  *   keeps the ring full;
  * - worker: a kick fd that hangs up (a pipe whose writer closed) parks the
- *   worker instead of spinning.
+ *   worker instead of spinning;
+ * - listen: a socket path too long for a temporary name beside it still
+ *   works (bound in place).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -392,6 +394,30 @@ static void test_kick_hangup(void)
 	CHECK_EQ(runs, 1);
 }
 
+/* ---- a socket path with no room for a temporary name beside it ---- */
+
+static void test_long_path(void)
+{
+	char path[108];
+	size_t n = strlen(dir);
+	REQUIRE(n + 2 < sizeof(path) - 4);
+	memcpy(path, dir, n);
+	path[n++] = '/';
+	while (n < sizeof(path) - 4) /* 103 bytes: fits, "+.PID.tmp" not */
+		path[n++] = 'a';
+	path[n] = 0;
+	struct vio_backend *b = vio_backend_new(dev, NULL);
+	REQUIRE(b);
+	CHECK_EQ(vio_backend_listen(b, path), 0);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, n + 1);
+	CHECK(s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	close(s);
+	vio_backend_free(b);
+	CHECK(access(path, F_OK) != 0);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -403,6 +429,7 @@ int main(void)
 	test_full_call_fd();
 	test_bounded_stop();
 	test_kick_hangup();
+	test_long_path();
 	fe_teardown();
 	return test_result("vu_queue_ctl");
 }

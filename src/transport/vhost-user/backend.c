@@ -26,53 +26,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "transport/vhost-user/msg.h"
-#include "util/log.h"
-#include <vio/mem.h>
-#include <vio/vhost_user.h>
-
-#define DEFAULT_SLOTS 509u
-#define PROTOCOL_OFFERED                                                       \
-	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
-	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
-	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) | (1ull << VIO_VU_PF_STATUS))
-
-struct vu_queue {
-	uint32_t num;
-	struct vio_vu_addr addr;
-	uint32_t base;
-	bool has_num, has_addr, enabled, running;
-	int kick_fd;
-	/* call_fd and err_fd: written by the worker, replaced by the
-	 * control thread; both under fd_lock */
-	pthread_mutex_t fd_lock;
-	int call_fd, err_fd;
-	void *worker;
-};
-
-struct vio_backend {
-	struct vio_dev *dev;
-	struct vio_backend_config cfg;
-	int listen_fd, conn_fd;
-	char *path; /* socket file we created */
-	uint64_t features;
-	bool features_set, protocol_acked;
-	uint64_t protocol;
-	struct vio_memtable *mt;
-	unsigned nq;
-	struct vu_queue q[VIO_MAX_QUEUES];
-	struct vio_ratelimit rl;
-};
+#include "transport/vhost-user/backend_internal.h"
 
 /* ---- device transport hooks ---- */
 
@@ -117,7 +76,7 @@ static void hook_queue_broken(void *t, unsigned idx, const char *why)
 	signal_queue_fd(b, idx, true);
 }
 
-static const struct vio_dev_transport dev_hooks = {
+const struct vio_dev_transport vio_vu_backend_hooks = {
     .call = hook_call,
     .needs_reset = hook_needs_reset,
     .queue_broken = hook_queue_broken,
@@ -132,7 +91,7 @@ static void set_status_quiet(struct vio_dev *dev, uint8_t s)
 		vio_log("vhost-user: status 0x%x refused", s);
 }
 
-static void close_fd(int *fd)
+void vio_vu_close_fd(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
@@ -256,9 +215,10 @@ static void reset_queues(struct vio_backend *b)
 	stop_all(b);
 	for (unsigned i = 0; i < b->nq; i++) {
 		struct vu_queue *q = &b->q[i];
-		close_fd(&q->kick_fd);
-		close_fd(&q->call_fd); /* no worker runs: no lock needed */
-		close_fd(&q->err_fd);
+		vio_vu_close_fd(&q->kick_fd);
+		vio_vu_close_fd(
+		    &q->call_fd); /* no worker runs: no lock needed */
+		vio_vu_close_fd(&q->err_fd);
 		q->has_num = q->has_addr = q->enabled = false;
 		q->base = 0;
 	}
@@ -266,13 +226,13 @@ static void reset_queues(struct vio_backend *b)
 	b->features_set = false;
 }
 
-static void end_connection(struct vio_backend *b)
+void vio_vu_backend_end(struct vio_backend *b)
 {
 	reset_queues(b);
 	vio_memtable_clear(b->mt);
 	b->protocol = 0;
 	b->protocol_acked = false;
-	close_fd(&b->conn_fd);
+	vio_vu_close_fd(&b->conn_fd);
 }
 
 /* ---- handlers ---- */
@@ -484,7 +444,7 @@ static int h_get_vring_base(struct vio_backend *b, struct vio_vu_msg *m)
 		return BAD("GET_VRING_BASE: queue %u of %u", idx, b->nq);
 	/* the ring stops here (vhost-user.rst) */
 	queue_stop(b, idx);
-	close_fd(&q->kick_fd);
+	vio_vu_close_fd(&q->kick_fd);
 	if (b->protocol_acked)
 		q->enabled = false;
 	m->p.state.num = q->base;
@@ -528,7 +488,7 @@ static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
 			return BAD("SET_VRING_KICK without an fd (polling "
 				   "mode is not supported)");
 		queue_stop(b, idx); /* the worker polls the kick fd */
-		close_fd(&q->kick_fd);
+		vio_vu_close_fd(&q->kick_fd);
 		q->kick_fd = fd;
 		if (!b->protocol_acked)
 			q->enabled = true;
@@ -654,7 +614,7 @@ static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
 };
 
 /* Handle one checked message; send its reply.  <0 ends the connection. */
-static int handle(struct vio_backend *b, struct vio_vu_msg *m)
+int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	const struct vio_vu_request_info *info =
 	    vio_vu_request_info(m->hdr.request);
@@ -679,210 +639,4 @@ static int handle(struct vio_backend *b, struct vio_vu_msg *m)
 			return s;
 	}
 	return r;
-}
-
-/* ---- sockets ---- */
-
-struct vio_backend *vio_backend_new(struct vio_dev *dev,
-				    const struct vio_backend_config *cfg)
-{
-	if (!dev) {
-		errno = EINVAL;
-		return NULL;
-	}
-	struct vio_backend *b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->dev = dev;
-	if (cfg)
-		b->cfg = *cfg;
-	if (!b->cfg.max_mem_slots)
-		b->cfg.max_mem_slots = DEFAULT_SLOTS;
-	if (!b->cfg.socket_mode)
-		b->cfg.socket_mode = 0600;
-	b->nq = vio_dev_num_queues(dev);
-	b->listen_fd = b->conn_fd = -1;
-	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
-		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
-		pthread_mutex_init(&b->q[i].fd_lock, NULL);
-	}
-	unsigned slots = b->cfg.max_mem_slots > VIO_VU_MAX_TABLE_REGIONS
-			     ? b->cfg.max_mem_slots
-			     : VIO_VU_MAX_TABLE_REGIONS;
-	b->mt = vio_memtable_new(slots);
-	if (!b->mt) {
-		free(b);
-		return NULL;
-	}
-	vio_dev_attach(dev, &dev_hooks, b);
-	return b;
-}
-
-void vio_backend_free(struct vio_backend *b)
-{
-	if (!b)
-		return;
-	end_connection(b);
-	close_fd(&b->listen_fd);
-	if (b->path) {
-		unlink(b->path);
-		free(b->path);
-	}
-	vio_memtable_free(b->mt);
-	vio_dev_attach(b->dev, NULL, NULL);
-	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
-		pthread_mutex_destroy(&b->q[i].fd_lock);
-	free(b);
-}
-
-static int make_addr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (!path || strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
-/*
- * Listen on path, published atomically: bind and listen on a temporary
- * name beside it, then rename() it into place.  Whoever sees the socket
- * file can connect at once (no ECONNREFUSED window between bind and
- * listen), and a second server's stale-socket probe never finds a socket
- * that is bound but not yet listening (and so never unlinks a live one).
- */
-int vio_backend_listen(struct vio_backend *b, const char *path)
-{
-	struct sockaddr_un sa, tmp;
-	int r = make_addr(path, &sa);
-	if (r)
-		return r;
-	char tmp_path[sizeof(sa.sun_path) + 32];
-	snprintf(tmp_path, sizeof(tmp_path), "%s.%d.tmp", path, (int)getpid());
-	r = make_addr(tmp_path, &tmp);
-	if (r)
-		return r;
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
-		/* in use by a live listener?  else a stale file */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa,
-						  sizeof(sa)) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (live)
-			return -EADDRINUSE;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(tmp_path); /* left by a crashed server of our pid */
-	mode_t old = umask(0777 & ~b->cfg.socket_mode);
-	r = bind(fd, (struct sockaddr *)&tmp, sizeof(tmp));
-	umask(old);
-	if (r == 0 && (chmod(tmp_path, b->cfg.socket_mode) || listen(fd, 16) ||
-		       rename(tmp_path, path)))
-		r = -1;
-	if (r) {
-		r = -errno;
-		unlink(tmp_path);
-		close(fd);
-		return r;
-	}
-	b->listen_fd = fd;
-	b->path = strdup(path);
-	if (!b->path) {
-		unlink(path);
-		close_fd(&b->listen_fd);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* A frontend that stops in the middle of a message (or stops reading our
- * replies) must not hold the control thread: each read or write of the
- * connection may block this long, then the connection ends. */
-#define CONN_IO_TIMEOUT_S 5
-
-static void adopt_connection(struct vio_backend *b, int fd)
-{
-	struct timeval tv = {.tv_sec = CONN_IO_TIMEOUT_S};
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
-		vio_log("vhost-user: socket timeouts: %m");
-	b->conn_fd = fd;
-	/* guest memory truncated under us (SIGBUS guard): the connection
-	 * is shut down, dispatch sees it end (the table is empty here) */
-	vio_memtable_set_fault_fd(b->mt, fd);
-}
-
-int vio_backend_connect(struct vio_backend *b, const char *path)
-{
-	struct sockaddr_un sa;
-	int r = make_addr(path, &sa);
-	if (r)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	end_connection(b);
-	adopt_connection(b, fd);
-	return 0;
-}
-
-int vio_backend_fd(const struct vio_backend *b)
-{
-	return b->conn_fd >= 0 ? b->conn_fd : b->listen_fd;
-}
-
-bool vio_backend_connected(const struct vio_backend *b)
-{
-	return b->conn_fd >= 0;
-}
-
-int vio_backend_dispatch(struct vio_backend *b)
-{
-	if (b->conn_fd < 0) {
-		if (b->listen_fd < 0)
-			return -ENOTCONN;
-		int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		adopt_connection(b, fd);
-		vio_log("vhost-user: %s: frontend connected",
-			b->path ? b->path : "socket");
-		return 0;
-	}
-	if (vio_memtable_faulted(b->mt)) {
-		/* messages still queued are not worth reading */
-		vio_log("vhost-user: frontend truncated its guest memory "
-			"(fault at gpa 0x%" PRIx64 "): connection ended",
-			vio_memtable_fault_addr(b->mt));
-		end_connection(b);
-		return -ECONNRESET;
-	}
-	struct vio_vu_msg m;
-	char why[160] = "";
-	int r = vio_vu_recv(b->conn_fd, &m, why, sizeof(why));
-	if (r == 0)
-		r = handle(b, &m);
-	else if (why[0]) /* -EPROTO, or -EPIPE for a truncated message */
-		vio_log_limited(&b->rl, "vhost-user: bad message: %s", why);
-	if (r == 0)
-		return 0;
-	if (r == -ECONNRESET)
-		vio_log("vhost-user: frontend disconnected");
-	else
-		vio_log_limited(&b->rl, "vhost-user: connection closed (%s)",
-				strerror(-r));
-	end_connection(b);
-	return -ECONNRESET;
 }
