@@ -160,7 +160,11 @@ void vio_blk_device_free(struct vio_blk_device *bd);
  * anything is sent; DISCARD and WRITE_ZEROES without their feature with
  * -EOPNOTSUPP; FLUSH without VIRTIO_BLK_F_FLUSH succeeds at once (the device is
  * writethrough). Device status VIRTIO_BLK_S_IOERR gives -EIO,
- * VIRTIO_BLK_S_UNSUPP -EOPNOTSUPP.  A broken queue (a device that violated the
+ * VIRTIO_BLK_S_UNSUPP -EOPNOTSUPP.  The used length is checked: a device
+ * that reports fewer bytes than a READ's data plus the status byte (or 0
+ * for any other request: no status written) fails that request with -EIO
+ * and a log line; nothing it did not say it wrote reaches the caller's
+ * buffer.  A broken queue (a device that violated the
  * ring protocol, or asked for a reset) fails everything on it with -EIO, for
  * good.
  *
