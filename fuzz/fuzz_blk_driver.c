@@ -587,7 +587,7 @@ static void drv_submit(struct fz *z)
 	if (e < 0) {
 		q->busy = false;
 		if (e != -EINVAL && e != -ERANGE && e != -EROFS &&
-		    e != -EOPNOTSUPP && e != -EIO && e != -ENOENT)
+		    e != -EOPNOTSUPP && e != -EIO && e != -ENXIO)
 			__builtin_trap();
 	}
 }

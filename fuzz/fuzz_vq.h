@@ -228,6 +228,19 @@ static int fz_run(const uint8_t *in, size_t in_len, bool packed)
 			int ret = vio_vq_pop(vq, &ch, iov, max_iov);
 			if (ret == 0)
 				break;
+			if (ret == -E2BIG) {
+				/* legal, more segments than max_iov: consumed,
+				 * not broken, only the tail in iov[] */
+				if (vio_vq_broken(vq) || ch.nr_out ||
+				    ch.nr_in > max_iov || ch.in != iov)
+					fz_fail();
+				fz_touch(rg, ch.in, ch.nr_in, true);
+				pops++;
+				done[n].head = ch.head;
+				done[n].len = 0;
+				n++;
+				continue;
+			}
 			if (ret < 0) {
 				if (ret != -EIO || !vio_vq_broken(vq))
 					fz_fail();

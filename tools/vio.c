@@ -7,12 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vio/version.h>
+
 #include "cmds.h"
 #include "util.h"
-
-#ifndef VIO_VERSION
-#define VIO_VERSION "unknown"
-#endif
 
 struct subcommand {
 	const char *name;
@@ -56,7 +54,7 @@ int main(int argc, char **argv)
 		return TOOL_EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-		printf("vio %s\n", VIO_VERSION);
+		printf("vio %s\n", vio_version());
 		return TOOL_EXIT_OK;
 	}
 	for (size_t i = 0; i < N_SUBCOMMANDS; i++)

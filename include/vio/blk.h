@@ -252,7 +252,8 @@ struct vio_blk_info {
 };
 void vio_blk_get_info(const struct vio_blk *b, struct vio_blk_info *out);
 
-/* ---- synchronous API: 0 or negative errno; q < vio_blk_num_queues ---- */
+/* ---- synchronous API: 0 or negative errno (vio/error.h); a q not below
+ * vio_blk_num_queues is -ENXIO ---- */
 
 int vio_blk_read(struct vio_blk *b, unsigned q, uint64_t offset, void *buf,
 		 size_t len);
@@ -312,7 +313,7 @@ struct vio_blk_req {
 /*
  * Queue req on queue q and send what fits.  0, or before anything is
  * queued: -EINVAL (bad op, alignment, NULL buf), -ERANGE (past the
- * capacity), -EROFS, -EOPNOTSUPP, -ENOENT (no such queue), -EIO (the
+ * capacity), -EROFS, -EOPNOTSUPP, -ENXIO (no such queue), -EIO (the
  * queue is broken).  From a completion callback, requests are sent when
  * the callback returns.
  */
@@ -325,7 +326,7 @@ int vio_blk_submit(struct vio_blk *b, unsigned q, struct vio_blk_req *req);
  * the device.  Returns the number of requests completed (callbacks run
  * plus entries stored), 0 (timeout, or nothing in flight), -EIO if the
  * queue broke and nothing could be completed, -EDEADLK from inside a
- * callback of this queue, -ENOENT.
+ * callback of this queue, -ENXIO (no such queue).
  */
 int vio_blk_poll(struct vio_blk *b, unsigned q, struct vio_blk_req **done,
 		 unsigned max, int timeout_ms);

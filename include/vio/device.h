@@ -16,9 +16,50 @@
  *     ... transport calls vio_dev_kick(dev, i) on each kick
  *     vio_dev_free(dev);
  *
- * Locking: control calls (status, features, config, queue setup) and data
- * calls (kick) on one device must not run concurrently for the same queue;
- * the transport serialises them.
+ * Threads.  The library owns no thread; the transport calls the ops and
+ * promises this (vio/vhost_user.h, vio/inproc.h, vio/run.h say how):
+ *
+ * - Control ops (status, reset, config_writable, config_write) run on the
+ *   control thread, one at a time: over vhost-user the thread that calls
+ *   vio_backend_dispatch() (and vio_backend_free()'s caller); over inproc
+ *   the driver's thread, the caller of the vdev's functions (vio/driver.h).
+ * - kick(dev, idx, vq) runs on the thread serving queue idx.  vhost-user:
+ *   the worker that the backend's queue_start hook gave that queue; with
+ *   vio/run.h, one thread per queue, so kicks of different queues run at
+ *   the same time on different threads, and a worker stopped and started
+ *   again (memory table, ring or kick fd change, reset) may be a new
+ *   thread.  inproc: the thread that calls vio_inproc_device_poll(), every
+ *   queue in turn.  Kicks of one queue never overlap.
+ * - What overlaps.  vhost-user: reset, and every status change but the
+ *   driver's FAILED, run while no worker runs (the backend stops them
+ *   all first); DRIVER_OK comes before any worker starts.  FAILED,
+ *   config_writable and config_write may run while any queue's kick runs:
+ *   a config field a kick reads needs atomic access or the device's own
+ *   lock.  inproc: all ops of a device run under the transport's one lock,
+ *   never two at once.
+ * - From queue i's kick a device uses queue i's vq only.  Another queue's
+ *   vq belongs to that queue's thread, and the control thread frees it when
+ *   that queue stops (stopping its worker, not queue i's).  State shared
+ *   by queues (counters, a backend connection) needs the device's own
+ *   locking.  Safe from any thread: vio_dev_config_read,
+ *   vio_dev_config_update, vio_dev_get_status, vio_dev_needs_reset,
+ *   vio_dev_opaque, and vio_dev_has_feature (fixed while queues run).
+ * - A kick pushes every chain it popped before it returns: at a stop the
+ *   vhost-user backend hands the ring position to the frontend from the
+ *   vq, and a chain held across kicks would be lost on a reconnect.
+ * - Asynchronous input (a packet or an event that arrives later, for a
+ *   receive queue): not supported yet.  A device pushes only from within
+ *   that queue's kick; there is no call to wake a queue's worker from
+ *   outside or to learn when a queue starts and stops (the device engine
+ *   adds them); until then input waits for the driver's next kick.
+ * - ops->reset may come several times per connection, with no queue and
+ *   no status change in between: vio_vdev_connect resets first, a
+ *   vhost-user SET_FEATURES, SET_STATUS 0, RESET_DEVICE and the end of a
+ *   connection each reset.  Every queue is already freed; a reset of a
+ *   device that is already reset must be harmless.
+ * - The transport's hooks (struct vio_dev_transport) run on the thread
+ *   that caused them: call and queue_broken on the kick's thread,
+ *   needs_reset on the caller of vio_dev_needs_reset.
  */
 #ifndef VIO_DEVICE_H
 #define VIO_DEVICE_H
@@ -88,7 +129,9 @@ struct vio_dev_ops {
 	 * where a type starts its queues.  Return <0 to refuse (-> FAILED is
 	 * not set; the transition is undone and the error returned). */
 	int (*status)(struct vio_dev *dev, uint8_t old, uint8_t new_status);
-	/* Reset: every queue is already freed; drop in-flight state. */
+	/* Reset: every queue is already freed; drop in-flight state.  Comes
+	 * several times per connection, also with nothing to drop (see
+	 * Threads above). */
 	void (*reset)(struct vio_dev *dev);
 	/* The driver wrote config bytes (already stored).  May be NULL. */
 	void (*config_write)(struct vio_dev *dev, unsigned off, unsigned len);
@@ -105,11 +148,14 @@ struct vio_dev_ops {
 	 * Queue idx has available buffers (a kick, or the transport polls).
 	 * Must return after a bounded amount of work (one batch, at most a
 	 * ring's worth of chains) even while the driver keeps adding: the
-	 * transport stops queues only between kicks.  A kick that returns
-	 * with chains still available leaves notifications disabled; the
-	 * caller sees that vio_dev_kick() returned true and calls again.
+	 * transport stops queues only between kicks.  Return true when it
+	 * stopped at that bound with work left (notifications still
+	 * disabled): vio_dev_kick() returns it and the caller calls again.
+	 * Return false otherwise, including when buffers stay available on
+	 * purpose (a receive queue's buffers wait for data): the next kick
+	 * or the device's own event brings it back.
 	 */
-	void (*kick)(struct vio_dev *dev, unsigned idx, struct vio_vq *vq);
+	bool (*kick)(struct vio_dev *dev, unsigned idx, struct vio_vq *vq);
 };
 
 /* What a transport provides to a device. */
@@ -191,9 +237,9 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable);
 /* The live vq of queue idx, or NULL if not enabled. */
 struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx);
 /* Transport: the driver kicked queue idx.  Ignored unless DRIVER_OK and
- * the queue is enabled and not broken.  Returns true when chains are
- * still available afterwards (the device stopped at its batch bound):
- * call again, after checking whether the queue must stop. */
+ * the queue is enabled and not broken.  Returns true when the device
+ * stopped at its batch bound with work left (ops->kick said so): call
+ * again, after checking whether the queue must stop. */
 bool vio_dev_kick(struct vio_dev *dev, unsigned idx);
 
 #ifdef __cplusplus

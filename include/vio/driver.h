@@ -115,7 +115,11 @@ int vio_vdev_sync_mem(struct vio_vdev *vdev);
  * config_queue: a vq of size entries (0 = the device's max; rounded down
  * to a power of two for split) with the negotiated ring features, rings
  * from the vdev's memory, set up and enabled on the device.  cb runs on
- * interrupts (vio_vdev_wait_used also drives it).  NULL with errno.
+ * interrupts (vio_vdev_wait_used also drives it).  NULL with errno:
+ * ENXIO (no such queue: idx not below vio_vdev_num_queues, or the device
+ * gives it no size), EBUSY (already set up), EINVAL (before FEATURES_OK,
+ * after FAILED or NEEDS_RESET, size above the maximum), or the
+ * transport's.
  */
 struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 				 unsigned size, vio_vq_fn *cb, void *opaque);

@@ -16,6 +16,13 @@
  *     ... join ... ; vio_inproc_free(ip);
  *
  * The library owns no thread: the caller runs the device loop.
+ *
+ * Threads (vio/device.h "Threads"): the device's control ops (status,
+ * reset, config) run on the driver's thread, inside the vdev call that
+ * caused them; its kicks run on the thread that calls
+ * vio_inproc_device_poll(), every queue's in turn.  Both hold one lock of
+ * the transport, so a device served over inproc never has two of its ops
+ * running at once.  One thread polls at a time.
  */
 #ifndef VIO_INPROC_H
 #define VIO_INPROC_H

@@ -21,8 +21,11 @@
  * Device side:
  *
  *     vq = vio_vq_new_device(&cfg, &layout, memtable);
- *     while ((r = vio_vq_pop(vq, &chain, iov, max_iov)) > 0) {
- *         ... read chain.out[], write chain.in[] (or use struct vio_cursor)
+ *     while ((r = vio_vq_pop(vq, &chain, iov, max_iov)) > 0 || r == -E2BIG) {
+ *         if (r == -E2BIG)                       // legal, longer than iov[]
+ *             written = answer_error(&chain);    // the queue stays usable
+ *         else
+ *             ... read chain.out[], write chain.in[] (or struct vio_cursor)
  *         vio_vq_push(vq, chain.head, written);
  *     }
  *     vio_vq_call(vq);                           // notify the driver if needed
@@ -182,14 +185,20 @@ struct vio_chain {
 };
 
 /*
- * Segments a device should offer vio_vq_pop() per chain on a queue of
- * qsize: one per descriptor (a chain has at most qsize, 2.7.5.3.1) and as
- * many again for region crossings, at least VIO_CHAIN_CROSSINGS, capped at
- * what nr_out + nr_in can count.  Only a chain whose descriptors together
- * cross more region boundaries than that needs more (a driver's memory
- * would have to be cut into many small regions and its buffers laid
- * across them); it breaks the queue, as libvhost-user's fixed bound of
- * 1024 segments per chain does.
+ * Sizing max_iov.  vio_vq_iov_max(qsize) is enough for every legal chain
+ * on a queue of qsize but the most contrived: one segment per descriptor
+ * (a chain has at most qsize, 2.7.5.3.1) and as many again for region
+ * crossings, at least VIO_CHAIN_CROSSINGS, capped at what nr_out + nr_in
+ * can count.  Only a chain whose descriptors together cross more region
+ * boundaries than that needs more (a driver's memory would have to be cut
+ * into many small regions and its buffers laid across them).
+ *
+ * A device may offer less: the number of descriptors it accepts per
+ * request (what it advertised, e.g. blk's seg_max + 2) plus room for
+ * crossings.  A legal chain that needs more segments than max_iov does
+ * not break the queue: vio_vq_pop() returns -E2BIG for it and the device
+ * answers it with an error (below).  Too small a max_iov only turns
+ * requests the device could have served into errors.
  */
 #define VIO_CHAIN_CROSSINGS 1024u
 static inline unsigned vio_vq_iov_max(uint16_t qsize)
@@ -202,12 +211,24 @@ static inline unsigned vio_vq_iov_max(uint16_t qsize)
 
 /*
  * Pop the next available chain.  Returns 1 (chain filled), 0 (nothing
- * available), -EIO (the queue is broken: this call or before).  A chain
- * that needs more than max_iov segments breaks the queue (size max_iov
- * with vio_vq_iov_max(); the device advertises its per-descriptor limits,
- * e.g. seg_max, and checks them on nd_* and cont).  The chain is checked
- * against every rule in DESIGN.md "The peer is untrusted" before it is
- * returned.
+ * available), -EIO (the queue is broken: this call or before), or -E2BIG.
+ * Every chain is checked against every rule in DESIGN.md "The peer is
+ * untrusted" before it is returned; a violation anywhere in it (also
+ * beyond max_iov segments) is -EIO.  The device checks its own
+ * per-descriptor limits (e.g. seg_max) on nd_* and cont.
+ *
+ * -E2BIG: a legal chain that needs more than max_iov segments ("too many
+ * segments").  It was consumed from the ring and the queue is not broken:
+ * the device owes the driver this chain like any other and must push
+ * c->head back (with an error status if its type has one) before the
+ * driver can reuse the buffer.  Filled: head, nd_out, nd_in, out_len,
+ * in_len; nr_out is 0; in[0..nr_in) cover the end of the writable area,
+ * the chain's last non-empty writable descriptor (only its last byte if
+ * that descriptor alone needs more than max_iov segments; nr_in 0 when
+ * the chain has no writable byte or max_iov is 0), so a device whose
+ * status is the chain's last byte (blk's) can still write it.
+ * The used length a device pushes is its own call; vio's blk pushes 1 (the
+ * IOERR status byte), rng 0.  How to size max_iov: above.
  */
 VIO_MUST_CHECK int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c,
 			      struct vio_iov *iov, unsigned max_iov);

@@ -12,6 +12,14 @@
  * vio_dev_kick): the worker then calls it again without waiting for a
  * kick, checking for a stop request in between.  So a stop takes at most
  * one call's time, however hard the driver keeps the queue busy.
+ *
+ * Threads: fn runs on the worker's thread only, never two calls at once.
+ * vio_run_backend_hooks gives each started queue a worker of its own, so a
+ * device's kicks of different queues run concurrently (vio/device.h
+ * "Threads"); a queue stopped and started again (a memory table change, a
+ * new ring or kick fd, a reset) gets a new thread.  Stop a worker once,
+ * from any thread but its own (the backend's control thread, through
+ * queue_stop).
  */
 #ifndef VIO_RUN_H
 #define VIO_RUN_H

@@ -17,6 +17,16 @@
  * queue (given the queue's kick eventfd) and to stop it, synchronously,
  * before it touches that queue, its fds or guest memory again.
  *
+ * Threads (device side; vio/device.h "Threads" says what a device may
+ * rely on): the thread that calls vio_backend_dispatch() is the control
+ * thread.  Every message is handled there, so the device's status, reset,
+ * config_writable and config_write ops and the queue_start/queue_stop
+ * hooks run on it; vio_backend_free() does the same work on its caller's
+ * thread.  Call dispatch from one thread at a time, and not concurrently
+ * with vio_backend_free.  vio_backend_queue_kick(), hence the device's
+ * kick for that queue, runs on the worker a hook started (vio/run.h: one
+ * thread per queue, a new one after each stop and start).
+ *
  * Mapping to the model: SET_FEATURES takes the device through ACKNOWLEDGE,
  * DRIVER, the features and FEATURES_OK.  DRIVER_OK: with the STATUS
  * protocol feature negotiated, only the frontend's SET_STATUS sets it, and
@@ -136,8 +146,18 @@ struct vio_frontend_config {
 	unsigned config_size;
 	/* Connect timeout in ms (a backend still starting); 0: no retry. */
 	int connect_timeout_ms;
-	/* Descriptors per queue offered to the driver (vhost-user cannot
-	 * ask the backend); 0: 256.  At most VIO_VQ_MAX_SIZE. */
+	/*
+	 * The largest ring per queue; 0: 256.  At most VIO_VQ_MAX_SIZE.
+	 * vhost-user has no message that tells a backend's maximum, so with
+	 * REPLY_ACK the connect sends each queue's SET_VRING_NUM with
+	 * NEED_REPLY and halves the size on each refusal (connecting again
+	 * if the backend ends the connection after refusing; vio's
+	 * backend keeps it): the driver is offered the largest size
+	 * the backend took (vio_vdev_queue_max_size).  Without REPLY_ACK
+	 * the size is used as it is; a backend that does not take it ends
+	 * the connection at queue setup, and the error says to set
+	 * queue_size to the backend's maximum.
+	 */
 	unsigned queue_size;
 	/* How long to wait for each reply, in ms; 0: 10000.  A backend that
 	 * does not answer in time is treated as gone. */

@@ -119,6 +119,15 @@ void blk_req_start(struct blk_queue *q, struct blk_req *req,
 		   const struct vio_chain *c, struct iovec *vec,
 		   const struct blk_neg *neg);
 
+/*
+ * A chain vio_vq_pop() returned with -E2BIG (legal, more segments than
+ * the queue's chain_max): answered IOERR with used length 1 through the
+ * status byte, the last byte of c->in[] (the end of the writable area),
+ * or with used length 0 if the chain has no writable byte.
+ */
+void blk_req_too_long(struct blk_queue *q, struct blk_req *req,
+		      const struct vio_chain *c);
+
 /* A backend reports that req finished: err 0 or a negative errno. */
 void blk_req_done(struct blk_queue *q, struct blk_req *req, int err);
 /*

@@ -81,9 +81,18 @@ static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
 	while (n < max && q->iov_cap - used_iov >= q->chain_max) {
 		struct vio_chain c;
 		r = vio_vq_pop(vq, &c, q->iov + used_iov, q->chain_max);
+		struct blk_req *req = &q->reqs[n];
+		if (r == -E2BIG) {
+			/* legal but too many segments: IOERR, queue kept */
+			blk_req_too_long(q, req, &c);
+			n++;
+			used_iov += c.nr_in;
+			r = 1;
+			continue;
+		}
 		if (r <= 0)
 			break;
-		struct blk_req *req = &q->reqs[n++];
+		n++;
 		blk_req_start(q, req, &c, q->vec + used_iov, neg);
 		if (req->op != BLK_OP_NONE)
 			q->io->submit(q, req);
@@ -120,17 +129,18 @@ static void neg_read(struct vio_blk_device *bd, struct blk_neg *neg)
 	neg->write_zeroes = vio_dev_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES);
 }
 
-static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct vio_blk_device *bd = vio_dev_opaque(dev);
 	if (idx >= bd->nq)
-		return;
+		return false;
 	struct blk_queue *q = &bd->q[idx];
 	struct blk_neg neg;
 	neg_read(bd, &neg);
 	/* at most a ring's worth of chains per kick (vio/device.h) */
 	unsigned budget = vio_vq_size(vq);
 	uint64_t poll_end = 0;
+	bool more = false;
 
 	__atomic_add_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
 	vio_vq_disable_notify(vq);
@@ -138,8 +148,10 @@ static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		if (budget == 0) {
 			/* bound reached: re-arm only if nothing waits, else
 			 * stay disabled and let the caller call again */
-			if (!vio_vq_enable_notify(vq))
+			if (!vio_vq_enable_notify(vq)) {
 				vio_vq_disable_notify(vq);
+				more = true;
+			}
 			break;
 		}
 		int n = blk_batch(q, vq, &neg, budget);
@@ -167,6 +179,7 @@ static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		poll_end = 0;
 	}
 	__atomic_sub_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
+	return more;
 }
 
 /*

@@ -71,7 +71,7 @@ int vio_blk_submit(struct vio_blk *b, unsigned qi, struct vio_blk_req *req)
 {
 	struct blk_q *q = get_q(b, qi);
 	if (!q)
-		return -ENOENT;
+		return -ENXIO; /* no such queue */
 	if (!req)
 		return -EINVAL;
 	int r = req_check(b, req);
@@ -120,7 +120,7 @@ int vio_blk_poll(struct vio_blk *b, unsigned qi, struct vio_blk_req **done,
 {
 	struct blk_q *q = get_q(b, qi);
 	if (!q)
-		return -ENOENT;
+		return -ENXIO; /* no such queue */
 	if (max && !done)
 		return -EINVAL;
 	if (q->in_poll)
@@ -171,7 +171,7 @@ static int sync_run(struct vio_blk *b, unsigned qi, struct vio_blk_req *req)
 {
 	struct blk_q *q = get_q(b, qi);
 	if (!q)
-		return -ENOENT;
+		return -ENXIO; /* no such queue */
 	if (q->in_poll)
 		return -EDEADLK; /* a callback of this queue */
 	bool finished = false;

@@ -310,12 +310,9 @@ static void req_dwz(struct blk_queue *q, struct blk_req *req,
 	blk_req_done(q, req, r);
 }
 
-void blk_req_start(struct blk_queue *q, struct blk_req *req,
-		   const struct vio_chain *c, struct iovec *vec,
-		   const struct blk_neg *neg)
+static void req_reset(struct blk_req *req, const struct vio_chain *c,
+		      struct iovec *vec)
 {
-	struct vio_blk_device *bd = q->bd;
-
 	req->head = c->head;
 	req->used_len = 0;
 	req->status = NULL;
@@ -326,6 +323,30 @@ void blk_req_start(struct blk_queue *q, struct blk_req *req,
 	req->offset = req->len = req->done = 0;
 	req->pending = 0;
 	req->err = 0;
+}
+
+void blk_req_too_long(struct blk_queue *q, struct blk_req *req,
+		      const struct vio_chain *c)
+{
+	req_reset(req, c, NULL);
+	if (c->nr_in) {
+		const struct vio_iov *last = &c->in[c->nr_in - 1];
+		req->status = (uint8_t *)last->base + last->len - 1;
+	}
+	char why[96];
+	snprintf(why, sizeof(why),
+		 "request of %u+%u descriptors needs more than %u segments",
+		 c->nd_out, c->nd_in, q->chain_max);
+	req_bad(q, req, VIRTIO_BLK_S_IOERR, why);
+}
+
+void blk_req_start(struct blk_queue *q, struct blk_req *req,
+		   const struct vio_chain *c, struct iovec *vec,
+		   const struct blk_neg *neg)
+{
+	struct vio_blk_device *bd = q->bd;
+
+	req_reset(req, c, vec);
 
 	/* 5.2.6: the status byte is the last writable byte; without one
 	 * the request cannot be answered at all */

@@ -468,7 +468,7 @@ bool vio_dev_kick(struct vio_dev *dev, unsigned idx)
 	struct vio_vq *vq = dev->q[idx].vq;
 	if (!vq || vio_vq_broken(vq) || !dev->ops || !dev->ops->kick)
 		return false;
-	dev->ops->kick(dev, idx, vq);
-	/* the device stops at its batch bound: more may be waiting */
-	return !vio_vq_broken(vq) && vio_vq_more_avail(vq);
+	/* true: the device stopped at its batch bound with work left */
+	bool more = dev->ops->kick(dev, idx, vq);
+	return more && !vio_vq_broken(vq);
 }

@@ -375,7 +375,7 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 				 unsigned size, vio_vq_fn *cb, void *opaque)
 {
 	if (idx >= vio_vdev_num_queues(vdev)) {
-		errno = ENOENT;
+		errno = ENXIO; /* no such queue */
 		return NULL;
 	}
 	struct vio_vdev_queue *q = &vdev->q[idx];
@@ -396,7 +396,7 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 	}
 	unsigned max = vio_vdev_queue_max_size(vdev, idx);
 	if (max == 0) {
-		errno = ENOENT;
+		errno = ENXIO; /* no such queue */
 		return NULL;
 	}
 	if (size == 0)

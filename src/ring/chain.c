@@ -18,6 +18,13 @@
  * the walker marks the later ones (vio_iov.cont) and counts descriptors
  * apart from segments (vio_chain.nd_*), so a device checks limits the
  * spec puts on descriptors on descriptors, whatever the memory layout.
+ *
+ * A legal chain with more segments than the caller's max_iov is not a
+ * violation: the walker stops storing segments (w->over), goes on
+ * checking every rule on the rest of the chain (an unmapped byte further
+ * on still breaks the queue), and vio_walk_finish() gives the device the
+ * totals, the descriptor counts and the end of the writable area, so it
+ * can answer the request with an error (vio_vq_pop's -E2BIG).
  * (Index range and the avail-index distance are the format code's part:
  * they are properties of the ring, not of the chain.)
  */
@@ -39,6 +46,17 @@ void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 	w->hops = 0;
 	w->saw_indirect = false;
 	w->saw_write = false;
+	w->over = false;
+	w->tail_addr = 0;
+	w->tail_len = 0;
+}
+
+/* Past max_iov: only check that every byte is mapped.  translate with no
+ * room reports an unmapped byte as -EFAULT before the lack of room. */
+static int check_mapped(struct vio_walk *w, uint64_t addr, uint32_t len)
+{
+	int r = vio_memtable_translate(w->vq->mt, addr, len, NULL, 0);
+	return r == -EFAULT ? -EFAULT : 0;
 }
 
 static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len, bool write)
@@ -67,29 +85,45 @@ static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len, bool write)
 			   addr, len);
 		return -EIO;
 	}
-	int r = vio_memtable_translate(vq->mt, addr, len, w->iov + w->n,
-				       w->max_iov - w->n);
+	int r = 0;
+	if (!w->over) {
+		r = vio_memtable_translate(vq->mt, addr, len, w->iov + w->n,
+					   w->max_iov - w->n);
+		if (r == -ENOBUFS) {
+			/* legal, but more than the caller can take: keep
+			 * checking, stop storing */
+			w->over = true;
+			r = 0;
+		}
+	} else {
+		r = check_mapped(w, addr, len);
+	}
 	if (vio_unlikely(r < 0)) {
-		if (r == -ENOBUFS)
-			vio_vq_bad(vq, "chain needs more than %u segments",
-				   w->max_iov);
-		else
-			vio_vq_bad(vq,
-				   "descriptor 0x%" PRIx64 "+%" PRIu32
-				   " is not in mapped memory",
-				   addr, len);
+		vio_vq_bad(vq,
+			   "descriptor 0x%" PRIx64 "+%" PRIu32
+			   " is not in mapped memory",
+			   addr, len);
 		return -EIO;
 	}
-	/* one descriptor, r segments: the later ones say so, so that
-	 * per-descriptor limits (blk's seg_max, size_max) stay checkable */
-	for (int k = 0; k < r; k++)
-		w->iov[w->n + (unsigned)k].cont = k > 0;
-	w->n += (unsigned)r;
+	if (!w->over) {
+		/* one descriptor, r segments: the later ones say so, so
+		 * that per-descriptor limits (blk's seg_max, size_max)
+		 * stay checkable */
+		for (int k = 0; k < r; k++)
+			w->iov[w->n + (unsigned)k].cont = k > 0;
+		w->n += (unsigned)r;
+		if (write)
+			w->nr_in += (unsigned)r;
+		else
+			w->nr_out += (unsigned)r;
+	}
 	if (write) {
-		w->nr_in += (unsigned)r;
 		w->nd_in++;
+		if (len) { /* the end of the writable area, so far */
+			w->tail_addr = addr;
+			w->tail_len = len;
+		}
 	} else {
-		w->nr_out += (unsigned)r;
 		w->nd_out++;
 	}
 	return 0;
@@ -250,15 +284,44 @@ int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
 	return walk_seg(w, addr, len, flags & VRING_DESC_F_WRITE);
 }
 
-void vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head)
+/*
+ * Too many segments: the whole iov array is free again and holds the end
+ * of the writable area, the chain's last non-empty writable descriptor
+ * (checked mapped by the walk), or only its last byte if that descriptor
+ * alone needs more than max_iov segments.  Returns the segments stored.
+ */
+static unsigned fill_tail(struct vio_walk *w)
+{
+	if (w->in_len == 0 || w->max_iov == 0)
+		return 0;
+	int r = vio_memtable_translate(w->vq->mt, w->tail_addr, w->tail_len,
+				       w->iov, w->max_iov);
+	if (r == -ENOBUFS)
+		r = vio_memtable_translate(
+		    w->vq->mt, w->tail_addr + w->tail_len - 1, 1, w->iov, 1);
+	if (r < 0) /* cannot be: the walk translated these bytes */
+		return 0;
+	for (int k = 0; k < r; k++)
+		w->iov[k].cont = k > 0;
+	return (unsigned)r;
+}
+
+int vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head)
 {
 	c->head = head;
-	c->nr_out = (uint16_t)w->nr_out;
-	c->nr_in = (uint16_t)w->nr_in;
 	c->nd_out = (uint16_t)w->nd_out;
 	c->nd_in = (uint16_t)w->nd_in;
 	c->out_len = (uint32_t)w->out_len;
 	c->in_len = (uint32_t)w->in_len;
 	c->out = w->iov;
+	if (vio_unlikely(w->over)) {
+		c->nr_out = 0;
+		c->nr_in = (uint16_t)fill_tail(w);
+		c->in = w->iov;
+		return -E2BIG;
+	}
+	c->nr_out = (uint16_t)w->nr_out;
+	c->nr_in = (uint16_t)w->nr_in;
 	c->in = w->iov + w->nr_out;
+	return 1;
 }

@@ -343,6 +343,7 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 	struct vio_walk w;
 	vio_walk_init(&w, vq, iov, max_iov);
 	uint16_t id = 0;
+	int ret = 1;
 	for (uint32_t ndesc = 1;; ndesc++) {
 		struct vring_packed_desc d;
 		vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
@@ -375,7 +376,8 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			wrap = !wrap;
 		}
 		if (!(flags & VRING_DESC_F_NEXT)) {
-			vio_walk_finish(&w, c, (uint32_t)id | ndesc << 16);
+			ret =
+			    vio_walk_finish(&w, c, (uint32_t)id | ndesc << 16);
 			break;
 		}
 	}
@@ -383,7 +385,7 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 	vq->dev_avail_wrap = wrap;
 	if (vq->event_idx && !vq->notify_disabled)
 		set_avail_event(vq, pos, wrap);
-	return 1;
+	return ret;
 }
 
 int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)

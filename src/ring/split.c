@@ -301,11 +301,11 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			return -EIO;
 		}
 	}
-	vio_walk_finish(&w, c, head);
+	int ret = vio_walk_finish(&w, c, head);
 	vq->last_avail = (uint16_t)(last + 1);
 	if (vq->event_idx && !vq->notify_disabled)
 		VIO_STORE(avail_event(vq), htole16(vq->last_avail));
-	return 1;
+	return ret;
 }
 
 int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)

@@ -119,6 +119,9 @@ struct vio_walk {
 	unsigned hops; /* descriptors seen, direct and indirect */
 	bool saw_indirect;
 	bool saw_write;
+	bool over;	    /* needs more than max_iov segments */
+	uint64_t tail_addr; /* last non-empty writable descriptor */
+	uint32_t tail_len;
 };
 void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 		   unsigned max_iov);
@@ -127,8 +130,9 @@ void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
  * 0 or -EIO (broken, reason recorded). */
 int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
 		  uint16_t flags);
-/* Fill *c from a finished walk. */
-void vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head);
+/* Fill *c from a finished walk: 1, or -E2BIG (legal, but more than
+ * max_iov segments: see vio_vq_pop).  The chain is consumed either way. */
+int vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head);
 
 /* split.c */
 int vio_split_init_driver(struct vio_vq *vq);

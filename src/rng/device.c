@@ -13,7 +13,9 @@
  * used arrays are sized for the largest queue at creation, the segments
  * with room for descriptors that cross region boundaries (a descriptor
  * is as many segments as regions it touches; the device has no
- * per-descriptor limit to check).
+ * per-descriptor limit to check).  A chain that needs more segments than
+ * that (vio_vq_pop's -E2BIG) goes back with used length 0: no entropy,
+ * the queue kept.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -74,21 +76,33 @@ static uint32_t fill_chain(struct rng_dev *rng, const struct vio_chain *c)
 	return written;
 }
 
-static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct rng_dev *rng = vio_dev_opaque(dev);
 	struct vio_chain c;
 	unsigned n = 0, max = vio_vq_size(vq);
+	bool more = false;
 
 	(void)idx; /* one queue */
 	if (max > rng->used_cap)
 		max = rng->used_cap;
 	vio_vq_disable_notify(vq);
 	for (;;) {
+		int r;
 		while (n < max &&
-		       vio_vq_pop(vq, &c, rng->iov, rng->max_iov) > 0) {
+		       ((r = vio_vq_pop(vq, &c, rng->iov, rng->max_iov)) > 0 ||
+			r == -E2BIG)) {
 			uint32_t written = 0;
-			if (c.nr_out)
+			if (r == -E2BIG)
+				/* legal, but more segments than max_iov:
+				 * returned unfilled, the queue kept */
+				vio_log_limited(&rng->rl,
+						"%s: request of %u descriptors "
+						"needs more than %u segments: "
+						"returned empty",
+						rng->name, c.nd_out + c.nd_in,
+						rng->max_iov);
+			else if (c.nr_out)
 				/* 5.4.6.1: the driver posts writable
 				 * buffers only */
 				vio_log_limited(&rng->rl,
@@ -109,12 +123,15 @@ static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		/* chains wait: on the bound, leave notifications disabled;
 		 * vio_dev_kick() tells the caller to call again */
 		vio_vq_disable_notify(vq);
-		if (n == max)
+		if (n == max) {
+			more = true;
 			break;
+		}
 	}
 	if (n == 0 || vio_vq_push_batch(vq, rng->used, n) < 0)
-		return; /* nothing, or broken: the device needs a reset */
+		return false; /* nothing, or broken: needs a reset */
 	vio_vq_call(vq);
+	return more;
 }
 
 static const struct vio_dev_ops rng_ops = {

@@ -199,7 +199,7 @@ static void echo_drain(struct echo_dev *ed, struct vio_vq *vq, unsigned q,
 	echo_push(ed, vq, &nu);
 }
 
-static void echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct echo_dev *ed = vio_dev_opaque(dev);
 	uint64_t d = test_rand(&ed->rs);
@@ -218,6 +218,7 @@ static void echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		echo_drain(ed, vq, idx, push_batch, call_each);
 	}
 	echo_call(ed, vq);
+	return false;
 }
 
 static int echo_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)

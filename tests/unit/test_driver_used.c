@@ -76,7 +76,7 @@ static uint32_t answer_len(uint32_t honest, uint32_t in_len)
 	}
 }
 
-static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	(void)dev;
 	(void)idx;
@@ -106,6 +106,7 @@ static void blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		hd.answered++;
 	}
 	vio_vq_call(vq);
+	return false;
 }
 
 static int ok_status(struct vio_dev *dev, uint8_t o, uint8_t n)
@@ -375,7 +376,7 @@ static const uint32_t *rng_lens;
 static unsigned rng_nlens, rng_next;
 static uint8_t rng_letter;
 
-static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
 	(void)dev;
 	(void)idx;
@@ -391,6 +392,7 @@ static void rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		REQUIRE(vio_vq_push(vq, c.head, l) == 0);
 	}
 	vio_vq_call(vq);
+	return false;
 }
 
 static const struct vio_dev_ops rng_ops = {

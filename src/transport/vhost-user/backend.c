@@ -393,9 +393,18 @@ static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
 		return BAD("SET_VRING_NUM: queue %u of %u", m->p.state.index,
 			   b->nq);
 	int max = vio_dev_queue_max_size(b->dev, m->p.state.index);
-	if (m->p.state.num == 0 || m->p.state.num > (uint32_t)max)
+	if (m->p.state.num == 0 || m->p.state.num > VIO_VQ_MAX_SIZE)
 		return BAD("SET_VRING_NUM: size %u (max %d)", m->p.state.num,
 			   max);
+	/* a size the spec allows but this device does not: -ERANGE, which
+	 * vio_vu_backend_handle forgives when the frontend asked for an
+	 * ack (it then knows and may ask for less) */
+	if (m->p.state.num > (uint32_t)max) {
+		vio_log_limited(&b->rl,
+				"vhost-user: SET_VRING_NUM: size %u (max %d)",
+				m->p.state.num, max);
+		return -ERANGE;
+	}
 	/* split rings are a power of two (2.7); packed may be any size */
 	if (b->features_set &&
 	    !(b->features & (1ull << VIRTIO_F_RING_PACKED)) &&
@@ -638,5 +647,13 @@ int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m)
 		if (s)
 			return s;
 	}
+	/* The one refusal a connection survives: SET_VRING_NUM above the
+	 * device's maximum (but within the spec's), acked as refused.
+	 * vhost-user has no message that tells the maximum; a frontend
+	 * learns it this way and asks for less (vio's frontend halves).
+	 * Without NEED_REPLY the frontend would never know: the connection
+	 * ends, as for every other bad message. */
+	if (r == -ERANGE && need_ack)
+		return 0;
 	return r;
 }

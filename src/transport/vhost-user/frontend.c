@@ -76,8 +76,17 @@ void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->why, sizeof(f->why), fmt, ap);
+	int n = vsnprintf(f->why, sizeof(f->why), fmt, ap);
 	va_end(ap);
+	if (f->size_unacked && n >= 0 && (size_t)n < sizeof(f->why)) {
+		/* no REPLY_ACK: a refused SET_VRING_NUM only shows as the
+		 * connection ending a little later */
+		snprintf(f->why + n, sizeof(f->why) - (size_t)n,
+			 "; it may not take queue size %u: set queue_size "
+			 "to its maximum",
+			 f->size_unacked);
+		snprintf(f->size_why, sizeof(f->size_why), "%s", f->why);
+	}
 	__atomic_store_n(&f->dead, true, __ATOMIC_RELEASE);
 	shutdown(f->sock, SHUT_RDWR);
 	vio_log("vhost-user frontend: %s", f->why);
@@ -170,6 +179,12 @@ static int xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
 	m.p.state.index = idx;
 	m.p.state.num = num;
 	return xfer(f, &m, 0);
+}
+
+int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
+		      uint32_t num)
+{
+	return xfer_state(f, req, idx, num);
 }
 
 /* SET_VRING_KICK / SET_VRING_CALL with fd (not given away). */
@@ -553,14 +568,14 @@ static unsigned fe_num_queues(void *t)
 static int fe_queue_max_size(void *t, unsigned idx)
 {
 	struct vio_frontend *f = t;
-	return idx < f->nq ? (int)f->queue_size : 0;
+	return idx < f->nq ? (int)f->qmax[idx] : 0;
 }
 
 static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 			  const struct vio_vq_layout *layout)
 {
 	struct vio_frontend *f = t;
-	if (idx >= f->nq || !layout || !size || size > f->queue_size)
+	if (idx >= f->nq || !layout || !size || size > f->qmax[idx])
 		return -EINVAL;
 	struct fe_queue *q = &f->q[idx];
 	pthread_mutex_lock(&f->lock);
@@ -576,7 +591,18 @@ static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 	 * of a wait, while emptying it could take one a waiter still needs */
 	drain(q->kick_fd);
 	bool packed = f->acked & (1ull << VIRTIO_F_RING_PACKED);
+	if (!has_pf(f, VIO_VU_PF_REPLY_ACK))
+		f->size_unacked = size; /* until the ring is set up */
 	r = xfer_state(f, VIO_VU_SET_VRING_NUM, idx, size);
+	if (r == -EIO) {
+		/* refused although the connect probe accepted it (or could
+		 * not probe): say so, not just "refused" */
+		snprintf(f->size_why, sizeof(f->size_why),
+			 "backend refused queue size %u at SET_VRING_NUM "
+			 "(queue %u); set queue_size to its maximum",
+			 size, idx);
+		vio_log_limited(&f->rl, "vhost-user frontend: %s", f->size_why);
+	}
 	if (!r)
 		r = xfer_state(f, VIO_VU_SET_VRING_BASE, idx,
 			       packed ? PACKED_INITIAL_BASE : 0);
@@ -599,6 +625,11 @@ static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 	__atomic_store_n(&q->started, true, __ATOMIC_RELEASE);
 	if (!r && f->proto)
 		r = xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 1);
+	if (!r && f->size_unacked)
+		/* a message with a reply after SET_VRING_NUM: the backend
+		 * handled it, so it took the size */
+		r = vio_fe_xfer_u64(f, VIO_VU_GET_FEATURES, 0, NULL);
+	f->size_unacked = 0;
 	if (r)
 		queue_stop_locked(f, idx);
 out:

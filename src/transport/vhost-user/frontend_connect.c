@@ -71,6 +71,50 @@ static int sock_connect(const char *path, int timeout_ms, char *err,
 	}
 }
 
+/*
+ * Queue sizes.  vhost-user has no message that tells a backend's largest
+ * ring, so with REPLY_ACK each queue's SET_VRING_NUM goes out here, at
+ * qmax[i] (queue_size at first) with NEED_REPLY; a refusal halves it and
+ * asks again, down to 1.  What the backend takes is what the driver is
+ * offered (fe_queue_max_size).  Before SET_FEATURES and without ring
+ * addresses a backend only records the number (the ring setup sends it
+ * again).  A backend that ends the connection after refusing (vio's
+ * keeps it for this one refusal) is connected to again by
+ * vio_frontend_connect, starting from the sizes not refused yet.
+ * Without REPLY_ACK a refusal cannot be seen: no probe; queue setup then
+ * says what probably went wrong (vio_fe_die).  Caller holds lock.
+ */
+static int probe_sizes(struct vio_frontend *f, const char *path, char *err,
+		       size_t errlen)
+{
+	if (!has_pf(f, VIO_VU_PF_REPLY_ACK))
+		return 0;
+	for (unsigned i = 0; i < f->nq; i++) {
+		unsigned asked = f->qmax[i];
+		for (;;) {
+			int r = vio_fe_xfer_state(f, VIO_VU_SET_VRING_NUM, i,
+						  f->qmax[i]);
+			if (r == 0)
+				break;
+			if (r != -EIO)
+				return r; /* dead */
+			f->size_refused = true;
+			if (f->qmax[i] <= 1) {
+				ERR("%s: the backend refused every queue size "
+				    "for queue %u (SET_VRING_NUM %u down to 1)",
+				    path, i, asked);
+				return -ERANGE;
+			}
+			f->qmax[i] /= 2;
+		}
+		if (f->qmax[i] != f->queue_size)
+			vio_log("vhost-user frontend: %s: queue %u: the "
+				"backend takes at most %u entries (asked %u)",
+				path, i, f->qmax[i], f->queue_size);
+	}
+	return 0;
+}
+
 static int handshake(struct vio_frontend *f, const char *path, char *err,
 		     size_t errlen)
 {
@@ -125,6 +169,11 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		    have);
 		return -EINVAL;
 	}
+	r = probe_sizes(f, path, err, errlen);
+	if (r == -ERANGE)
+		return r;
+	if (r)
+		goto fail;
 	if (has_pf(f, VIO_VU_PF_CONFIGURE_MEM_SLOTS)) {
 		r = vio_fe_xfer_u64(f, VIO_VU_GET_MAX_MEM_SLOTS, 0, &v);
 		if (r)
@@ -151,6 +200,44 @@ fail:
 	else
 		ERR("%s: handshake failed: %s", path, strerror(-r));
 	return r;
+}
+
+/* Connect f->sock, with the reply timeouts.  0 or negative errno. */
+static int open_conn(struct vio_frontend *f, const char *path, char *err,
+		     size_t errlen)
+{
+	int r = sock_connect(path, f->cfg.connect_timeout_ms, err, errlen);
+	if (r < 0)
+		return r;
+	f->sock = r;
+	int tmo = f->cfg.reply_timeout_ms > 0 ? f->cfg.reply_timeout_ms
+					      : DEFAULT_REPLY_TIMEOUT_MS;
+	struct timeval tv = {.tv_sec = tmo / 1000,
+			     .tv_usec = (tmo % 1000) * 1000};
+	if (setsockopt(f->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(f->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
+		r = -errno;
+		ERR("setsockopt: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* Forget a connection that died in the handshake; the learnt queue sizes
+ * (qmax) stay. */
+static void conn_reset(struct vio_frontend *f)
+{
+	vio_fe_close_fd(&f->sock);
+	__atomic_store_n(&f->dead, false, __ATOMIC_RELEASE);
+	f->why[0] = f->refused[0] = '\0';
+	f->offered = 0;
+	f->proto = false;
+	f->protocol = 0;
+	f->max_slots = 0;
+	f->nq = 0;
+	__atomic_store_n(&f->synced, 0, __ATOMIC_RELEASE);
+	f->size_refused = false;
+	f->size_why[0] = '\0';
 }
 
 struct vio_frontend *vio_frontend_connect(const char *path,
@@ -188,29 +275,34 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 	f->queue_size = qs;
 	f->config_size = cs;
 	f->sock = -1;
-	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		f->q[i].kick_fd = f->q[i].call_fd = -1;
+		f->qmax[i] = qs;
+	}
 	pthread_mutex_init(&f->lock, NULL);
 
-	int r = sock_connect(path, cfg->connect_timeout_ms, err, errlen);
-	if (r < 0)
-		goto fail;
-	f->sock = r;
-	int tmo = cfg->reply_timeout_ms > 0 ? cfg->reply_timeout_ms
-					    : DEFAULT_REPLY_TIMEOUT_MS;
-	struct timeval tv = {.tv_sec = tmo / 1000,
-			     .tv_usec = (tmo % 1000) * 1000};
-	if (setsockopt(f->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(f->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
-		r = -errno;
-		ERR("setsockopt: %s", strerror(-r));
-		goto fail;
+	int r;
+	for (unsigned attempt = 1;; attempt++) {
+		r = open_conn(f, path, err, errlen);
+		if (r == 0) {
+			pthread_mutex_lock(&f->lock);
+			r = handshake(f, path, err, errlen);
+			pthread_mutex_unlock(&f->lock);
+		}
+		if (r == 0)
+			break;
+		/* the backend ended the connection after refusing a queue
+		 * size: again, from the sizes not refused yet (each round
+		 * lowers one, so this ends) */
+		if (!(f->size_refused && is_dead(f)) ||
+		    attempt >= SIZE_PROBE_CONNECTS)
+			goto fail;
+		vio_log("vhost-user frontend: %s: connecting again with "
+			"smaller queues",
+			path);
+		conn_reset(f);
 	}
-	pthread_mutex_lock(&f->lock);
-	r = handshake(f, path, err, errlen);
-	pthread_mutex_unlock(&f->lock);
-	if (r)
-		goto fail;
+	err[0] = '\0';
 	/* the queues' fds, for the frontend's whole life (see the top) */
 	for (unsigned i = 0; i < f->nq; i++) {
 		f->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -309,6 +401,9 @@ struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
 	if (!probed)
 		ERR("%s: no driver on the bus for device id %u", path,
 		    cfg->device_id);
+	else if (f->size_why[0]) /* not the device type's fault */
+		ERR("%s: the driver could not set up its queues: %s", path,
+		    f->size_why);
 	else
 		ERR("%s: the driver refused the device: %s (is the backend a "
 		    "device of type %u?)",

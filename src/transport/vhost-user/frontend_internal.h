@@ -17,6 +17,9 @@
 #include <vio/vhost_user.h>
 
 #define DEFAULT_QUEUE_SIZE 256u
+/* connections one vio_frontend_connect may open while it learns queue
+ * sizes from a backend that ends the connection after refusing one */
+#define SIZE_PROBE_CONNECTS 16
 #define DEFAULT_REPLY_TIMEOUT_MS 10000
 #define CONNECT_RETRY_MS 20
 /* protocol features this frontend uses */
@@ -43,7 +46,15 @@ struct vio_frontend {
 	unsigned max_slots; /* CONFIGURE_MEM_SLOTS, else 0 */
 	unsigned nq;
 	unsigned config_size; /* the caller's; 0: the driver's, or per read */
-	unsigned queue_size;
+	unsigned queue_size;  /* the caller's, or DEFAULT_QUEUE_SIZE */
+	/* per queue: the largest size offered to the driver, queue_size
+	 * lowered by the backend's refusals (frontend_connect.c) */
+	unsigned qmax[VIO_MAX_QUEUES];
+	bool size_refused; /* a SET_VRING_NUM was refused, this connection */
+	/* a queue size the backend cannot ack was just sent (no REPLY_ACK):
+	 * if the connection dies now, the reason says so; 0 otherwise */
+	unsigned size_unacked;
+	char size_why[200]; /* a failure about the queue size, or "" */
 	uint64_t acked;	    /* set_features */
 	bool features_sent; /* SET_FEATURES since the last reset */
 	uint8_t status;	    /* __atomic */
@@ -70,6 +81,9 @@ void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
  * Caller holds lock.  0; -ENOTCONN, -EPROTO (dead), -EIO (acked error). */
 int vio_fe_xfer_u64(struct vio_frontend *f, uint32_t req, uint64_t in,
 		    uint64_t *out);
+/* A request with a vring state payload (index, num); as above. */
+int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
+		      uint32_t num);
 /* Send the regions the vio_mem gained; caller holds lock. */
 int vio_fe_mem_sync_locked(struct vio_frontend *f);
 /* The socket polls as hung up (the backend closed it). */
