@@ -388,7 +388,7 @@ static void run_vq(const struct opts *o, bool packed, bool event_idx,
 			 strerror(errno));
 		goto out;
 	}
-	struct vio_vq_config cfg = {.size = QSZ,
+	struct vio_vq_opts cfg = {.size = QSZ,
 				    .packed = packed,
 				    .event_idx = event_idx,
 				    .notify = on_kick,

@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 	    VIRTIO_RING_F_EVENT_IDX,
 	    VIRTIO_RING_F_INDIRECT_DESC,
 	};
-	struct vio_dev_config dc = {
+	struct vio_dev_opts dc = {
 	    .name = "echo",
 	    .device_id = VIRTIO_ID_CONSOLE,
 	    .features = vio_features_from(features, sizeof(features) /
@@ -313,13 +313,13 @@ int main(int argc, char **argv)
 	    .num_queues = 2,
 	    .queue_max_size = QUEUE_SIZE,
 	    .config = &config,
-	    .config_len = sizeof(config),
+	    .config_size = sizeof(config),
 	    .ops = &echo_ops,
 	    .opaque = e,
 	};
 	e->dev = vio_dev_new(&dc);
 
-	struct vio_backend_config bc = {
+	struct vio_backend_opts bc = {
 	    .queue_start = queue_start,
 	    .queue_stop = queue_stop,
 	    .opaque = e,

@@ -206,8 +206,7 @@ int main(int argc, char **argv)
 	}
 	const char *text = argv[2];
 	size_t len = strlen(text);
-	char uri[4096], err[256];
-	snprintf(uri, sizeof(uri), "vhost-user:%s", argv[1]);
+	char err[256];
 
 	struct vio_mem *mem = vio_mem_new();
 	struct vio_bus *bus = vio_bus_new();
@@ -216,13 +215,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echo-driver: out of memory\n");
 		return 1;
 	}
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = mem,
 	    .device_id = VIRTIO_ID_CONSOLE, /* vhost-user cannot tell */
 	    .num_queues = 2,
 	};
 	struct vio_frontend *f =
-	    vio_bus_connect(bus, uri, &fc, err, sizeof(err));
+	    vio_bus_connect(bus, argv[1], &fc, err, sizeof(err));
 	int rc = 1;
 	if (!f) {
 		fprintf(stderr, "echo-driver: %s\n", err);

@@ -18,21 +18,20 @@
 
 int main(int argc, char **argv)
 {
-	char uri[4096], err[256] = "out of memory", *end = NULL;
+	char err[256] = "out of memory", *end = NULL;
 	unsigned long long n = argc == 3 ? strtoull(argv[2], &end, 0) : 0;
 	if (argc < 2 || argc > 3 || argv[1][0] == '-' || (end && *end)) {
 		fprintf(stderr, "usage: read-sector SOCKET [SECTOR]\n");
 		return 2;
 	}
-	snprintf(uri, sizeof(uri), "vhost-user:%s", argv[1]);
 	struct vio_mem *mem = vio_mem_new(); /* memory shared with the disk */
 	struct vio_bus *bus = vio_bus_new();
-	struct vio_frontend_config fc = {.mem = mem,
-					 .device_id = VIRTIO_ID_BLOCK};
+	struct vio_frontend_opts fc = {.mem = mem,
+				       .device_id = VIRTIO_ID_BLOCK};
 	struct vio_frontend *f = NULL;
 	/* connect, and the blk driver probes the disk */
 	if (mem && bus && !vio_bus_register(bus, &vio_blk_driver))
-		f = vio_bus_connect(bus, uri, &fc, err, sizeof(err));
+		f = vio_bus_connect(bus, argv[1], &fc, err, sizeof(err));
 	unsigned char buf[512];
 	int r = -ENODEV;
 	if (f) /* offsets and lengths in bytes, multiples of 512 */

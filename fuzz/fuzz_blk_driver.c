@@ -252,7 +252,7 @@ static int t_queue_setup(void *t, unsigned idx, uint16_t size,
 	struct fz *z = t;
 	if (idx != 0 || z->dvq || fz_sync(z) < 0)
 		return -EINVAL;
-	struct vio_vq_config c = {
+	struct vio_vq_opts c = {
 	    .size = size,
 	    .packed = vio_features_has(&z->acked, VIRTIO_F_RING_PACKED),
 	    .event_idx = vio_features_has(&z->acked, VIRTIO_RING_F_EVENT_IDX),
@@ -661,7 +661,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vio_vdev *vdev =
 	    z->mem && z->mt ? vio_vdev_new(&fz_ops, z, z->mem) : NULL;
 	struct vio_bus *bus = vio_bus_new();
-	struct vio_blk_driver_config dc = {
+	struct vio_blk_driver_opts dc = {
 	    .queue_depth = 1u + h[4] % 8,
 	    .bounce_size = 4096u << (h[5] % 2),
 	    .no_indirect = h[5] & 0x80,

@@ -143,7 +143,7 @@ static struct vio_blk_device *make_device(const uint8_t *hdr)
 {
 	if (ftruncate(img_fd, 0) || ftruncate(img_fd, FZ_IMG))
 		fz_fail("ftruncate");
-	struct vio_blk_device_config c = {
+	struct vio_blk_device_opts c = {
 	    .path = img_path,
 	    .queue_size = FZ_QSZ,
 	    .seg_max = hdr[2] && hdr[2] <= FZ_QSZ - 2 ? hdr[2] : 0,

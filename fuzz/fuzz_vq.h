@@ -202,7 +202,7 @@ static int fz_run(const uint8_t *in, size_t in_len, bool packed)
 
 	struct vio_vq_layout l;
 	vio_vq_layout_at(qsize, packed, ring, FZ_RING_ADDR, &l);
-	struct vio_vq_config c = {.index = 0,
+	struct vio_vq_opts c = {.index = 0,
 				  .size = qsize,
 				  .packed = packed,
 				  .event_idx = flags & FZ_EVENT_IDX,

@@ -213,7 +213,7 @@ static void kick_all(struct vio_backend *b, struct vio_dev *dev)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vio_blk_device_config dc = {
+	struct vio_blk_device_opts dc = {
 	    .path = img_path,
 	    .size = FZ_IMG_SIZE,
 	    .num_queues = 2,
@@ -226,7 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!bd)
 		fz_fail(err);
 	struct vio_dev *dev = vio_blk_device_dev(bd);
-	struct vio_backend_config bc = {.max_mem_slots = 16};
+	struct vio_backend_opts bc = {.max_mem_slots = 16};
 	struct vio_backend *b = vio_backend_new(dev, &bc);
 	if (!b || vio_backend_listen(b, sock_path))
 		fz_fail("backend");

@@ -22,7 +22,7 @@
 
 static int open_image(struct blk_ctx *c, const struct blk_opts *o, unsigned nq)
 {
-	struct vio_blk_device_config dc = {
+	struct vio_blk_device_opts dc = {
 	    .path = o->image,
 	    .size = o->size,
 	    .num_queues = nq,
@@ -54,7 +54,7 @@ static int open_image(struct blk_ctx *c, const struct blk_opts *o, unsigned nq)
 /* The vhost-user path: connect to the backend at o->socket. */
 static int open_socket(struct blk_ctx *c, const struct blk_opts *o)
 {
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .num_queues = o->queues,
@@ -87,7 +87,7 @@ int blk_open(struct blk_ctx *c, const struct blk_opts *o, unsigned want_queues)
 	if (ret)
 		return ret;
 
-	struct vio_blk_driver_config dc = {
+	struct vio_blk_driver_opts dc = {
 	    .queue_depth = o->queue_depth,
 	    .num_queues = o->queues,
 	    .queue_size = o->queue_size,

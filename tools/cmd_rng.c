@@ -161,19 +161,22 @@ int cmd_rng(int argc, char **argv)
 	}
 
 	ret = TOOL_EXIT_FAIL;
-	struct vio_rng_device_config dc = {
+	struct vio_rng_device_opts dc = {
 	    .queue_size = o.queue_size,
 	    .packed = o.packed,
 	    .no_event_idx = o.no_event_idx,
 	};
-	struct vio_dev *dev = vio_rng_device_new(&dc);
+	char derr[256] = "";
+	struct vio_rng_device *rd = vio_rng_device_new(&dc, derr, sizeof(derr));
+	struct vio_dev *dev = vio_rng_device_dev(rd);
 	struct vio_mem *mem = vio_mem_new();
 	struct tool_devthread dt = {0};
 	struct vio_bus *bus = NULL;
 	struct vio_vdev *vdev = NULL;
 
 	if (!dev || !mem) {
-		tool_err("cannot create the device: %s", strerror(errno));
+		tool_err("cannot create the device: %s",
+			 derr[0] ? derr : strerror(errno));
 		goto out;
 	}
 	if (tool_devthread_start(&dt, dev, mem))
@@ -214,7 +217,7 @@ out:
 		vio_bus_free(bus);
 	}
 	tool_devthread_stop(&dt);
-	vio_rng_device_free(dev);
+	vio_rng_device_free(rd);
 	vio_mem_free(mem);
 	if (out && !out_is_stdout && fclose(out) != 0 && ret == 0) {
 		tool_err("%s: %s", o.out, strerror(errno));

@@ -364,6 +364,7 @@ int cmd_serve(int argc, char **argv)
 
 	struct vio_blk_device *bd = NULL;
 	struct vio_dev *dev = NULL;
+	struct vio_rng_device *rd = NULL;
 	char err[256] = "";
 	bool blk = strcmp(o.type, "blk") == 0;
 	if (blk && !o.size && access(o.image, F_OK) != 0 && errno == ENOENT) {
@@ -372,7 +373,7 @@ int cmd_serve(int argc, char **argv)
 		return TOOL_EXIT_FAIL;
 	}
 	if (blk) {
-		struct vio_blk_device_config c = {
+		struct vio_blk_device_opts c = {
 		    .path = o.image,
 		    .size = o.size,
 		    .serial = o.serial,
@@ -392,11 +393,12 @@ int cmd_serve(int argc, char **argv)
 		}
 		dev = vio_blk_device_dev(bd);
 	} else {
-		struct vio_rng_device_config c = {.queue_size =
-						      (uint16_t)o.queue_size};
-		dev = vio_rng_device_new(&c);
+		struct vio_rng_device_opts c = {.queue_size =
+						    (uint16_t)o.queue_size};
+		rd = vio_rng_device_new(&c, err, sizeof(err));
+		dev = vio_rng_device_dev(rd);
 		if (!dev) {
-			tool_err("rng device: %s", strerror(errno));
+			tool_err("%s", err[0] ? err : strerror(errno));
 			return TOOL_EXIT_FAIL;
 		}
 	}
@@ -418,7 +420,7 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false); /* blk polls itself (--poll) */
 	be = vio_backend_new(dev, &bc);
 	if (!be) {
@@ -475,8 +477,8 @@ out:
 		vio_backend_free(be);
 	if (bd) {
 		vio_blk_device_free(bd);
-	} else if (dev) {
-		vio_rng_device_free(dev);
+	} else {
+		vio_rng_device_free(rd);
 	}
 	if (sfd >= 0)
 		close(sfd);

@@ -6,7 +6,7 @@
  * device through a struct vio_dev, which a transport (vhost-user backend,
  * inproc) exposes to a driver:
  *
- *     struct vio_blk_device_config c = {
+ *     struct vio_blk_device_opts c = {
  *         .path = "disk.img", .size = 1 << 30, .num_queues = 2,
  *     };
  *     char err[256];
@@ -52,7 +52,7 @@ extern "C" {
 
 #define VIO_BLK_DEFAULT_SEG_MAX 126u
 
-struct vio_blk_device_config {
+struct vio_blk_device_opts {
 	/* Image: a regular file or a block device. */
 	const char *path;
 	/*
@@ -109,7 +109,7 @@ struct vio_blk_device;
  * synchronous backend (the reason goes to the log).
  */
 struct vio_blk_device *
-vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
+vio_blk_device_new(const struct vio_blk_device_opts *cfg, char *err,
 		   size_t errlen);
 /* The virtio device, to hand to a transport.  Owned by bd. */
 struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd);
@@ -135,7 +135,7 @@ void vio_blk_device_free(struct vio_blk_device *bd);
  * transport: vio's own device over inproc, qemu-storage-daemon over the
  * vhost-user frontend.  Each program makes its own driver instance:
  *
- *     struct vio_blk_driver_config dc = {.queue_depth = 32};
+ *     struct vio_blk_driver_opts dc = {.queue_depth = 32};
  *     struct vio_driver *drv = vio_blk_driver_new(&dc);
  *     vio_bus_register(bus, drv);
  *     vio_bus_add(bus, vdev);                       // probe: negotiate,
@@ -180,7 +180,7 @@ void vio_blk_device_free(struct vio_blk_device *bd);
  * remove (the bus's thread) must not run while any queue is in use.
  */
 
-struct vio_blk_driver_config {
+struct vio_blk_driver_opts {
 	/*
 	 * Request slots per queue: virtio requests in flight at once (a
 	 * split request uses one slot per piece).  0: 32.  At most the
@@ -206,7 +206,7 @@ struct vio_blk_driver_config {
  * after it is unregistered from every bus.  NULL with errno (EINVAL for
  * a bad config, ENOMEM).
  */
-struct vio_driver *vio_blk_driver_new(const struct vio_blk_driver_config *cfg);
+struct vio_driver *vio_blk_driver_new(const struct vio_blk_driver_opts *cfg);
 void vio_blk_driver_free(struct vio_driver *drv);
 /* The same driver with the default config. */
 extern const struct vio_driver vio_blk_driver;

@@ -5,7 +5,7 @@
  *
  * A struct vio_dev is a virtio device implementation: its identity, the
  * features it offers, its config space, its queues and its status byte.
- * A device type (rng, blk, ...) fills a struct vio_dev_config with its ops;
+ * A device type (rng, blk, ...) fills a struct vio_dev_opts with its ops;
  * a transport (inproc, vhost-user backend) feeds the driver's actions in
  * (vio_dev_set_status, vio_dev_set_features, vio_dev_queue_*) and gets the
  * device's notifications out through struct vio_dev_transport.
@@ -171,19 +171,19 @@ struct vio_dev_transport {
 	void (*queue_broken)(void *t, unsigned idx, const char *why);
 };
 
-struct vio_dev_config {
+struct vio_dev_opts {
 	const char *name;
 	uint32_t device_id, vendor_id;
 	struct vio_features features; /* offered; VERSION_1 is added */
 	unsigned num_queues;	      /* 1..VIO_MAX_QUEUES */
 	uint16_t queue_max_size;      /* per queue, 1..32768 */
 	const void *config;	      /* initial config space, copied */
-	unsigned config_len;	      /* <= VIO_CONFIG_MAX */
+	unsigned config_size;	      /* <= VIO_CONFIG_MAX */
 	const struct vio_dev_ops *ops;
 	void *opaque;
 };
 
-struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg);
+struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg);
 void vio_dev_free(struct vio_dev *dev);
 void vio_dev_attach(struct vio_dev *dev, const struct vio_dev_transport *t,
 		    void *opaque);
@@ -210,8 +210,8 @@ VIO_MUST_CHECK int vio_dev_set_features(struct vio_dev *dev,
 void vio_dev_negotiated(const struct vio_dev *dev, struct vio_features *out);
 bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit);
 
-/* Config space.  Reads/writes past config_len fail with -EINVAL. */
-unsigned vio_dev_config_len(const struct vio_dev *dev);
+/* Config space.  Reads/writes past config_size fail with -EINVAL. */
+unsigned vio_dev_config_size(const struct vio_dev *dev);
 int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
 			unsigned len);
 /* From the driver: stored, then ops->config_write. */

@@ -79,7 +79,7 @@ struct vio_vq_layout {
 struct vio_vq;
 typedef void vio_vq_fn(struct vio_vq *vq, void *opaque);
 
-struct vio_vq_config {
+struct vio_vq_opts {
 	uint16_t index;	       /* queue index on its device */
 	uint16_t size;	       /* 1..32768; a power of two for split */
 	bool packed;	       /* VIRTIO_F_RING_PACKED negotiated */
@@ -112,7 +112,7 @@ void vio_vq_layout_at(uint16_t size, bool packed, void *base, uint64_t addr,
 /* ---- driver side ---- */
 
 /* Allocate the ring and the indirect pool from mem; NULL with errno set. */
-struct vio_vq *vio_vq_new_driver(const struct vio_vq_config *cfg,
+struct vio_vq *vio_vq_new_driver(const struct vio_vq_opts *cfg,
 				 struct vio_mem *mem);
 /*
  * Add one buffer: out readable segments then in writable ones.  token must
@@ -157,7 +157,7 @@ unsigned vio_vq_num_free(const struct vio_vq *vq);
  * are a violation.  next_avail (split: avail index; packed: index | wrap
  * counter << 15) lets a transport resume a ring (vhost-user SET_VRING_BASE).
  */
-struct vio_vq *vio_vq_new_device(const struct vio_vq_config *cfg,
+struct vio_vq *vio_vq_new_device(const struct vio_vq_opts *cfg,
 				 const struct vio_vq_layout *layout,
 				 const struct vio_memtable *mt);
 void vio_vq_set_base(struct vio_vq *vq, uint16_t next_avail);

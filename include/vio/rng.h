@@ -7,10 +7,18 @@
  *
  * Device side:
  *
- *     struct vio_rng_device_config c = {.queue_size = 256};
- *     struct vio_dev *dev = vio_rng_device_new(&c);   // getrandom(2)
- *     ... a transport (vio_inproc_new, vhost-user) serves it ...
- *     vio_rng_device_free(dev);
+ *     struct vio_rng_device_opts o = {.queue_size = 256};
+ *     struct vio_rng_device *rd = vio_rng_device_new(&o, err, sizeof(err));
+ *     struct vio_dev *dev = vio_rng_device_dev(rd);   // getrandom(2)
+ *     ... a transport (vio_inproc_new, vhost-user) serves dev ...
+ *     vio_rng_device_free(rd);
+ *
+ * Every device type follows this pattern (vio/blk.h too):
+ * vio_<type>_device_new(opts, err, errlen) returns the type's own handle,
+ * vio_<type>_device_dev() the struct vio_dev a transport serves, and
+ * vio_<type>_device_free() frees both.  Drivers: a constant
+ * vio_<type>_driver with the defaults; a type whose driver takes options
+ * adds vio_<type>_driver_new(opts) / _free (blk; rng has none).
  *
  * Driver side: register vio_rng_driver on a bus; once it is bound,
  *
@@ -31,7 +39,7 @@
 extern "C" {
 #endif
 
-struct vio_rng_device_config {
+struct vio_rng_device_opts {
 	const char *name;    /* for log lines; NULL: "rng" */
 	uint16_t queue_size; /* largest queue offered; 0: 256 */
 	/* Ring features offered besides VERSION_1. */
@@ -47,10 +55,16 @@ struct vio_rng_device_config {
 	void *fill_opaque;
 };
 
-/* A virtio-rng device; cfg may be NULL (defaults).  NULL with errno. */
-struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg);
-/* Free a device from vio_rng_device_new (after its transport is gone). */
-void vio_rng_device_free(struct vio_dev *dev);
+struct vio_rng_device;
+/* A virtio-rng device; opts may be NULL (defaults).  NULL with errno set
+ * and a one-line reason in err (if errlen > 0). */
+struct vio_rng_device *
+vio_rng_device_new(const struct vio_rng_device_opts *opts, char *err,
+		   size_t errlen);
+/* The device to give a transport.  Owned by rd. */
+struct vio_dev *vio_rng_device_dev(const struct vio_rng_device *rd);
+/* Free the device (after its transport is gone); NULL is ignored. */
+void vio_rng_device_free(struct vio_rng_device *rd);
 
 /* The driver: matches VIRTIO_ID_RNG from any vendor; takes every ring
  * feature the device offers (packed, EVENT_IDX, INDIRECT_DESC). */

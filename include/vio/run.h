@@ -46,7 +46,7 @@ struct vio_run_worker *vio_run_worker_start(int kick_fd, bool (*fn)(void *),
 void vio_run_worker_stop(struct vio_run_worker *w);
 
 /* Fill cfg's queue_start/queue_stop with workers of this module. */
-void vio_run_backend_hooks(struct vio_backend_config *cfg, bool busy_poll);
+void vio_run_backend_hooks(struct vio_backend_opts *cfg, bool busy_poll);
 
 #ifdef __cplusplus
 }

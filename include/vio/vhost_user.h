@@ -7,7 +7,7 @@
  * Backend (device side): serves one struct vio_dev to one frontend at a
  * time (QEMU, Cloud Hypervisor, DPDK virtio-user, vio's own frontend).
  *
- *     struct vio_backend_config c = {0};
+ *     struct vio_backend_opts c = {0};
  *     vio_run_backend_hooks(&c, busy_poll);        // vio/run.h workers
  *     struct vio_backend *b = vio_backend_new(dev, &c);
  *     vio_backend_listen(b, "/run/disk.sock");     // or _connect (client)
@@ -60,7 +60,7 @@ extern "C" {
 
 struct vio_backend;
 
-struct vio_backend_config {
+struct vio_backend_opts {
 	/* memory slots offered with CONFIGURE_MEM_SLOTS; 0 = 509 */
 	unsigned max_mem_slots;
 	/* socket file mode when listening; 0 = 0600 */
@@ -81,7 +81,7 @@ struct vio_backend_config {
 
 /* dev is not owned and must outlive b. */
 struct vio_backend *vio_backend_new(struct vio_dev *dev,
-				    const struct vio_backend_config *cfg);
+				    const struct vio_backend_opts *cfg);
 /* Ends any connection (queues stopped, device reset), closes sockets,
  * removes the socket file it created. */
 void vio_backend_free(struct vio_backend *b);
@@ -130,7 +130,7 @@ bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
 
 struct vio_frontend;
 
-struct vio_frontend_config {
+struct vio_frontend_opts {
 	/* The driver's memory (vio/mem.h); every region is shared with the
 	 * backend.  Not owned; must outlive the frontend. */
 	struct vio_mem *mem;
@@ -174,7 +174,7 @@ struct vio_frontend_config {
  * in err ("nothing listens at PATH", "backend closed the connection", ...).
  */
 struct vio_frontend *vio_frontend_connect(const char *path,
-					  const struct vio_frontend_config *cfg,
+					  const struct vio_frontend_opts *cfg,
 					  char *err, size_t errlen);
 /* The device, for vio_bus_add() or direct use.  Owned by the frontend. */
 struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f);
@@ -200,14 +200,15 @@ void vio_frontend_free(struct vio_frontend *f);
 
 struct vio_bus;
 /*
- * Connect to uri ("vhost-user:PATH") and add the device to bus: the
+ * Connect to the backend at path (as vio_frontend_connect; the older
+ * "vhost-user:PATH" form is accepted too) and add the device to bus: the
  * driver registered for cfg->device_id probes it.  NULL with errno and a
  * one-line reason in err if the connection or the probe fails (nothing
  * stays on the bus then).  Free: vio_bus_remove(bus,
  * vio_frontend_vdev(f)), vio_frontend_free(f).
  */
-struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
-				     const struct vio_frontend_config *cfg,
+struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *path,
+				     const struct vio_frontend_opts *cfg,
 				     char *err, size_t errlen);
 
 #ifdef __cplusplus

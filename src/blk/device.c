@@ -234,7 +234,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* Open or create the image; fills fd, is_blkdev, *bytes and *phys.
  * 0 or negative errno (err says why). */
-static int open_image(const struct vio_blk_device_config *cfg,
+static int open_image(const struct vio_blk_device_opts *cfg,
 		      struct vio_blk_device *bd, uint64_t *bytes,
 		      uint32_t *phys, char *err, size_t errlen)
 {
@@ -359,7 +359,7 @@ static void queue_fini(struct blk_queue *q)
 
 /* io_uring on every queue, or the synchronous backend on all of them. */
 static void pick_backend(struct vio_blk_device *bd,
-			 const struct vio_blk_device_config *cfg,
+			 const struct vio_blk_device_opts *cfg,
 			 uint16_t qsize)
 {
 	bd->io = &blk_io_sync;
@@ -382,8 +382,9 @@ static void pick_backend(struct vio_blk_device *bd,
 				bd->q[k].io->fini(&bd->q[k]);
 			bd->q[k].io = NULL;
 		}
-		vio_log("%s: io_uring unavailable (%s): using synchronous I/O",
-			bd->name, strerror(-r));
+		vio_log_warn(
+		    "%s: io_uring unavailable (%s): using synchronous I/O",
+		    bd->name, strerror(-r));
 	}
 #else
 	(void)cfg;
@@ -410,7 +411,7 @@ static bool pow2(uint32_t v)
 }
 
 struct vio_blk_device *
-vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
+vio_blk_device_new(const struct vio_blk_device_opts *cfg, char *err,
 		   size_t errlen)
 {
 	if (err && errlen)
@@ -546,7 +547,7 @@ vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
 	if (!cfg->no_indirect)
 		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
 
-	struct vio_dev_config dc = {
+	struct vio_dev_opts dc = {
 	    .name = bd->name,
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .vendor_id = 0,
@@ -554,7 +555,7 @@ vio_blk_device_new(const struct vio_blk_device_config *cfg, char *err,
 	    .num_queues = nq,
 	    .queue_max_size = qsize,
 	    .config = &bc,
-	    .config_len = sizeof(bc),
+	    .config_size = sizeof(bc),
 	    .ops = &blk_ops,
 	    .opaque = bd,
 	};

@@ -21,7 +21,7 @@
 #define BLK_DEFAULT_DEPTH 32u
 #define BLK_DEFAULT_BOUNCE (128u << 10)
 #define BLK_MAX_BOUNCE (64u << 20)
-/* Entries per indirect table: the ring's default (vio_vq_config), which
+/* Entries per indirect table: the ring's default (vio_vq_opts), which
  * vio_vdev_setup_vq uses.  Chains up to this long take one descriptor. */
 #define BLK_INDIRECT_MAX 32u
 /* Data segments per request, whatever the device allows (IOV_MAX). */
@@ -33,7 +33,7 @@
 /* A driver instance: the vio_driver and its config. */
 struct blk_driver {
 	struct vio_driver drv;
-	struct vio_blk_driver_config cfg;
+	struct vio_blk_driver_opts cfg;
 };
 
 static int blk_probe(struct vio_vdev *vdev);
@@ -70,9 +70,9 @@ const struct vio_driver vio_blk_driver = {
     .remove = blk_remove,
 };
 
-static const struct vio_blk_driver_config default_cfg;
+static const struct vio_blk_driver_opts default_cfg;
 
-static const struct vio_blk_driver_config *
+static const struct vio_blk_driver_opts *
 drv_config(const struct vio_driver *drv)
 {
 	if (!drv || drv == &vio_blk_driver)
@@ -85,7 +85,7 @@ drv_config(const struct vio_driver *drv)
 	return &bd->cfg;
 }
 
-struct vio_driver *vio_blk_driver_new(const struct vio_blk_driver_config *cfg)
+struct vio_driver *vio_blk_driver_new(const struct vio_blk_driver_opts *cfg)
 {
 	if (cfg && (cfg->queue_depth > VIO_VQ_MAX_SIZE ||
 		    cfg->queue_size > VIO_VQ_MAX_SIZE ||
@@ -178,14 +178,16 @@ static int read_config(struct vio_blk *b)
 	struct vio_blk_info *in = &b->info;
 	int r = cfg_u64(vdev, CFG_OFF(capacity), &in->capacity);
 	if (r < 0) {
-		vio_log("blk driver: cannot read the capacity from the config "
-			"space (%s): is the device a virtio-blk device?",
-			strerror(-r));
+		vio_log_warn(
+		    "blk driver: cannot read the capacity from the config "
+		    "space (%s): is the device a virtio-blk device?",
+		    strerror(-r));
 		return r;
 	}
 	if (in->capacity == 0) {
-		vio_log("blk driver: the config space says capacity 0: not a "
-			"usable disk (is the device a virtio-blk device?)");
+		vio_log_warn(
+		    "blk driver: the config space says capacity 0: not a "
+		    "usable disk (is the device a virtio-blk device?)");
 		return -ENODEV;
 	}
 	if (in->capacity > UINT64_MAX / SECTOR)
@@ -199,8 +201,8 @@ static int read_config(struct vio_blk *b)
 		if (is_pow2(v) && v >= SECTOR && v <= 65536)
 			in->blk_size = v;
 		else
-			vio_log("blk driver: block size %u ignored: using 512",
-				v);
+			vio_log_warn(
+			    "blk driver: block size %u ignored: using 512", v);
 	}
 	in->seg_max = 1; /* without SEG_MAX: one data segment, as Linux */
 	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_SEG_MAX)) {
@@ -315,7 +317,7 @@ static unsigned round_down_pow2(unsigned v)
 
 static int blk_probe(struct vio_vdev *vdev)
 {
-	const struct vio_blk_driver_config *cfg =
+	const struct vio_blk_driver_opts *cfg =
 	    drv_config(vio_vdev_driver(vdev));
 	struct vio_features want =
 	    vio_features_from(blk_features, N_BLK_FEATURES);
@@ -367,9 +369,9 @@ static int blk_probe(struct vio_vdev *vdev)
 			qsize = s;
 	}
 	if (nq == 0 || qsize < 3) {
-		vio_log("blk driver: %s", nq ? "queues shorter than the 3 "
-					       "descriptors of a request"
-					     : "no queue");
+		vio_log_warn("blk driver: %s", nq ? "queues shorter than the 3 "
+						    "descriptors of a request"
+						  : "no queue");
 		r = -ENODEV;
 		goto fail;
 	}
@@ -397,9 +399,10 @@ static int blk_probe(struct vio_vdev *vdev)
 	if (b->max_zc >= in->blk_size)
 		b->max_zc = round_down(b->max_zc, in->blk_size);
 	if (b->max_zc == 0) {
-		vio_log("blk driver: device limits (seg_max %u, size_max %u) "
-			"leave no room for one sector",
-			in->seg_max, in->size_max);
+		vio_log_warn(
+		    "blk driver: device limits (seg_max %u, size_max %u) "
+		    "leave no room for one sector",
+		    in->seg_max, in->size_max);
 		r = -ENODEV;
 		goto fail;
 	}
@@ -439,7 +442,8 @@ static int blk_probe(struct vio_vdev *vdev)
 		q->vq = vio_vdev_setup_vq(vdev, i, qsize, NULL, NULL);
 		if (!q->vq) {
 			r = errno ? -errno : -EIO;
-			vio_log("blk driver: queue %u: %s", i, strerror(-r));
+			vio_log_warn("blk driver: queue %u: %s", i,
+				     strerror(-r));
 			goto fail;
 		}
 		/* interrupts only when we sleep (q_wait re-enables) */

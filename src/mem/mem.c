@@ -462,7 +462,8 @@ void vio_mem_release(struct vio_mem *m, void *p)
 	pthread_mutex_unlock(&m->lock);
 	/* a caller bug, not peer data: said once per vio_mem, then ignored */
 	if (warn)
-		vio_log("vio_mem_release: %p was not allocated by this vio_mem "
-			"(ignored)",
-			p);
+		vio_log_err(
+		    "vio_mem_release: %p was not allocated by this vio_mem "
+		    "(ignored)",
+		    p);
 }

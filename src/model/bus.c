@@ -95,8 +95,8 @@ static int bus_bind(struct vio_vdev *vdev, const struct vio_driver *drv)
 	if (r < 0) {
 		vio_vdev_bind(vdev, NULL);
 		add_failed(vdev);
-		vio_log("bus: driver %s: probe failed: %s",
-			drv->name ? drv->name : "?", strerror(-r));
+		vio_log_warn("bus: driver %s: probe failed: %s",
+			     drv->name ? drv->name : "?", strerror(-r));
 		return r;
 	}
 	if (!(vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {

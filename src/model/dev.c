@@ -53,7 +53,7 @@ struct vio_dev {
 
 	pthread_mutex_t cfg_lock; /* config bytes and generation */
 	uint32_t generation;
-	unsigned config_len;
+	unsigned config_size;
 	uint8_t config[VIO_CONFIG_MAX];
 	/* the device's own config (initial, plus vio_dev_config_update):
 	 * reset restores it, so what one driver wrote never reaches the next */
@@ -67,12 +67,12 @@ static uint8_t status_load(const struct vio_dev *dev)
 	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
 }
 
-struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg)
+struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg)
 {
 	if (!cfg || cfg->num_queues < 1 || cfg->num_queues > VIO_MAX_QUEUES ||
 	    cfg->queue_max_size < 1 || cfg->queue_max_size > VIO_VQ_MAX_SIZE ||
-	    cfg->config_len > VIO_CONFIG_MAX ||
-	    (cfg->config_len && !cfg->config)) {
+	    cfg->config_size > VIO_CONFIG_MAX ||
+	    (cfg->config_size && !cfg->config)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -93,10 +93,10 @@ struct vio_dev *vio_dev_new(const struct vio_dev_config *cfg)
 	dev->qmax = cfg->queue_max_size;
 	dev->ops = cfg->ops;
 	dev->opaque = cfg->opaque;
-	dev->config_len = cfg->config_len;
-	if (cfg->config_len) {
-		memcpy(dev->config, cfg->config, cfg->config_len);
-		memcpy(dev->config_dev, cfg->config, cfg->config_len);
+	dev->config_size = cfg->config_size;
+	if (cfg->config_size) {
+		memcpy(dev->config, cfg->config, cfg->config_size);
+		memcpy(dev->config_dev, cfg->config, cfg->config_size);
 	}
 	pthread_mutex_init(&dev->cfg_lock, NULL);
 	for (unsigned i = 0; i < dev->nq; i++) {
@@ -173,7 +173,7 @@ static void dev_reset(struct vio_dev *dev)
 		queue_clear(&dev->q[i]);
 	memset(&dev->acked, 0, sizeof(dev->acked));
 	pthread_mutex_lock(&dev->cfg_lock);
-	memcpy(dev->config, dev->config_dev, dev->config_len);
+	memcpy(dev->config, dev->config_dev, dev->config_size);
 	pthread_mutex_unlock(&dev->cfg_lock);
 	if (dev->ops && dev->ops->reset)
 		dev->ops->reset(dev);
@@ -285,12 +285,12 @@ bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit)
 static bool config_range_ok(const struct vio_dev *dev, unsigned off,
 			    unsigned len)
 {
-	return off <= dev->config_len && len <= dev->config_len - off;
+	return off <= dev->config_size && len <= dev->config_size - off;
 }
 
-unsigned vio_dev_config_len(const struct vio_dev *dev)
+unsigned vio_dev_config_size(const struct vio_dev *dev)
 {
-	return dev->config_len;
+	return dev->config_size;
 }
 
 int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
@@ -432,7 +432,7 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
 
 	char name[48];
 	snprintf(name, sizeof(name), "%s/q%u", dev->name, idx);
-	struct vio_vq_config cfg = {
+	struct vio_vq_opts cfg = {
 	    .index = (uint16_t)idx,
 	    .size = q->size,
 	    .packed = vio_dev_has_feature(dev, VIRTIO_F_RING_PACKED),

@@ -411,7 +411,7 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 
 	char name[32];
 	snprintf(name, sizeof(name), "vdev/q%u", idx);
-	struct vio_vq_config cfg = {
+	struct vio_vq_opts cfg = {
 	    .index = (uint16_t)idx,
 	    .size = (uint16_t)size,
 	    .packed = packed,

@@ -66,7 +66,7 @@ static bool size_ok(uint16_t size, bool packed)
 	return packed || (size & (size - 1)) == 0;
 }
 
-static struct vio_vq *vq_alloc(const struct vio_vq_config *cfg, int role)
+static struct vio_vq *vq_alloc(const struct vio_vq_opts *cfg, int role)
 {
 	struct vio_vq *vq;
 	if (!cfg || !size_ok(cfg->size, cfg->packed) ||
@@ -95,7 +95,7 @@ static struct vio_vq *vq_alloc(const struct vio_vq_config *cfg, int role)
 	return vq;
 }
 
-struct vio_vq *vio_vq_new_driver(const struct vio_vq_config *cfg,
+struct vio_vq *vio_vq_new_driver(const struct vio_vq_opts *cfg,
 				 struct vio_mem *mem)
 {
 	if (!mem) {
@@ -142,7 +142,7 @@ fail:;
 	return NULL;
 }
 
-struct vio_vq *vio_vq_new_device(const struct vio_vq_config *cfg,
+struct vio_vq *vio_vq_new_device(const struct vio_vq_opts *cfg,
 				 const struct vio_vq_layout *layout,
 				 const struct vio_memtable *mt)
 {

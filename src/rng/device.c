@@ -31,7 +31,8 @@
 
 #define RNG_DEFAULT_QUEUE_SIZE 256
 
-struct rng_dev {
+struct vio_rng_device {
+	struct vio_dev *dev;
 	int (*fill)(void *opaque, void *buf, size_t len);
 	void *fill_opaque;
 	struct vio_iov *iov; /* [max_iov] */
@@ -60,7 +61,8 @@ static int fill_getrandom(void *opaque, void *buf, size_t len)
 }
 
 /* Fill the writable segments; returns the bytes written. */
-static uint32_t fill_chain(struct rng_dev *rng, const struct vio_chain *c)
+static uint32_t fill_chain(struct vio_rng_device *rng,
+			   const struct vio_chain *c)
 {
 	uint32_t written = 0;
 	for (unsigned i = 0; i < c->nr_in; i++) {
@@ -78,7 +80,7 @@ static uint32_t fill_chain(struct rng_dev *rng, const struct vio_chain *c)
 
 static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct rng_dev *rng = vio_dev_opaque(dev);
+	struct vio_rng_device *rng = vio_dev_opaque(dev);
 	struct vio_chain c;
 	unsigned n = 0, max = vio_vq_size(vq);
 	bool more = false;
@@ -138,19 +140,30 @@ static const struct vio_dev_ops rng_ops = {
     .kick = rng_kick,
 };
 
-struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg)
+static void set_err(char *err, size_t errlen, const char *what, int e)
 {
-	struct vio_rng_device_config def = {0};
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", what, strerror(e));
+}
+
+struct vio_rng_device *vio_rng_device_new(const struct vio_rng_device_opts *cfg,
+					  char *err, size_t errlen)
+{
+	struct vio_rng_device_opts def = {0};
 	if (!cfg)
 		cfg = &def;
 	uint16_t qsize =
 	    cfg->queue_size ? cfg->queue_size : RNG_DEFAULT_QUEUE_SIZE;
 	if (qsize > VIO_VQ_MAX_SIZE) {
+		if (err && errlen)
+			snprintf(err, errlen, "queue size %u: at most %u",
+				 (unsigned)qsize, VIO_VQ_MAX_SIZE);
 		errno = EINVAL;
 		return NULL;
 	}
-	struct rng_dev *rng = calloc(1, sizeof(*rng));
+	struct vio_rng_device *rng = calloc(1, sizeof(*rng));
 	if (!rng) {
+		set_err(err, errlen, "rng device", ENOMEM);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -174,7 +187,7 @@ struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg)
 		vio_features_set(&f, VIRTIO_RING_F_EVENT_IDX);
 	if (!cfg->no_indirect)
 		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
-	struct vio_dev_config dc = {
+	struct vio_dev_opts dc = {
 	    .name = rng->name,
 	    .device_id = VIRTIO_ID_RNG,
 	    .vendor_id = 0,
@@ -184,12 +197,13 @@ struct vio_dev *vio_rng_device_new(const struct vio_rng_device_config *cfg)
 	    .ops = &rng_ops,
 	    .opaque = rng,
 	};
-	struct vio_dev *dev = vio_dev_new(&dc);
-	if (!dev)
+	rng->dev = vio_dev_new(&dc);
+	if (!rng->dev)
 		goto fail;
-	return dev;
+	return rng;
 fail:;
 	int e = errno ? errno : ENOMEM;
+	set_err(err, errlen, "rng device", e);
 	free(rng->iov);
 	free(rng->used);
 	free(rng);
@@ -197,15 +211,17 @@ fail:;
 	return NULL;
 }
 
-void vio_rng_device_free(struct vio_dev *dev)
+struct vio_dev *vio_rng_device_dev(const struct vio_rng_device *rng)
 {
-	if (!dev)
+	return rng ? rng->dev : NULL;
+}
+
+void vio_rng_device_free(struct vio_rng_device *rng)
+{
+	if (!rng)
 		return;
-	struct rng_dev *rng = vio_dev_opaque(dev);
-	vio_dev_free(dev);
-	if (rng) {
-		free(rng->iov);
-		free(rng->used);
-		free(rng);
-	}
+	vio_dev_free(rng->dev);
+	free(rng->iov);
+	free(rng->used);
+	free(rng);
 }

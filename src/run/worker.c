@@ -38,7 +38,7 @@ static bool drain_kick(struct vio_run_worker *w)
 	uint64_t v;
 	ssize_t n = read(w->kick_fd, &v, sizeof(v));
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
-		vio_log("worker: kick fd: %m: queue waits for its stop");
+		vio_log_warn("worker: kick fd: %m: queue waits for its stop");
 		return false;
 	}
 	return true;
@@ -78,8 +78,9 @@ static void *worker_main(void *p)
 		} else if (ev & (POLLERR | POLLNVAL | POLLHUP)) {
 			/* a hung-up kick fd stays readable-for-poll forever:
 			 * stop watching it rather than spin */
-			vio_log("worker: kick fd %s: queue waits for its stop",
-				ev & POLLHUP ? "hung up" : "failed");
+			vio_log_warn(
+			    "worker: kick fd %s: queue waits for its stop",
+			    ev & POLLHUP ? "hung up" : "failed");
 			nfds = 1;
 		}
 	}
@@ -118,7 +119,7 @@ void vio_run_worker_stop(struct vio_run_worker *w)
 	uint64_t one = 1;
 	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
 	if (write(w->stop_fd, &one, sizeof(one)) < 0)
-		vio_log("worker: cannot signal stop");
+		vio_log_err("worker: cannot signal stop");
 	pthread_join(w->thread, NULL);
 	close(w->stop_fd);
 	free(w);
@@ -162,7 +163,7 @@ static void hook_stop(void *opaque, void *handle)
 	free(j);
 }
 
-void vio_run_backend_hooks(struct vio_backend_config *cfg, bool busy_poll)
+void vio_run_backend_hooks(struct vio_backend_opts *cfg, bool busy_poll)
 {
 	cfg->queue_start = hook_start;
 	cfg->queue_stop = hook_stop;

@@ -250,7 +250,7 @@ static bool fresh_connection_works(struct vio_backend *b)
 
 static struct vio_backend *backend_up(bool workers)
 {
-	struct vio_backend_config c = {0};
+	struct vio_backend_opts c = {0};
 	if (workers)
 		vio_run_backend_hooks(&c, false);
 	c.max_mem_slots = 4;
@@ -374,7 +374,7 @@ static void fe_setup(const char *name)
 	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
 	snprintf(img_path, sizeof(img_path), "%s/img", dir);
 
-	struct vio_blk_device_config c = {
+	struct vio_blk_device_opts c = {
 	    .path = img_path,
 	    .size = IMG_SIZE,
 	    .queue_size = QSIZE,

@@ -88,8 +88,8 @@ static void *device_thread(void *arg)
 }
 
 /* A fresh image of IMG_SIZE random bytes, the device, the driver bound. */
-static void env_up(struct env *e, struct vio_blk_device_config dc,
-		   const struct vio_blk_driver_config *drc, uint64_t seed)
+static void env_up(struct env *e, struct vio_blk_device_opts dc,
+		   const struct vio_blk_driver_opts *drc, uint64_t seed)
 {
 	memset(e, 0, sizeof(*e));
 	const char *tmp = getenv("TMPDIR");
@@ -196,8 +196,7 @@ static void rw_rounds(struct env *e, unsigned q, uint8_t *buf, size_t max,
 static void test_sync(bool packed, uint64_t seed)
 {
 	int fds = test_count_fds();
-	struct vio_blk_device_config dc = {.num_queues = 2,
-					   .no_packed = !packed};
+	struct vio_blk_device_opts dc = {.num_queues = 2, .no_packed = !packed};
 	struct env e;
 	env_up(&e, dc, NULL, seed);
 	uint64_t rs = seed ^ 0x5157;
@@ -318,13 +317,13 @@ static void test_sync(bool packed, uint64_t seed)
 static void test_split(bool packed, bool indirect, uint64_t seed)
 {
 	int fds = test_count_fds();
-	struct vio_blk_device_config dc = {.seg_max = 2,
-					   .size_max = 4096,
-					   .no_packed = !packed,
-					   .no_indirect = !indirect,
-					   .queue_size = 16};
-	struct vio_blk_driver_config drc = {.queue_depth = 4,
-					    .bounce_size = 12288};
+	struct vio_blk_device_opts dc = {.seg_max = 2,
+					 .size_max = 4096,
+					 .no_packed = !packed,
+					 .no_indirect = !indirect,
+					 .queue_size = 16};
+	struct vio_blk_driver_opts drc = {.queue_depth = 4,
+					  .bounce_size = 12288};
 	struct env e;
 	env_up(&e, dc, &drc, seed);
 	uint64_t rs = seed ^ 0x5b11;
@@ -373,7 +372,7 @@ static uint16_t avail_idx(struct vio_vdev *vdev)
 static void test_readonly(uint64_t seed)
 {
 	int fds = test_count_fds();
-	struct vio_blk_device_config dc = {.readonly = true, .no_packed = true};
+	struct vio_blk_device_opts dc = {.readonly = true, .no_packed = true};
 	struct env e;
 	env_up(&e, dc, NULL, seed);
 	CHECK(vio_blk_readonly(e.b));
@@ -407,7 +406,7 @@ static void test_readonly(uint64_t seed)
 /* A device without DISCARD / WRITE_ZEROES: refused, nothing sent. */
 static void test_no_discard(uint64_t seed)
 {
-	struct vio_blk_device_config dc = {
+	struct vio_blk_device_opts dc = {
 	    .no_discard = true, .no_write_zeroes = true, .no_packed = true};
 	struct env e;
 	env_up(&e, dc, NULL, seed);
@@ -585,9 +584,8 @@ static void *as_thread(void *arg)
 static void test_async(bool packed, bool use_cb, uint64_t seed)
 {
 	int fds = test_count_fds();
-	struct vio_blk_device_config dc = {.num_queues = 2,
-					   .no_packed = !packed};
-	struct vio_blk_driver_config drc = {.queue_depth = 32};
+	struct vio_blk_device_opts dc = {.num_queues = 2, .no_packed = !packed};
+	struct vio_blk_driver_opts drc = {.queue_depth = 32};
 	struct env e;
 	env_up(&e, dc, &drc, seed);
 	struct vio_blk_info in;
@@ -668,8 +666,8 @@ static void count_cb(struct vio_blk_req *req, int result)
 static void test_poll_and_broken(uint64_t seed)
 {
 	int fds = test_count_fds();
-	struct vio_blk_device_config dc = {.no_packed = true};
-	struct vio_blk_driver_config drc = {.queue_depth = 4};
+	struct vio_blk_device_opts dc = {.no_packed = true};
+	struct vio_blk_driver_opts drc = {.queue_depth = 4};
 	struct env e;
 	env_up(&e, dc, &drc, seed);
 	uint8_t *buf = malloc(16 * 4096);
@@ -740,7 +738,7 @@ static void test_poll_and_broken(uint64_t seed)
 /* Driver config: refused values; one instance, several devices. */
 static void test_driver_config(void)
 {
-	struct vio_blk_driver_config bad = {.queue_depth = 40000};
+	struct vio_blk_driver_opts bad = {.queue_depth = 40000};
 	errno = 0;
 	CHECK(vio_blk_driver_new(&bad) == NULL && errno == EINVAL);
 	struct vio_driver *d = vio_blk_driver_new(NULL);

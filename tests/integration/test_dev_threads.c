@@ -153,13 +153,13 @@ static const struct vio_dev_ops t_ops = {
 static struct vio_dev *t_dev_new(void)
 {
 	static const uint8_t config[8];
-	struct vio_dev_config c = {.name = "threads",
-				   .device_id = VIRTIO_ID_CONSOLE,
-				   .num_queues = NQ,
-				   .queue_max_size = QSIZE,
-				   .config = config,
-				   .config_len = sizeof(config),
-				   .ops = &t_ops};
+	struct vio_dev_opts c = {.name = "threads",
+				 .device_id = VIRTIO_ID_CONSOLE,
+				 .num_queues = NQ,
+				 .queue_max_size = QSIZE,
+				 .config = config,
+				 .config_size = sizeof(config),
+				 .ops = &t_ops};
 	struct vio_dev *d = vio_dev_new(&c);
 	REQUIRE(d);
 	return d;
@@ -330,7 +330,7 @@ static void test_vhost_user(void)
 	records_clear();
 	vio_log_set_handler(log_fn, NULL);
 	struct vio_dev *dev = t_dev_new();
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
 	struct backend_thread bt = {0};
 	bt.b = vio_backend_new(dev, &bc);
@@ -348,13 +348,13 @@ static void test_vhost_user(void)
 		d.buf[i] = vio_mem_alloc(mem, 4096, 64, &daddr);
 		REQUIRE(d.buf[i]);
 	}
-	struct vio_frontend_config fc = {.mem = mem,
-					 .device_id = VIRTIO_ID_CONSOLE,
-					 .num_queues = NQ,
-					 .config_size = 8,
-					 .queue_size = QSIZE,
-					 .connect_timeout_ms = 10000,
-					 .reply_timeout_ms = 10000};
+	struct vio_frontend_opts fc = {.mem = mem,
+				       .device_id = VIRTIO_ID_CONSOLE,
+				       .num_queues = NQ,
+				       .config_size = 8,
+				       .queue_size = QSIZE,
+				       .connect_timeout_ms = 10000,
+				       .reply_timeout_ms = 10000};
 	char err[256] = "";
 	struct vio_frontend *f = vio_frontend_connect(sock, &fc, err, 256);
 	if (!f)

@@ -91,7 +91,7 @@ static void env_up(struct env *e)
 		 tmp && *tmp ? tmp : "/tmp");
 	REQUIRE(mkdtemp(e->dir));
 	snprintf(e->path, sizeof(e->path), "%s/disk.img", e->dir);
-	struct vio_blk_device_config dc = {
+	struct vio_blk_device_opts dc = {
 	    .path = e->path, .size = 1 << 20, .num_queues = 2};
 	char err[256];
 	e->bd = vio_blk_device_new(&dc, err, sizeof(err));
@@ -105,7 +105,7 @@ static void env_up(struct env *e)
 	e->vdev = vio_inproc_vdev(e->ip);
 	REQUIRE(pthread_create(&e->th, NULL, device_thread, e) == 0);
 	e->bus = vio_bus_new();
-	struct vio_blk_driver_config drc = {0};
+	struct vio_blk_driver_opts drc = {0};
 	e->drv = vio_blk_driver_new(&drc);
 	REQUIRE(e->bus && e->drv);
 	REQUIRE(vio_bus_register(e->bus, e->drv) == 0);

@@ -69,6 +69,7 @@ static int gen_fill(void *opaque, void *buf, size_t len)
 /* ---- environment: device + memory + transport + device thread ---- */
 
 struct env {
+	struct vio_rng_device *rd;
 	struct vio_dev *dev;
 	struct vio_mem *mem;
 	struct vio_inproc *ip;
@@ -88,11 +89,12 @@ static void *device_thread(void *arg)
 	return NULL;
 }
 
-static void env_up(struct env *e, const struct vio_rng_device_config *c)
+static void env_up(struct env *e, const struct vio_rng_device_opts *c)
 {
 	memset(e, 0, sizeof(*e));
-	e->dev = vio_rng_device_new(c);
-	REQUIRE(e->dev);
+	e->rd = vio_rng_device_new(c, NULL, 0);
+	REQUIRE(e->rd);
+	e->dev = vio_rng_device_dev(e->rd);
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	e->ip = vio_inproc_new(e->dev, e->mem);
@@ -118,7 +120,7 @@ static void env_down(struct env *e)
 	/* stopped stays stopped */
 	CHECK_EQ(vio_inproc_device_poll(e->ip, 0), -ECANCELED);
 	vio_inproc_free(e->ip);
-	vio_rng_device_free(e->dev);
+	vio_rng_device_free(e->rd);
 	vio_mem_free(e->mem);
 }
 
@@ -134,7 +136,7 @@ static void run_case(const struct rcase *rc, uint64_t seed)
 {
 	int fds = test_count_fds();
 	struct bytegen dev_gen = {.s = seed}, ref_gen = {.s = seed};
-	struct vio_rng_device_config c = {
+	struct vio_rng_device_opts c = {
 	    .name = rc->name,
 	    .queue_size = rc->qsize,
 	    .packed = rc->packed,
@@ -326,7 +328,7 @@ static void test_raw_vdev(void)
 static void test_fill_fails(void)
 {
 	struct bytegen g = {.s = 1, .fail = true};
-	struct vio_rng_device_config c = {.fill = gen_fill, .fill_opaque = &g};
+	struct vio_rng_device_opts c = {.fill = gen_fill, .fill_opaque = &g};
 	struct env e;
 	env_up(&e, &c);
 	CHECK_EQ(vio_bus_register(e.bus, &vio_rng_driver), 0);

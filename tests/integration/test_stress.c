@@ -644,16 +644,16 @@ static void run_scenario(struct scenario *s, double *secs)
 	vio_features_set(&offer, VIRTIO_F_RING_PACKED);
 	vio_features_set(&offer, VIRTIO_RING_F_EVENT_IDX);
 	vio_features_set(&offer, VIRTIO_RING_F_INDIRECT_DESC);
-	struct vio_dev_config dc = {.name = "echo",
-				    .device_id = ECHO_DEVICE_ID,
-				    .vendor_id = ECHO_VENDOR_ID,
-				    .features = offer,
-				    .num_queues = NQ,
-				    .queue_max_size = QMAX,
-				    .config = echo_config,
-				    .config_len = sizeof(echo_config),
-				    .ops = &echo_ops,
-				    .opaque = ed};
+	struct vio_dev_opts dc = {.name = "echo",
+				  .device_id = ECHO_DEVICE_ID,
+				  .vendor_id = ECHO_VENDOR_ID,
+				  .features = offer,
+				  .num_queues = NQ,
+				  .queue_max_size = QMAX,
+				  .config = echo_config,
+				  .config_size = sizeof(echo_config),
+				  .ops = &echo_ops,
+				  .opaque = ed};
 	struct vio_dev *dev = vio_dev_new(&dc);
 	REQUIRE(dev);
 	struct vio_inproc *ip = vio_inproc_new(dev, mem);

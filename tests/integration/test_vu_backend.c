@@ -605,7 +605,7 @@ static void positive_flow(bool packed)
 	REQUIRE(mem);
 	REQUIRE(vio_mem_add_region(mem, 2u << 20, NULL) == 0);
 	int kick = new_eventfd(), call = new_eventfd();
-	struct vio_vq_config qc = {
+	struct vio_vq_opts qc = {
 	    .index = 0,
 	    .size = QSIZE,
 	    .packed = packed,

@@ -88,7 +88,7 @@ static void path_in(char *out, size_t len, const char *name)
 
 struct server {
 	struct vio_blk_device *bd;
-	struct vio_dev *rng;
+	struct vio_rng_device *rng;
 	struct vio_backend *be;
 	pthread_t th;
 	bool stop; /* __atomic */
@@ -113,13 +113,13 @@ static int server_setup(struct server *s, const char *sock, const char *img,
 	memset(s, 0, sizeof(*s));
 	struct vio_dev *dev;
 	if (rng) {
-		struct vio_rng_device_config rc = {.queue_size = 256};
-		s->rng = vio_rng_device_new(&rc);
+		struct vio_rng_device_opts rc = {.queue_size = 256};
+		s->rng = vio_rng_device_new(&rc, NULL, 0);
 		if (!s->rng)
 			return -1;
-		dev = s->rng;
+		dev = vio_rng_device_dev(s->rng);
 	} else {
-		struct vio_blk_device_config c = {
+		struct vio_blk_device_opts c = {
 		    .path = img,
 		    .size = DISK_SIZE,
 		    .num_queues = nq,
@@ -134,7 +134,7 @@ static int server_setup(struct server *s, const char *sock, const char *img,
 		}
 		dev = vio_blk_device_dev(s->bd);
 	}
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
 	s->be = vio_backend_new(dev, &bc);
 	if (!s->be || vio_backend_listen(s->be, sock))
@@ -184,13 +184,14 @@ static int client_open(struct client *c, const char *sock, bool packed,
 	memset(c, 0, sizeof(*c));
 	c->mem = vio_mem_new();
 	c->bus = vio_bus_new();
-	struct vio_blk_driver_config dc = {.no_packed = !packed};
+	struct vio_blk_driver_opts dc = {.no_packed = !packed};
 	c->drv = vio_blk_driver_new(&dc);
 	REQUIRE(c->mem && c->bus && c->drv);
 	REQUIRE(vio_bus_register(c->bus, c->drv) == 0);
 	char uri[300];
-	snprintf(uri, sizeof(uri), "vhost-user:%s", sock);
-	struct vio_frontend_config fc = {
+	/* a plain path (test_qsd uses the "vhost-user:PATH" form) */
+	snprintf(uri, sizeof(uri), "%s", sock);
+	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = device_id,
 	    .connect_timeout_ms = 5000,
@@ -374,8 +375,7 @@ static void test_not_blk(void)
 	char none[300];
 	path_in(none, sizeof(none), "nobody.sock");
 	struct vio_mem *m = vio_mem_new();
-	struct vio_frontend_config fc = {.mem = m,
-					 .device_id = VIRTIO_ID_BLOCK};
+	struct vio_frontend_opts fc = {.mem = m, .device_id = VIRTIO_ID_BLOCK};
 	err[0] = '\0';
 	struct vio_frontend *f =
 	    vio_frontend_connect(none, &fc, err, sizeof(err));
@@ -613,9 +613,9 @@ static void test_hostile_replies(void)
 		pthread_t th;
 		REQUIRE(pthread_create(&th, NULL, fake_backend, &fk) == 0);
 		struct vio_mem *m = vio_mem_new();
-		struct vio_frontend_config fc = {.mem = m,
-						 .device_id = VIRTIO_ID_BLOCK,
-						 .reply_timeout_ms = 300};
+		struct vio_frontend_opts fc = {.mem = m,
+					       .device_id = VIRTIO_ID_BLOCK,
+					       .reply_timeout_ms = 300};
 		char err[256] = "";
 		uint64_t t0 = now_ms();
 		struct vio_frontend *f =

@@ -191,14 +191,15 @@ static unsigned probes_close(struct probes *p)
 static void serve_forever(void)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	struct vio_rng_device_config rc = {.queue_size = 256};
-	struct vio_dev *rng = vio_rng_device_new(&rc);
-	struct vio_blk_device_config c = {.path = blk_img, .size = DISK_SIZE};
+	struct vio_rng_device_opts rc = {.queue_size = 256};
+	struct vio_rng_device *rd = vio_rng_device_new(&rc, NULL, 0);
+	struct vio_dev *rng = vio_rng_device_dev(rd);
+	struct vio_blk_device_opts c = {.path = blk_img, .size = DISK_SIZE};
 	char err[256];
 	struct vio_blk_device *bd = vio_blk_device_new(&c, err, sizeof(err));
 	if (!rng || !bd)
 		_exit(2);
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
 	struct vio_backend *be[2] = {
 	    vio_backend_new(rng, &bc),
@@ -279,7 +280,7 @@ static void conn_open(struct conn *c, const struct vio_driver *drv,
 	REQUIRE(vio_bus_register(c->bus, drv) == 0);
 	char uri[320], err[256] = "";
 	snprintf(uri, sizeof(uri), "vhost-user:%s", sock);
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = id,
 	    .config_size = config_size,
@@ -587,7 +588,7 @@ static void test_config_by_driver(void)
 	/* no driver bound (the vdev used directly): what each read needs */
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = mem,
 	    .device_id = ODD_ID,
 	    .connect_timeout_ms = 10000,

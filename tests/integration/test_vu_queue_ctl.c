@@ -26,7 +26,7 @@
 
 /* ---- hooks that count worker starts and stops ---- */
 
-static struct vio_backend_config run_hooks;
+static struct vio_backend_opts run_hooks;
 static int starts, stops;
 
 static void *count_start(void *opaque, struct vio_backend *b, unsigned idx,
@@ -45,7 +45,7 @@ static void count_stop(void *opaque, void *handle)
 static struct vio_backend *backend_counted(void)
 {
 	vio_run_backend_hooks(&run_hooks, false);
-	struct vio_backend_config c = {
+	struct vio_backend_opts c = {
 	    .queue_start = count_start,
 	    .queue_stop = count_stop,
 	};
@@ -87,7 +87,7 @@ static void ring_up(struct ring *r, struct vio_backend *b, int call, int err)
 	REQUIRE(r->mem);
 	REQUIRE(vio_mem_add_region(r->mem, 8u << 20, NULL) == 0);
 	r->kick = new_eventfd();
-	struct vio_vq_config qc = {
+	struct vio_vq_opts qc = {
 	    .size = QSIZE,
 	    .notify = kick_notify,
 	    .opaque = &r->kick,

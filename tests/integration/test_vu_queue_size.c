@@ -57,7 +57,7 @@ static void watchdog(int sig)
 /* ---- vio's backend with an rng device of a given maximum ---- */
 
 struct server {
-	struct vio_dev *rng;
+	struct vio_rng_device *rng;
 	struct vio_backend *be;
 	pthread_t th;
 	bool stop; /* __atomic */
@@ -79,13 +79,12 @@ static void server_start(struct server *s, const char *sock, uint16_t qmax,
 			 bool packed)
 {
 	memset(s, 0, sizeof(*s));
-	struct vio_rng_device_config rc = {.queue_size = qmax,
-					   .packed = packed};
-	s->rng = vio_rng_device_new(&rc);
+	struct vio_rng_device_opts rc = {.queue_size = qmax, .packed = packed};
+	s->rng = vio_rng_device_new(&rc, NULL, 0);
 	REQUIRE(s->rng);
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
-	s->be = vio_backend_new(s->rng, &bc);
+	s->be = vio_backend_new(vio_rng_device_dev(s->rng), &bc);
 	REQUIRE(s->be && vio_backend_listen(s->be, sock) == 0);
 	REQUIRE(pthread_create(&s->th, NULL, server_loop, s) == 0);
 }
@@ -116,7 +115,7 @@ static int client_open(struct client *c, const char *sock, uint64_t pf_off,
 	REQUIRE(vio_bus_register(c->bus, &vio_rng_driver) == 0);
 	char uri[300];
 	snprintf(uri, sizeof(uri), "vhost-user:%s", sock);
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = VIRTIO_ID_RNG,
 	    .connect_timeout_ms = 5000,
@@ -287,7 +286,7 @@ static void test_fake(uint32_t max, bool close_on_refuse, uint32_t want)
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, fake_backend, &fk) == 0);
 	struct vio_mem *mem = vio_mem_new();
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = mem, .device_id = VIRTIO_ID_RNG, .reply_timeout_ms = 2000};
 	struct vio_frontend *f =
 	    vio_frontend_connect(sock, &fc, err, sizeof(err));

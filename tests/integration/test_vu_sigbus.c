@@ -367,7 +367,7 @@ static void side_up(struct side *sd, const char *name)
 {
 	snprintf(sd->sock, sizeof(sd->sock), "%s/%s.sock", dir, name);
 	snprintf(sd->img, sizeof(sd->img), "%s/%s.img", dir, name);
-	struct vio_blk_device_config c = {
+	struct vio_blk_device_opts c = {
 	    .path = sd->img,
 	    .size = IMG_SIZE,
 	    .queue_size = QSIZE,
@@ -378,7 +378,7 @@ static void side_up(struct side *sd, const char *name)
 	if (!sd->bd)
 		fprintf(stderr, "vio_blk_device_new: %s\n", err);
 	REQUIRE(sd->bd);
-	struct vio_backend_config bc = {0};
+	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
 	sd->b = vio_backend_new(vio_blk_device_dev(sd->bd), &bc);
 	REQUIRE(sd->b);

@@ -170,7 +170,7 @@ static int client_open(struct client *c, const char *sock, unsigned nq,
 	REQUIRE(vio_bus_register(c->bus, c->drv) == 0);
 	char uri[300];
 	snprintf(uri, sizeof(uri), "vhost-user:%s", sock);
-	struct vio_frontend_config fc = {
+	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .num_queues = nq,

@@ -85,7 +85,7 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	memset(e, 0, sizeof(*e));
 	e->nq = o->nq ? o->nq : 1;
 	path_of(e->path, sizeof(e->path), o->file ? o->file : "disk.img");
-	struct vio_blk_device_config c = {
+	struct vio_blk_device_opts c = {
 	    .path = e->path,
 	    .size = o->readonly ? 0 : IMG_BYTES,
 	    .num_queues = e->nq,
@@ -154,7 +154,7 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	s |= VIRTIO_CONFIG_S_FEATURES_OK;
 	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
 	for (unsigned i = 0; i < e->nq; i++) {
-		struct vio_vq_config vc = {
+		struct vio_vq_opts vc = {
 		    .index = (uint16_t)i,
 		    .size = QSZ,
 		    .packed = o->packed,

@@ -99,7 +99,7 @@ static struct vio_dev *tdev_new(struct tdev *t, const unsigned *bits,
 	static const uint8_t cfg[16] = {1, 2,  3,  4,  5,  6,  7,  8,
 					9, 10, 11, 12, 13, 14, 15, 16};
 	memset(t, 0, sizeof(*t));
-	struct vio_dev_config c = {
+	struct vio_dev_opts c = {
 	    .name = "tdev",
 	    .device_id = 42,
 	    .vendor_id = 7,
@@ -107,7 +107,7 @@ static struct vio_dev *tdev_new(struct tdev *t, const unsigned *bits,
 	    .num_queues = 2,
 	    .queue_max_size = 64,
 	    .config = cfg,
-	    .config_len = sizeof(cfg),
+	    .config_size = sizeof(cfg),
 	    .ops = &tdev_ops,
 	    .opaque = t,
 	};

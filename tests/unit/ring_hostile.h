@@ -329,14 +329,14 @@ static void h_init(struct h *h, bool packed, uint16_t size, bool event_idx,
 	REQUIRE(h->data);
 
 	/* the healthy pair: queue 1 of the same device, same memory */
-	struct vio_vq_config c = {.index = 1,
-				  .size = 8,
-				  .packed = packed,
-				  .event_idx = event_idx,
-				  .indirect = true,
-				  .broken = on_healthy_broken,
-				  .opaque = h,
-				  .name = "healthy"};
+	struct vio_vq_opts c = {.index = 1,
+				.size = 8,
+				.packed = packed,
+				.event_idx = event_idx,
+				.indirect = true,
+				.broken = on_healthy_broken,
+				.opaque = h,
+				.name = "healthy"};
 	h->hdrv = vio_vq_new_driver(&c, h->mem);
 	REQUIRE(h->hdrv);
 	struct vio_vq_layout hl;
@@ -352,14 +352,14 @@ static void h_init(struct h *h, bool packed, uint16_t size, bool event_idx,
 	REQUIRE(h->ring);
 	memset(h->ring, 0, bytes);
 	vio_vq_layout_at(size, packed, h->ring, da, &h->l);
-	c = (struct vio_vq_config){.index = 0,
-				   .size = size,
-				   .packed = packed,
-				   .event_idx = event_idx,
-				   .indirect = !hc->no_indirect,
-				   .broken = on_broken,
-				   .opaque = h,
-				   .name = "hostile"};
+	c = (struct vio_vq_opts){.index = 0,
+				 .size = size,
+				 .packed = packed,
+				 .event_idx = event_idx,
+				 .indirect = !hc->no_indirect,
+				 .broken = on_broken,
+				 .opaque = h,
+				 .name = "hostile"};
 	h->vq = vio_vq_new_device(&c, &h->l, h->mt);
 	REQUIRE(h->vq);
 	h->max_iov = hc->max_iov ? hc->max_iov : DEF_IOV;

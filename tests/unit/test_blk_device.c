@@ -215,7 +215,7 @@ static void test_random(struct tenv *e, uint64_t seed)
 static void test_config(struct tenv *e, unsigned nq)
 {
 	struct virtio_blk_config bc;
-	REQUIRE(vio_dev_config_len(e->dev) == sizeof(bc));
+	REQUIRE(vio_dev_config_size(e->dev) == sizeof(bc));
 	CHECK_EQ(vio_dev_config_read(e->dev, 0, &bc, sizeof(bc)), 0);
 	CHECK_EQ(le64toh(bc.capacity), IMG_SECTORS);
 	CHECK_EQ(le32toh(bc.seg_max), QSZ - 2);

@@ -41,7 +41,7 @@ static void test_no_io_uring(void)
 			_exit(77);
 		char p[300], err[256];
 		path_of(p, sizeof(p), "seccomp.img");
-		struct vio_blk_device_config c = {.path = p, .size = 1 << 20};
+		struct vio_blk_device_opts c = {.path = p, .size = 1 << 20};
 		vio_log_set_quiet(1);
 		struct vio_blk_device *bd =
 		    vio_blk_device_new(&c, err, sizeof(err));
@@ -64,7 +64,7 @@ static void test_creation(void)
 {
 	char p[300], err[256];
 	struct vio_blk_device *bd;
-	struct vio_blk_device_config c = {.no_io_uring = true};
+	struct vio_blk_device_opts c = {.no_io_uring = true};
 
 	path_of(p, sizeof(p), "new.img");
 	c.path = p;

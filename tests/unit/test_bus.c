@@ -36,7 +36,7 @@ static struct vio_mem *mem;
 static void tb_new(struct tbdev *d, uint32_t device, uint32_t vendor)
 {
 	unsigned bits[] = {5, 6};
-	struct vio_dev_config c = {
+	struct vio_dev_opts c = {
 	    .name = "tb",
 	    .device_id = device,
 	    .vendor_id = vendor,
@@ -295,7 +295,7 @@ static int refuse_ok(struct vio_dev *dev, uint8_t old, uint8_t new_status)
 static void test_driver_ok_refused(void)
 {
 	static const struct vio_dev_ops ops = {.status = refuse_ok};
-	struct vio_dev_config c = {
+	struct vio_dev_opts c = {
 	    .device_id = 1,
 	    .vendor_id = 0x10,
 	    .num_queues = 1,

@@ -133,14 +133,14 @@ static struct vio_dev *blk_dev_new(bool packed)
 	struct virtio_blk_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.capacity = htole64(CAP_SECTORS);
-	struct vio_dev_config c = {
+	struct vio_dev_opts c = {
 	    .name = "hostile-blk",
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .features = vio_features_from(bits, packed ? 4 : 3),
 	    .num_queues = 1,
 	    .queue_max_size = 64,
 	    .config = &cfg,
-	    .config_len = sizeof(cfg),
+	    .config_size = sizeof(cfg),
 	    .ops = &blk_ops,
 	};
 	return vio_dev_new(&c);
@@ -165,8 +165,7 @@ static void rig_up(struct rig *r, bool packed)
 	REQUIRE(r->mem && r->dev);
 	r->vdev = stub_init(&r->st, r->dev, r->mem);
 	r->bus = vio_bus_new();
-	struct vio_blk_driver_config dc = {.queue_depth = 4,
-					   .bounce_size = 4096};
+	struct vio_blk_driver_opts dc = {.queue_depth = 4, .bounce_size = 4096};
 	r->drv = vio_blk_driver_new(&dc);
 	REQUIRE(r->vdev && r->bus && r->drv);
 	REQUIRE(vio_bus_register(r->bus, r->drv) == 0);
@@ -403,7 +402,7 @@ static void rng_run(bool packed, const uint32_t *lens, unsigned nlens,
 {
 	static const unsigned bits[] = {VIRTIO_F_VERSION_1,
 					VIRTIO_F_RING_PACKED};
-	struct vio_dev_config c = {
+	struct vio_dev_opts c = {
 	    .name = "hostile-rng",
 	    .device_id = VIRTIO_ID_RNG,
 	    .features = vio_features_from(bits, packed ? 2 : 1),

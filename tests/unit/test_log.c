@@ -74,11 +74,11 @@ static void rec_fn(void *opaque, enum vio_log_level level, const char *msg)
 static struct vio_dev *new_dev(void)
 {
 	static const struct vio_dev_ops ops = {0};
-	struct vio_dev_config c = {.name = "logdev",
-				   .device_id = VIRTIO_ID_RNG,
-				   .num_queues = 1,
-				   .queue_max_size = 8,
-				   .ops = &ops};
+	struct vio_dev_opts c = {.name = "logdev",
+				 .device_id = VIRTIO_ID_RNG,
+				 .num_queues = 1,
+				 .queue_max_size = 8,
+				 .ops = &ops};
 	struct vio_dev *d = vio_dev_new(&c);
 	REQUIRE(d);
 	return d;

@@ -117,7 +117,7 @@ static void test_config_device(void)
 	REQUIRE(vdev);
 	uint8_t b[16];
 
-	CHECK_EQ(vio_dev_config_len(dev), 16);
+	CHECK_EQ(vio_dev_config_size(dev), 16);
 	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 16), 0);
 	CHECK_EQ(b[0], 1);
 	CHECK_EQ(b[15], 16);
@@ -382,7 +382,7 @@ static void test_null_ops(void)
 
 static void test_dev_new_args(void)
 {
-	struct vio_dev_config c = {.num_queues = 1, .queue_max_size = 8};
+	struct vio_dev_opts c = {.num_queues = 1, .queue_max_size = 8};
 	struct vio_dev *dev = vio_dev_new(&c);
 	REQUIRE(dev);
 	CHECK(strcmp(vio_dev_name(dev), "vio-dev") == 0);
@@ -397,14 +397,14 @@ static void test_dev_new_args(void)
 	vio_dev_free(dev);
 	vio_dev_free(NULL);
 
-	struct vio_dev_config bad[] = {
+	struct vio_dev_opts bad[] = {
 	    {.num_queues = 0, .queue_max_size = 8},
 	    {.num_queues = VIO_MAX_QUEUES + 1, .queue_max_size = 8},
 	    {.num_queues = 1, .queue_max_size = 0},
 	    {.num_queues = 1,
 	     .queue_max_size = 8,
-	     .config_len = VIO_CONFIG_MAX + 1},
-	    {.num_queues = 1, .queue_max_size = 8, .config_len = 4},
+	     .config_size = VIO_CONFIG_MAX + 1},
+	    {.num_queues = 1, .queue_max_size = 8, .config_size = 4},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;

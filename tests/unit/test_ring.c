@@ -67,14 +67,14 @@ static void env_init(struct env *e, bool packed, bool event_idx, bool indirect)
 		REQUIRE(e->mt);
 		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
 	}
-	struct vio_vq_config c = {.index = 0,
-				  .size = QSZ,
-				  .packed = packed,
-				  .event_idx = event_idx,
-				  .indirect = indirect,
-				  .notify = on_kick,
-				  .opaque = e,
-				  .name = "test"};
+	struct vio_vq_opts c = {.index = 0,
+				.size = QSZ,
+				.packed = packed,
+				.event_idx = event_idx,
+				.indirect = indirect,
+				.notify = on_kick,
+				.opaque = e,
+				.name = "test"};
 	e->drv = vio_vq_new_driver(&c, e->mem);
 	REQUIRE(e->drv);
 	struct vio_vq_layout l;

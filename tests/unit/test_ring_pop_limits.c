@@ -71,14 +71,14 @@ static void env_init(struct env *e, bool packed, bool indirect, uint32_t stripe)
 		REQUIRE(e->mt);
 		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
 	}
-	struct vio_vq_config c = {.index = 0,
-				  .size = QSZ,
-				  .packed = packed,
-				  .event_idx = true,
-				  .indirect = indirect,
-				  .broken = on_broken,
-				  .opaque = e,
-				  .name = "limits"};
+	struct vio_vq_opts c = {.index = 0,
+				.size = QSZ,
+				.packed = packed,
+				.event_idx = true,
+				.indirect = indirect,
+				.broken = on_broken,
+				.opaque = e,
+				.name = "limits"};
 	e->drv = vio_vq_new_driver(&c, e->mem);
 	REQUIRE(e->drv);
 	struct vio_vq_layout l;

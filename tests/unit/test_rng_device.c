@@ -34,6 +34,7 @@
 #define FLOOD_TOTAL (16u * QSZ)
 
 struct tenv {
+	struct vio_rng_device *rd;
 	struct vio_mem *mem;
 	struct vio_memtable *mt;
 	struct vio_dev *dev;
@@ -56,14 +57,15 @@ static void env_open(struct tenv *e, bool packed,
 		     const struct vio_dev_transport *t)
 {
 	memset(e, 0, sizeof(*e));
-	struct vio_rng_device_config c = {
+	struct vio_rng_device_opts c = {
 	    .queue_size = QSZ,
 	    .packed = true,
 	    .fill = gen_fill,
 	    .fill_opaque = e,
 	};
-	e->dev = vio_rng_device_new(&c);
-	REQUIRE(e->dev);
+	e->rd = vio_rng_device_new(&c, NULL, 0);
+	REQUIRE(e->rd);
+	e->dev = vio_rng_device_dev(e->rd);
 	vio_dev_attach(e->dev, t, e);
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
@@ -94,7 +96,7 @@ static void env_open(struct tenv *e, bool packed,
 	CHECK_EQ(vio_dev_set_features(e->dev, &f), 0);
 	s |= VIRTIO_CONFIG_S_FEATURES_OK;
 	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
-	struct vio_vq_config vc = {
+	struct vio_vq_opts vc = {
 	    .size = QSZ,
 	    .packed = packed,
 	    .indirect = true,
@@ -117,7 +119,7 @@ static void env_close(struct tenv *e)
 {
 	CHECK(!vio_vq_broken(vio_dev_queue(e->dev, 0)));
 	CHECK(!vio_vq_broken(e->drv));
-	vio_rng_device_free(e->dev);
+	vio_rng_device_free(e->rd);
 	vio_vq_free(e->drv);
 	vio_memtable_free(e->mt);
 	vio_mem_free(e->mem);

@@ -88,7 +88,7 @@ const struct vio_dev_transport vio_vu_backend_hooks = {
 static void set_status_quiet(struct vio_dev *dev, uint8_t s)
 {
 	if (vio_dev_set_status(dev, s))
-		vio_log("vhost-user: status 0x%x refused", s);
+		vio_log_warn("vhost-user: status 0x%x refused", s);
 }
 
 void vio_vu_close_fd(int *fd)
@@ -152,10 +152,11 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	bool packed = vio_dev_has_feature(b->dev, VIRTIO_F_RING_PACKED);
 	struct vio_vq_layout l;
 	if (ring_layout(b, q, &l, packed)) {
-		vio_log("vhost-user: queue %u: ring addresses (desc 0x%" PRIx64
-			" avail 0x%" PRIx64 " used 0x%" PRIx64
-			") are not in shared memory",
-			idx, q->addr.desc, q->addr.avail, q->addr.used);
+		vio_log_warn(
+		    "vhost-user: queue %u: ring addresses (desc 0x%" PRIx64
+		    " avail 0x%" PRIx64 " used 0x%" PRIx64
+		    ") are not in shared memory",
+		    idx, q->addr.desc, q->addr.avail, q->addr.used);
 		return -EFAULT;
 	}
 	uint8_t s = vio_dev_get_status(b->dev);
@@ -175,8 +176,8 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	if (!r)
 		r = vio_dev_queue_enable(b->dev, idx, true);
 	if (r) {
-		vio_log("vhost-user: queue %u: cannot start (size %u): %s", idx,
-			q->num, strerror(-r));
+		vio_log_err("vhost-user: queue %u: cannot start (size %u): %s",
+			    idx, q->num, strerror(-r));
 		return r;
 	}
 	q->running = true;
@@ -539,7 +540,7 @@ static int h_vring_enable(struct vio_backend *b, struct vio_vu_msg *m)
 static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	uint32_t off = m->p.config.offset, size = m->p.config.size;
-	unsigned len = vio_dev_config_len(b->dev);
+	unsigned len = vio_dev_config_size(b->dev);
 	if (off > len || size > len - off)
 		return BAD("GET_CONFIG offset %u size %u outside config space "
 			   "(%u bytes)",

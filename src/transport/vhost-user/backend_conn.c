@@ -23,7 +23,7 @@
 /* ---- sockets ---- */
 
 struct vio_backend *vio_backend_new(struct vio_dev *dev,
-				    const struct vio_backend_config *cfg)
+				    const struct vio_backend_opts *cfg)
 {
 	if (!dev) {
 		errno = EINVAL;
@@ -155,7 +155,7 @@ static void adopt_connection(struct vio_backend *b, int fd)
 	struct timeval tv = {.tv_sec = CONN_IO_TIMEOUT_S};
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
-		vio_log("vhost-user: socket timeouts: %m");
+		vio_log_err("vhost-user: socket timeouts: %m");
 	b->conn_fd = fd;
 	/* guest memory truncated under us (SIGBUS guard): the connection
 	 * is shut down, dispatch sees it end (the table is empty here) */
@@ -206,9 +206,9 @@ int vio_backend_dispatch(struct vio_backend *b)
 	}
 	if (vio_memtable_faulted(b->mt)) {
 		/* messages still queued are not worth reading */
-		vio_log("vhost-user: frontend truncated its guest memory "
-			"(fault at gpa 0x%" PRIx64 "): connection ended",
-			vio_memtable_fault_addr(b->mt));
+		vio_log_warn("vhost-user: frontend truncated its guest memory "
+			     "(fault at gpa 0x%" PRIx64 "): connection ended",
+			     vio_memtable_fault_addr(b->mt));
 		vio_vu_backend_end(b);
 		return -ECONNRESET;
 	}

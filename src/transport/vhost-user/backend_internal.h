@@ -37,7 +37,7 @@ struct vu_queue {
 
 struct vio_backend {
 	struct vio_dev *dev;
-	struct vio_backend_config cfg;
+	struct vio_backend_opts cfg;
 	int listen_fd, conn_fd;
 	char *path; /* socket file we created */
 	uint64_t features;

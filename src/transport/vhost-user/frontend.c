@@ -89,7 +89,7 @@ void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
 	}
 	__atomic_store_n(&f->dead, true, __ATOMIC_RELEASE);
 	shutdown(f->sock, SHUT_RDWR);
-	vio_log("vhost-user frontend: %s", f->why);
+	vio_log_warn("vhost-user frontend: %s", f->why);
 }
 
 void vio_fe_close_fd(int *fd)
@@ -490,7 +490,7 @@ static bool config_range(struct vio_frontend *f, unsigned off, unsigned len,
 			"vhost-user frontend: config access of %u bytes at "
 			"offset %u is outside the config space (%u bytes: %s)",
 			len, off, lim,
-			f->config_size ? "vio_frontend_config.config_size"
+			f->config_size ? "vio_frontend_opts.config_size"
 			: size	       ? "the driver's config_size"
 				       : "the vhost-user maximum");
 	return false;

@@ -241,7 +241,7 @@ static void conn_reset(struct vio_frontend *f)
 }
 
 struct vio_frontend *vio_frontend_connect(const char *path,
-					  const struct vio_frontend_config *cfg,
+					  const struct vio_frontend_opts *cfg,
 					  char *err, size_t errlen)
 {
 	char dummy[1];
@@ -371,8 +371,8 @@ void vio_frontend_free(struct vio_frontend *f)
 
 #define URI_SCHEME "vhost-user:"
 
-struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
-				     const struct vio_frontend_config *cfg,
+struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *path,
+				     const struct vio_frontend_opts *cfg,
 				     char *err, size_t errlen)
 {
 	char dummy[1];
@@ -381,12 +381,15 @@ struct vio_frontend *vio_bus_connect(struct vio_bus *bus, const char *uri,
 		errlen = sizeof(dummy);
 	}
 	err[0] = '\0';
-	if (!bus || !uri || strncmp(uri, URI_SCHEME, strlen(URI_SCHEME))) {
-		ERR("%s: not a vhost-user:PATH address", uri ? uri : "(null)");
+	if (!bus || !path || !*path) {
+		ERR("no bus or no socket path");
 		errno = EINVAL;
 		return NULL;
 	}
-	const char *path = uri + strlen(URI_SCHEME);
+	/* the same address as vio_frontend_connect: a path; the scheme of
+	 * the older "vhost-user:PATH" form is accepted and dropped */
+	if (!strncmp(path, URI_SCHEME, strlen(URI_SCHEME)))
+		path += strlen(URI_SCHEME);
 	struct vio_frontend *f = vio_frontend_connect(path, cfg, err, errlen);
 	if (!f)
 		return NULL;

@@ -34,7 +34,7 @@ struct fe_queue {
 };
 
 struct vio_frontend {
-	struct vio_frontend_config cfg;
+	struct vio_frontend_opts cfg;
 	int sock;
 	pthread_mutex_t lock;
 	bool dead; /* __atomic */
