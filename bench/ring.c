@@ -67,6 +67,7 @@ struct opts {
 	double seconds;
 	unsigned runs;
 	bool json;
+	FILE *jsonl;	/* --jsonl FILE: the JSON lines besides the table */
 	int format;	/* -1 both, 0 split, 1 packed */
 	int event_idx;	/* -1 both, 0 off, 1 on */
 	unsigned batch; /* 0: 1, 16 and 64 */
@@ -389,11 +390,11 @@ static void run_vq(const struct opts *o, bool packed, bool event_idx,
 		goto out;
 	}
 	struct vio_vq_opts cfg = {.size = QSZ,
-				    .packed = packed,
-				    .event_idx = event_idx,
-				    .notify = on_kick,
-				    .opaque = r,
-				    .name = "bench"};
+				  .packed = packed,
+				  .event_idx = event_idx,
+				  .notify = on_kick,
+				  .opaque = r,
+				  .name = "bench"};
 	r->drv = vio_vq_new_driver(&cfg, mem);
 	if (!r->drv) {
 		snprintf(res->err, sizeof(res->err), "vio_vq_new_driver: %s",
@@ -703,26 +704,35 @@ static void print_header(const struct opts *o)
 	       "calls/buf");
 }
 
+/* One point as a JSON object on one line (README.md lists the fields). */
+static void print_json(FILE *f, const struct opts *o, const struct point *p)
+{
+	fprintf(f,
+		"{\"format\":\"%s\",\"batch\":%u,\"event_idx\":%s,"
+		"\"buffers_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,"
+		"\"runs\":%u,\"seconds\":%g,\"queue_size\":%u",
+		p->format, p->batch,
+		p->event_idx < 0 ? "null"
+		: p->event_idx	 ? "true"
+				 : "false",
+		p->median, p->min, p->max, o->runs, o->seconds, QSZ);
+	if (p->ratio >= 0)
+		fprintf(f, ",\"ratio_to_spsc\":%.4f", p->ratio);
+	if (p->kicks >= 0)
+		fprintf(f, ",\"kicks_per_buf\":%.5f,\"calls_per_buf\":%.5f",
+			p->kicks, p->calls);
+	fprintf(f, "}\n");
+	fflush(f);
+}
+
 static void print_point(const struct opts *o, const struct point *p)
 {
 	char ev[8], ratio[16], kicks[16], calls[16];
 
+	if (o->jsonl)
+		print_json(o->jsonl, o, p);
 	if (o->json) {
-		printf("{\"format\":\"%s\",\"batch\":%u,\"event_idx\":%s,"
-		       "\"buffers_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,"
-		       "\"runs\":%u,\"seconds\":%g,\"queue_size\":%u",
-		       p->format, p->batch,
-		       p->event_idx < 0 ? "null"
-		       : p->event_idx	? "true"
-					: "false",
-		       p->median, p->min, p->max, o->runs, o->seconds, QSZ);
-		if (p->ratio >= 0)
-			printf(",\"ratio_to_spsc\":%.4f", p->ratio);
-		if (p->kicks >= 0)
-			printf(",\"kicks_per_buf\":%.5f,\"calls_per_buf\":%.5f",
-			       p->kicks, p->calls);
-		printf("}\n");
-		fflush(stdout);
+		print_json(stdout, o, p);
 		return;
 	}
 	snprintf(ev, sizeof(ev), "%s",
@@ -755,6 +765,10 @@ static void usage(FILE *f)
 		"  --event-idx X     on or off (default both)\n"
 		"  --cpus A,B        driver and device CPUs (default 0,1)\n"
 		"  --json            one JSON object per line\n"
+		"  --jsonl FILE      also write them to FILE, besides the "
+		"table\n"
+		"                    (bench/plot.py ring FILE OUT.svg charts "
+		"them)\n"
 		"  --help            this text\n",
 		MAX_BATCH);
 }
@@ -769,6 +783,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"event-idx", required_argument, NULL, 'e'},
 	    {"cpus", required_argument, NULL, 'c'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"jsonl", required_argument, NULL, 'J'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	char *end;
@@ -826,6 +841,16 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'J':
+			if (o->jsonl)
+				fclose(o->jsonl);
+			o->jsonl = fopen(optarg, "w");
+			if (!o->jsonl) {
+				fprintf(stderr, "ring: %s: %s\n", optarg,
+					strerror(errno));
+				return -1;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -898,6 +923,10 @@ int main(int argc, char **argv)
 		}
 		for (unsigned k = 0; k < n; k++)
 			print_point(&o, &s[k].p);
+	}
+	if (o.jsonl && fclose(o.jsonl) != 0) {
+		perror("ring: --jsonl");
+		ok = false;
 	}
 	return ok ? 0 : 1;
 }

@@ -50,8 +50,8 @@ echo "== guest: build ($VIO_GUEST_CACHE)"
 tests/interop/guest/build-guest.sh "$VIO_GUEST_CACHE" ||
 	echo "check: the guest did not build: interop tests will fail" >&2
 
-run_suite plain build-check
-run_suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+run_suite plain build-check -Dfio_engine=true
+run_suite asan+ubsan build-asan -Dfio_engine=true -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug
 CC=clang run_suite fuzz-replay build-fuzz -Dfuzz=true -Db_lundef=false \
 	-Dbuildtype=debugoptimized

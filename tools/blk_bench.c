@@ -348,12 +348,25 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		       "\"seconds\":%.3f,\"ops\":%" PRIu64 ",\"iops\":%.1f,"
 		       "\"mib_s\":%.2f,\"lat_us\":{\"mean\":%.2f,\"p50\":%.2f,"
 		       "\"p99\":%.2f,\"p99_9\":%.2f,\"max\":%.2f},"
-		       "\"errors\":%d,\"interrupted\":%s}\n",
+		       "\"errors\":%d,\"interrupted\":%s,",
 		       blk_rw_names[o->rw], o->bs, o->iodepth, nq,
 		       o->socket ? "vhost-user" : "inproc",
 		       in.packed ? "packed" : "split", secs, ops, iops, mibs,
 		       mean, p50, p99, p999, max, err ? 1 : 0,
 		       bench_sig ? "true" : "false");
+		/* The whole histogram, for a latency CDF (bench/plot.py):
+		 * [bucket middle in us, requests] for each non-empty
+		 * bucket, in increasing latency. */
+		printf("\"lat_hist_us\":[");
+		const char *sep = "";
+		for (unsigned i = 0; i < HIST_N; i++) {
+			if (!hist[i])
+				continue;
+			printf("%s[%.3f,%" PRIu64 "]", sep, hist_value(i) / 1e3,
+			       hist[i]);
+			sep = ",";
+		}
+		printf("]}\n");
 	} else {
 		printf("%s %s, iodepth %u x %u queue%s (%s, %s ring), "
 		       "%.2f s%s\n",

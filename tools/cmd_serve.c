@@ -17,6 +17,18 @@
  * ECONNREFUSED.  Guest memory a frontend truncates under us would raise
  * SIGBUS: the library's process-wide guard turns that into the end of
  * that connection, and this command opts in before serving.
+ *
+ * Socket activation: when systemd (or systemd-socket-activate) passes a
+ * listening socket (LISTEN_FDS, LISTEN_PID; tools/ready.h), that socket is
+ * served (vio_backend_listen_fd) and --socket must not be given: two
+ * sockets named would leave one unserved, so the command line is refused
+ * rather than one silently winning.  The socket file is then systemd's:
+ * it stays after exit.
+ *
+ * Counters: SIGUSR1 (through the same signalfd) prints one JSON line to
+ * stderr (the journal under systemd): connections, reconnects and, for
+ * blk, each queue's requests, bytes, errors and breaks
+ * (vio_blk_device_stats; counted by the queues' workers, lock-free).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -93,7 +105,11 @@ static void serve_usage(FILE *f)
 	    "Readiness: scripts wait for the --pidfile to appear.  Under "
 	    "systemd\n(Type=notify), when NOTIFY_SOCKET is set: READY=1 once "
 	    "the socket accepts\nconnections, STATUS= as frontends come and "
-	    "go, STOPPING=1 at shutdown.\n");
+	    "go, STOPPING=1 at shutdown.\nSocket activation: a listening "
+	    "socket passed in LISTEN_FDS (one; a .socket\nunit with "
+	    "ListenStream=) is served, and --socket must be left out.\n"
+	    "SIGUSR1 prints the counters (connections; per queue: requests, "
+	    "bytes,\nerrors, breaks) as one JSON line to stderr.\n");
 }
 
 enum {
@@ -127,7 +143,8 @@ struct serve_opts {
 	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
 };
 
-static int parse(int argc, char **argv, struct serve_opts *o)
+/* activated: systemd passed a listening socket (LISTEN_FDS) */
+static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 {
 	static const struct option lo[] = {
 	    {"socket", required_argument, NULL, OPT_SOCKET},
@@ -244,7 +261,14 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 	if (!blk && strcmp(o->type, "rng") != 0)
 		return tool_usage_err(
 		    CMD, "unknown device type '%s' (blk or rng)", o->type);
-	if (!o->socket)
+	if (activated && (o->socket || o->client))
+		return tool_usage_err(
+		    CMD,
+		    "%s and a socket passed by systemd (LISTEN_FDS) exclude "
+		    "each other: leave %s out",
+		    o->client ? "--client" : "--socket",
+		    o->client ? "--client" : "--socket");
+	if (!o->socket && !activated)
 		return tool_usage_err(CMD, "--socket PATH is required");
 	if (blk && !o->image)
 		return tool_usage_err(CMD, "--image FILE is required");
@@ -284,21 +308,94 @@ static bool next_connection(const struct serve_opts *o)
 	return !o->once && !o->client;
 }
 
-static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
-		      int sfd)
+/* What serve_loop works on. */
+struct serve_ctx {
+	const struct serve_opts *o;
+	struct vio_backend *be;
+	struct vio_blk_device *bd; /* NULL for rng */
+	const char *where;	   /* the socket, for messages */
+	unsigned long conns;	   /* connections so far (the backend's) */
+};
+
+/*
+ * SIGUSR1: the counters as one JSON line on stderr, written with one
+ * write() so that it is not interleaved with the workers' log lines.
+ * Read racily (relaxed loads): a queue running meanwhile may be a batch
+ * ahead in some fields.
+ */
+static void print_stats(const struct serve_ctx *c)
 {
-	unsigned conns = 0;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		tool_err("stats: %s", strerror(errno));
+		return;
+	}
+	bool conn = vio_backend_connected(c->be);
+	fprintf(f,
+		"{\"event\":\"stats\",\"device\":\"%s\",\"pid\":%d,"
+		"\"connections\":%lu,\"reconnects\":%lu,\"connected\":%s,"
+		"\"queues\":[",
+		c->o->type, (int)getpid(), c->conns,
+		c->conns ? c->conns - 1 : 0, conn ? "true" : "false");
+	struct vio_blk_queue_stats t = {0};
+	unsigned nq = c->bd ? vio_blk_device_num_queues(c->bd) : 0;
+	for (unsigned i = 0; i < nq; i++) {
+		struct vio_blk_queue_stats s;
+		if (vio_blk_device_stats(c->bd, i, &s))
+			continue;
+		fprintf(f,
+			"%s{\"queue\":%u,\"requests\":%" PRIu64
+			",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
+			",\"flushes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+			",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
+			",\"broken\":%" PRIu64 "}",
+			i ? "," : "", i, s.requests, s.reads, s.writes,
+			s.flushes, s.bytes_read, s.bytes_written, s.errors,
+			s.broken);
+		t.requests += s.requests;
+		t.bytes_read += s.bytes_read;
+		t.bytes_written += s.bytes_written;
+		t.errors += s.errors;
+		t.broken += s.broken;
+	}
+	fprintf(f,
+		"],\"requests\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+		",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
+		",\"broken\":%" PRIu64 "}\n",
+		t.requests, t.bytes_read, t.bytes_written, t.errors, t.broken);
+	if (fclose(f) == 0 && buf) {
+		size_t off = 0;
+		while (off < len) {
+			ssize_t w = write(STDERR_FILENO, buf + off, len - off);
+			if (w <= 0 && errno != EINTR)
+				break;
+			if (w > 0)
+				off += (size_t)w;
+		}
+	}
+	free(buf);
+}
+
+static int serve_loop(struct serve_ctx *c, int sfd)
+{
+	const struct serve_opts *o = c->o;
+	struct vio_backend *be = c->be;
 	bool was_connected = false;
 	for (;;) {
 		bool conn = vio_backend_connected(be);
 		if (conn && !was_connected) {
-			conns++;
+			/* the backend's number, which its log lines carry */
+			c->conns = vio_backend_connections(be);
 			fprintf(stderr,
-				"vio serve: connection %u: frontend "
+				"vio serve: connection %lu: frontend "
 				"attached\n",
-				conns);
-			serve_notify("STATUS=connection %u: frontend attached",
-				     conns);
+				c->conns);
+			serve_notify("STATUS=connection %lu: frontend attached "
+				     "(%lu connection%s so far)",
+				     c->conns, c->conns,
+				     c->conns == 1 ? "" : "s");
 		}
 		was_connected = conn;
 		struct pollfd p[2] = {
@@ -313,44 +410,92 @@ static int serve_loop(struct vio_backend *be, const struct serve_opts *o,
 		}
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				const char *sig = strsignal((int)si.ssi_signo);
-				fprintf(stderr,
-					"vio serve: %s: finishing requests in "
-					"flight, then exiting\n",
-					sig);
-				serve_notify("STOPPING=1\nSTATUS=%s: finishing "
-					     "requests in flight",
-					     sig);
-				stopping_sent = true;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGUSR1) {
+				print_stats(c);
+				continue;
 			}
+			const char *sig = strsignal((int)si.ssi_signo);
+			fprintf(stderr,
+				"vio serve: %s: finishing requests in "
+				"flight, then exiting\n",
+				sig);
+			serve_notify("STOPPING=1\nSTATUS=%s: finishing "
+				     "requests in flight (%lu connection%s "
+				     "served)",
+				     sig, c->conns, c->conns == 1 ? "" : "s");
+			stopping_sent = true;
 			return TOOL_EXIT_OK;
 		}
 		if (!p[1].revents)
 			continue;
 		int r = vio_backend_dispatch(be);
 		if (r == -ECONNRESET) {
-			fprintf(stderr, "vio serve: connection %u: ended\n",
-				conns);
+			fprintf(stderr, "vio serve: connection %lu: ended\n",
+				c->conns);
 			was_connected = false;
 			if (!next_connection(o))
 				return TOOL_EXIT_OK;
-			serve_notify("STATUS=connection %u ended; waiting for "
-				     "a frontend",
-				     conns);
+			serve_notify("STATUS=connection %lu ended; waiting for "
+				     "a frontend (%lu connection%s so far)",
+				     c->conns, c->conns,
+				     c->conns == 1 ? "" : "s");
 		} else if (r < 0) {
-			tool_err("serving %s: %s", o->socket, strerror(-r));
+			tool_err("serving %s: %s", c->where, strerror(-r));
 			return TOOL_EXIT_FAIL;
 		}
 	}
 }
 
+/* Serve the socket systemd passed (fd 3): why it cannot be, or 0. */
+static int listen_inherited(struct vio_backend *be, const char *where)
+{
+	int r = vio_backend_listen_fd(be, TOOL_LISTEN_FDS_START);
+	if (r == -ENOTSOCK)
+		tool_err("%s: not a socket", where);
+	else if (r == -EAFNOSUPPORT)
+		tool_err("%s: not a Unix socket (ListenStream= takes a path)",
+			 where);
+	else if (r == -EPROTOTYPE)
+		tool_err("%s: not a stream socket (ListenStream=)", where);
+	else if (r == -EINVAL)
+		tool_err("%s: not listening (the .socket unit must not say "
+			 "Accept=yes)",
+			 where);
+	else if (r)
+		tool_err("%s: %s", where, strerror(-r));
+	return r;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_opts o = {.queues = 1};
-	int r = parse(argc, argv, &o);
+	/* first: the variables are removed whatever happens next */
+	char fdname[64];
+	int nfds = tool_listen_fds(fdname, sizeof(fdname));
+	int r = parse(argc, argv, &o, nfds > 0);
 	if (r)
 		return r < 0 ? TOOL_EXIT_OK : r;
+	if (nfds < 0) {
+		tool_err("LISTEN_FDS/LISTEN_PID from the service manager: %s",
+			 nfds == -EBADF ? "a passed fd is not open"
+					: "malformed");
+		return TOOL_EXIT_FAIL;
+	}
+	if (nfds > 1) {
+		tool_err("systemd passed %d sockets (LISTEN_FDS); vio serve "
+			 "serves one: give the .socket unit one ListenStream=",
+			 nfds);
+		return TOOL_EXIT_FAIL;
+	}
+	char where[128];
+	if (nfds == 1)
+		snprintf(where, sizeof(where), "fd %d from systemd%s%s%s",
+			 TOOL_LISTEN_FDS_START, fdname[0] ? " (" : "", fdname,
+			 fdname[0] ? ")" : "");
+	else
+		snprintf(where, sizeof(where), "%s", o.socket);
 
 	/* a frontend that truncates its memory file ends its connection, not
 	 * this process (vio/mem.h); installed before any guest memory is
@@ -409,6 +554,7 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGUSR1); /* counters, not an exit */
 	signal(SIGPIPE, SIG_IGN);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
@@ -427,8 +573,14 @@ int cmd_serve(int argc, char **argv)
 		tool_err("vhost-user backend: %s", strerror(errno));
 		goto out;
 	}
-	r = o.client ? vio_backend_connect(be, o.socket)
-		     : vio_backend_listen(be, o.socket);
+	if (nfds == 1) {
+		if (listen_inherited(be, where))
+			goto out;
+		r = 0;
+	} else {
+		r = o.client ? vio_backend_connect(be, o.socket)
+			     : vio_backend_listen(be, o.socket);
+	}
 	if (r) {
 		if (r == -EADDRINUSE)
 			tool_err("%s: socket in use by another process",
@@ -453,18 +605,19 @@ int cmd_serve(int argc, char **argv)
 			o.image, vio_blk_device_capacity(bd) * 512, o.queues,
 			o.queues == 1 ? "" : "s", vio_blk_device_backend(bd),
 			o.readonly ? ", read-only" : "",
-			o.client ? "connected to" : "listening on", o.socket);
+			o.client ? "connected to" : "listening on", where);
 	else
 		fprintf(stderr, "vio serve: rng (getrandom), %s %s\n",
-			o.client ? "connected to" : "listening on", o.socket);
+			o.client ? "connected to" : "listening on", where);
 	/* ready: the socket accepts connections (or we are connected) */
 	if (o.pidfile && (r = tool_pidfile_write(&pidfile, o.pidfile))) {
 		tool_err("--pidfile %s: %s", o.pidfile, strerror(-r));
 		goto out;
 	}
-	serve_notify("READY=1\nSTATUS=%s %s",
-		     o.client ? "connected to" : "listening on", o.socket);
-	rc = serve_loop(be, &o, sfd);
+	serve_notify("READY=1\nSTATUS=%s %s (0 connections so far)",
+		     o.client ? "connected to" : "listening on", where);
+	struct serve_ctx ctx = {.o = &o, .be = be, .bd = bd, .where = where};
+	rc = serve_loop(&ctx, sfd);
 	if (!stopping_sent)
 		serve_notify("STOPPING=1\nSTATUS=exiting");
 

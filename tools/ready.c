@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,59 @@ void tool_pidfile_remove(struct tool_pidfile *pf)
 	    st.st_ino == pf->ino)
 		unlink(pf->path);
 	pf->path = NULL;
+}
+
+/* A decimal number with nothing around it, at most max. */
+static bool parse_num(const char *s, unsigned long max, unsigned long *v)
+{
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return !errno && !*end && *v <= max;
+}
+
+int tool_listen_fds(char *name, size_t namelen)
+{
+	const char *spid = getenv("LISTEN_PID");
+	const char *sfds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	unsigned long pid = 0, n = 0;
+	int r = 0;
+	if (namelen)
+		name[0] = '\0';
+	if (!sfds) {
+		r = 0;
+	} else if (!parse_num(spid, (unsigned long)INT32_MAX, &pid) ||
+		   !parse_num(sfds, 1024, &n)) {
+		r = -EINVAL;
+	} else if (pid != (unsigned long)getpid()) {
+		r = 0; /* meant for another process (our parent's child) */
+	} else {
+		for (unsigned long i = 0; i < n; i++) {
+			int fd = TOOL_LISTEN_FDS_START + (int)i;
+			int fl = fcntl(fd, F_GETFD);
+			if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC)) {
+				r = -EBADF;
+				break;
+			}
+		}
+		if (r == 0) {
+			r = (int)n;
+			if (names && namelen) {
+				size_t k = strcspn(names, ":");
+				if (k >= namelen)
+					k = namelen - 1;
+				memcpy(name, names, k);
+				name[k] = '\0';
+			}
+		}
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return r;
 }
 
 int tool_notify(const char *fmt, ...)

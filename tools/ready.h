@@ -35,4 +35,21 @@ void tool_pidfile_remove(struct tool_pidfile *pf);
  */
 int tool_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The first fd a service manager passes (sd_listen_fds(3)). */
+#define TOOL_LISTEN_FDS_START 3
+
+/*
+ * sd_listen_fds(3) without libsystemd: the sockets systemd (or
+ * systemd-socket-activate) passed, as fds TOOL_LISTEN_FDS_START and up.
+ * Only when LISTEN_PID is this process (the variables may have been
+ * inherited by a child they were not meant for).  LISTEN_PID, LISTEN_FDS
+ * and LISTEN_FDNAMES are removed from the environment in every case, so
+ * no child of ours takes them for its own; the fds get FD_CLOEXEC.  The
+ * first fd's name (LISTEN_FDNAMES, ":"-separated; "" if none) goes to
+ * name.  Returns how many fds were passed (0: none, or not for us), or
+ * -EINVAL when LISTEN_FDS or LISTEN_PID is malformed, -EBADF when one of
+ * the fds is not open.
+ */
+int tool_listen_fds(char *name, size_t namelen);
+
 #endif

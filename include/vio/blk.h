@@ -108,9 +108,8 @@ struct vio_blk_device;
  * used when built in and io_uring_queue_init works; otherwise the
  * synchronous backend (the reason goes to the log).
  */
-struct vio_blk_device *
-vio_blk_device_new(const struct vio_blk_device_opts *cfg, char *err,
-		   size_t errlen);
+struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
+					  char *err, size_t errlen);
 /* The virtio device, to hand to a transport.  Owned by bd. */
 struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd);
 /* Capacity in 512-byte sectors. */
@@ -127,6 +126,31 @@ const char *vio_blk_device_backend(const struct vio_blk_device *bd);
 int vio_blk_device_drain(struct vio_blk_device *bd, int timeout_ms);
 /* Close the image and free the device; its transport must be gone. */
 void vio_blk_device_free(struct vio_blk_device *bd);
+
+/*
+ * Counters of one queue since the device was made (across connections
+ * and resets).  Each is written only by the thread that runs the queue's
+ * kick, once per batch, with relaxed atomics: counting costs no lock and
+ * no syscall.  A snapshot taken while the queue runs may be a batch
+ * behind, and its fields need not be from the same instant.
+ */
+struct vio_blk_queue_stats {
+	uint64_t requests;	/* chains answered, of any type */
+	uint64_t reads;		/* VIRTIO_BLK_T_IN handed to the I/O backend */
+	uint64_t writes;	/* VIRTIO_BLK_T_OUT handed to the I/O backend */
+	uint64_t flushes;	/* VIRTIO_BLK_T_FLUSH */
+	uint64_t bytes_read;	/* data bytes of reads that succeeded */
+	uint64_t bytes_written; /* data bytes of writes that succeeded */
+	/* answered other than VIRTIO_BLK_S_OK (I/O errors, bad or
+	 * unsupported requests), or not answerable (no status byte) */
+	uint64_t errors;
+	uint64_t broken; /* times the queue broke (ring protocol violation) */
+};
+/* Copy queue q's counters to *out.  0, or -EINVAL if q is out of range. */
+int vio_blk_device_stats(const struct vio_blk_device *bd, unsigned q,
+			 struct vio_blk_queue_stats *out);
+/* Queues the device has (vio_blk_device_opts.num_queues, or 1). */
+unsigned vio_blk_device_num_queues(const struct vio_blk_device *bd);
 
 /* ---- driver side ---- */
 

@@ -29,10 +29,11 @@
  *
  * Mapping to the model: SET_FEATURES takes the device through ACKNOWLEDGE,
  * DRIVER, the features and FEATURES_OK.  DRIVER_OK: with the STATUS
- * protocol feature negotiated, only the frontend's SET_STATUS sets it, and
- * no ring starts (no buffer is used) before it (VIRTIO 1.x 3.1.1); without
- * STATUS, vhost-user has no handshake and the first ring that starts sets
- * it.  SET_STATUS 0 resets; FAILED is applied as written.  A disconnect
+ * protocol feature negotiated and used (the frontend has sent a
+ * SET_STATUS), only the frontend's SET_STATUS sets it, and no ring starts
+ * (no buffer is used) before it (VIRTIO 1.x 3.1.1); without STATUS, or
+ * when the frontend never sends SET_STATUS (QEMU 7.2's vhost-user-rng),
+ * vhost-user has no handshake and the first ring that starts sets it.  SET_STATUS 0 resets; FAILED is applied as written.  A disconnect
  * stops every queue, resets the device (its config space back to the
  * device's own) and unmaps all memory.
  *
@@ -88,11 +89,25 @@ void vio_backend_free(struct vio_backend *b);
 /* Listen on a Unix socket.  -EADDRINUSE if a live listener has it; a
  * stale socket file is replaced. */
 VIO_MUST_CHECK int vio_backend_listen(struct vio_backend *b, const char *path);
+/*
+ * Listen on fd, a socket that is already bound and listening (systemd
+ * socket activation, sd_listen_fds: fd 3 and up).  It must be an AF_UNIX
+ * SOCK_STREAM socket in the listening state: else -ENOTSOCK, -EAFNOSUPPORT,
+ * -EPROTOTYPE or -EINVAL (not listening), and fd stays the caller's.  On
+ * success the backend owns fd (sets FD_CLOEXEC, closes it at free) and
+ * removes no socket file at free: whoever made it does.  -EBUSY if b
+ * already listens or is connected.
+ */
+VIO_MUST_CHECK int vio_backend_listen_fd(struct vio_backend *b, int fd);
 /* Client mode: connect to a frontend listening at path. */
 VIO_MUST_CHECK int vio_backend_connect(struct vio_backend *b, const char *path);
 /* The fd to wait on (readable): the connection, else the listener. */
 int vio_backend_fd(const struct vio_backend *b);
 bool vio_backend_connected(const struct vio_backend *b);
+/* Connections accepted (or made, client mode) so far; the current one's
+ * number, which the backend's log lines carry ("connection N: ...").
+ * Control thread. */
+unsigned long vio_backend_connections(const struct vio_backend *b);
 /*
  * Accept a pending connection, or receive and handle one message.
  * Returns 0; -ECONNRESET when the connection ended (peer gone or a bad

@@ -35,6 +35,7 @@ struct blk_req {
 	uint32_t used_len; /* bytes written to the driver, status included */
 	uint8_t *status;   /* the last writable byte, NULL if none */
 	uint8_t op;	   /* enum blk_op */
+	uint8_t result;	   /* the status answered; IOERR if none was */
 	bool writethrough; /* WRITE: durable before completion */
 	struct iovec *iov; /* data, in the queue's vec[] */
 	unsigned iovcnt;
@@ -78,6 +79,9 @@ struct blk_queue {
 	 * memory, then validated and executed: [max_discard_seg] */
 	struct virtio_blk_discard_write_zeroes *dwz;
 	struct vio_ratelimit rl;
+	/* written by this queue's kick only (relaxed atomic stores), read
+	 * by vio_blk_device_stats from any thread (relaxed loads) */
+	struct vio_blk_queue_stats st;
 };
 
 #define SECTOR 512u

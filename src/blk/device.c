@@ -66,6 +66,43 @@
 #define cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
 
+/* Single writer (the queue's kick): a relaxed load and store, no locked
+ * read-modify-write; readers load relaxed. */
+static void stat_add(uint64_t *p, uint64_t v)
+{
+	if (v)
+		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
+				 __ATOMIC_RELAXED);
+}
+
+/* A pushed batch, in the queue's counters: one update per counter. */
+static void batch_count(struct blk_queue *q, unsigned n)
+{
+	struct vio_blk_queue_stats c = {.requests = n};
+	for (unsigned i = 0; i < n; i++) {
+		const struct blk_req *req = &q->reqs[i];
+		bool ok = req->result == VIRTIO_BLK_S_OK;
+		if (req->op == BLK_OP_READ) {
+			c.reads++;
+			c.bytes_read += ok ? req->len : 0;
+		} else if (req->op == BLK_OP_WRITE) {
+			c.writes++;
+			c.bytes_written += ok ? req->len : 0;
+		} else if (req->op == BLK_OP_FLUSH) {
+			c.flushes++;
+		}
+		c.errors += !ok;
+	}
+	struct vio_blk_queue_stats *st = &q->st;
+	stat_add(&st->requests, c.requests);
+	stat_add(&st->reads, c.reads);
+	stat_add(&st->writes, c.writes);
+	stat_add(&st->flushes, c.flushes);
+	stat_add(&st->bytes_read, c.bytes_read);
+	stat_add(&st->bytes_written, c.bytes_written);
+	stat_add(&st->errors, c.errors);
+}
+
 /*
  * One batch: pop, start, wait, push.  Returns the number of chains
  * handled (0: the ring was empty) or -EIO (the queue is broken).
@@ -107,6 +144,9 @@ static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
 		q->used[i].head = q->reqs[i].head;
 		q->used[i].len = q->reqs[i].used_len;
 	}
+	/* counted before the push: a driver that sees its completion finds
+	 * it counted (the push's release orders these stores before it) */
+	batch_count(q, n);
 	if (vio_vq_push_batch(vq, q->used, n) < 0)
 		return -EIO;
 	vio_vq_call(vq);
@@ -155,8 +195,11 @@ static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 			break;
 		}
 		int n = blk_batch(q, vq, &neg, budget);
-		if (n < 0)
-			break; /* broken: the model asks for a reset */
+		if (n < 0) {
+			/* broken: the model asks for a reset */
+			stat_add(&q->st.broken, 1);
+			break;
+		}
 		if (n > 0) {
 			budget -= (unsigned)n;
 			poll_end = 0;
@@ -359,8 +402,7 @@ static void queue_fini(struct blk_queue *q)
 
 /* io_uring on every queue, or the synchronous backend on all of them. */
 static void pick_backend(struct vio_blk_device *bd,
-			 const struct vio_blk_device_opts *cfg,
-			 uint16_t qsize)
+			 const struct vio_blk_device_opts *cfg, uint16_t qsize)
 {
 	bd->io = &blk_io_sync;
 #ifdef VIO_HAVE_LIBURING
@@ -410,9 +452,8 @@ static bool pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
-struct vio_blk_device *
-vio_blk_device_new(const struct vio_blk_device_opts *cfg, char *err,
-		   size_t errlen)
+struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
+					  char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -584,6 +625,29 @@ struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd)
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd)
 {
 	return bd->capacity;
+}
+
+unsigned vio_blk_device_num_queues(const struct vio_blk_device *bd)
+{
+	return bd->nq;
+}
+
+int vio_blk_device_stats(const struct vio_blk_device *bd, unsigned q,
+			 struct vio_blk_queue_stats *out)
+{
+	if (!bd || q >= bd->nq || !out)
+		return -EINVAL;
+	const struct vio_blk_queue_stats *st = &bd->q[q].st;
+	out->requests = __atomic_load_n(&st->requests, __ATOMIC_RELAXED);
+	out->reads = __atomic_load_n(&st->reads, __ATOMIC_RELAXED);
+	out->writes = __atomic_load_n(&st->writes, __ATOMIC_RELAXED);
+	out->flushes = __atomic_load_n(&st->flushes, __ATOMIC_RELAXED);
+	out->bytes_read = __atomic_load_n(&st->bytes_read, __ATOMIC_RELAXED);
+	out->bytes_written =
+	    __atomic_load_n(&st->bytes_written, __ATOMIC_RELAXED);
+	out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+	out->broken = __atomic_load_n(&st->broken, __ATOMIC_RELAXED);
+	return 0;
 }
 
 const char *vio_blk_device_backend(const struct vio_blk_device *bd)

@@ -30,8 +30,9 @@
 static void req_answer(struct blk_req *req, uint8_t status, uint32_t data)
 {
 	if (!req->status)
-		return;
+		return; /* unanswerable: result stays IOERR */
 	*req->status = status;
+	req->result = status;
 	req->used_len = data + 1;
 }
 
@@ -317,6 +318,7 @@ static void req_reset(struct blk_req *req, const struct vio_chain *c,
 	req->used_len = 0;
 	req->status = NULL;
 	req->op = BLK_OP_NONE;
+	req->result = VIRTIO_BLK_S_IOERR;
 	req->writethrough = false;
 	req->iov = vec;
 	req->iovcnt = 0;

@@ -460,6 +460,8 @@ static void pre_ring(struct vio_backend *b, int s, int *kick)
 	CHECK_EQ(fe_msg(b, s, &m, NULL, 0), 0);
 	*kick = new_eventfd();
 	CHECK_EQ(fe_vring_fd(b, s, VIO_VU_SET_VRING_KICK, 0, *kick), 0);
+	/* a frontend that forwards the driver's status */
+	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS, 0xb), 0);
 	CHECK_EQ(fe_state(b, s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	/* STATUS is negotiated: nothing starts before DRIVER_OK */
 	CHECK(vio_dev_queue(dev, 0) == NULL);
@@ -640,6 +642,13 @@ static void positive_flow(bool packed)
 	CHECK_EQ(fe_vring_fd(b, s, VIO_VU_SET_VRING_KICK, 0, kick), 0);
 	/* PROTOCOL_FEATURES: rings start disabled */
 	CHECK(vio_dev_queue(dev, 0) == NULL);
+	/* the frontend forwards the driver's status (as QEMU's
+	 * vhost-user-blk and vio's frontend do) */
+	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS,
+			    VIRTIO_CONFIG_S_ACKNOWLEDGE |
+				VIRTIO_CONFIG_S_DRIVER |
+				VIRTIO_CONFIG_S_FEATURES_OK),
+		 0);
 	CHECK_EQ(fe_state(b, s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	/* STATUS negotiated (issue 7.4): the ring is enabled but no buffer
 	 * is used before the driver's DRIVER_OK (VIRTIO 1.x 3.1.1) */

@@ -48,8 +48,11 @@ static void signal_queue_fd(struct vio_backend *b, unsigned idx, bool err)
 	int e = fd >= 0 && write(fd, &one, sizeof(one)) < 0 ? errno : 0;
 	pthread_mutex_unlock(&q->fd_lock);
 	if (e && e != EAGAIN)
-		vio_log_limited(&b->rl, "vhost-user: %s fd of queue %u: %s",
-				err ? "error" : "call", idx, strerror(e));
+		vio_log_limited(&b->rl,
+				"vhost-user: connection %lu: %s fd of queue "
+				"%u: %s",
+				b->conns, err ? "error" : "call", idx,
+				strerror(e));
 }
 
 static void hook_call(void *t, unsigned idx)
@@ -69,8 +72,10 @@ static void hook_queue_broken(void *t, unsigned idx, const char *why)
 {
 	struct vio_backend *b = t;
 	vio_log_limited(
-	    &b->rl, "vhost-user: queue %u broken: %s (device needs reset%s)",
-	    idx, why,
+	    &b->rl,
+	    "vhost-user: connection %lu: queue %u broken: %s (device needs "
+	    "reset%s)",
+	    b->conns, idx, why,
 	    idx < b->nq && b->q[idx].err_fd >= 0 ? "; error fd signalled"
 						 : "; no error fd");
 	signal_queue_fd(b, idx, true);
@@ -153,17 +158,20 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	struct vio_vq_layout l;
 	if (ring_layout(b, q, &l, packed)) {
 		vio_log_warn(
-		    "vhost-user: queue %u: ring addresses (desc 0x%" PRIx64
-		    " avail 0x%" PRIx64 " used 0x%" PRIx64
+		    "vhost-user: connection %lu: queue %u: ring addresses "
+		    "(desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
 		    ") are not in shared memory",
-		    idx, q->addr.desc, q->addr.avail, q->addr.used);
+		    b->conns, idx, q->addr.desc, q->addr.avail, q->addr.used);
 		return -EFAULT;
 	}
 	uint8_t s = vio_dev_get_status(b->dev);
 	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		/* with STATUS the driver says when it is ready (3.1.1);
-		 * without it, a started ring is the only sign */
-		if (b->protocol & (1ull << VIO_VU_PF_STATUS))
+		 * without it, a started ring is the only sign.  A frontend
+		 * that negotiated STATUS but never sends SET_STATUS (QEMU
+		 * 7.2's vhost-user-rng) is taken as one without it */
+		if ((b->protocol & (1ull << VIO_VU_PF_STATUS)) &&
+		    b->status_driven)
 			return 0;
 		int r =
 		    vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -176,8 +184,9 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	if (!r)
 		r = vio_dev_queue_enable(b->dev, idx, true);
 	if (r) {
-		vio_log_err("vhost-user: queue %u: cannot start (size %u): %s",
-			    idx, q->num, strerror(-r));
+		vio_log_err("vhost-user: connection %lu: queue %u: cannot "
+			    "start (size %u): %s",
+			    b->conns, idx, q->num, strerror(-r));
 		return r;
 	}
 	q->running = true;
@@ -233,12 +242,16 @@ void vio_vu_backend_end(struct vio_backend *b)
 	vio_memtable_clear(b->mt);
 	b->protocol = 0;
 	b->protocol_acked = false;
+	b->status_driven = false;
 	vio_vu_close_fd(&b->conn_fd);
 }
 
 /* ---- handlers ---- */
 
-#define BAD(...) (vio_log_limited(&b->rl, "vhost-user: " __VA_ARGS__), -EPROTO)
+#define BAD(fmt, ...)                                                          \
+	(vio_log_limited(&b->rl, "vhost-user: connection %lu: " fmt, b->conns, \
+			 ##__VA_ARGS__),                                       \
+	 -EPROTO)
 
 static struct vu_queue *state_queue(struct vio_backend *b, uint32_t idx)
 {
@@ -402,8 +415,9 @@ static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
 	 * ack (it then knows and may ask for less) */
 	if (m->p.state.num > (uint32_t)max) {
 		vio_log_limited(&b->rl,
-				"vhost-user: SET_VRING_NUM: size %u (max %d)",
-				m->p.state.num, max);
+				"vhost-user: connection %lu: SET_VRING_NUM: "
+				"size %u (max %d)",
+				b->conns, m->p.state.num, max);
 		return -ERANGE;
 	}
 	/* split rings are a power of two (2.7); packed may be any size */
@@ -569,6 +583,7 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 	if (m->p.u64 > 0xff)
 		return BAD("SET_STATUS 0x%" PRIx64, m->p.u64);
 	uint8_t want = (uint8_t)m->p.u64;
+	b->status_driven = true;
 	if (want == 0) {
 		reset_queues(b);
 		return 0;

@@ -145,6 +145,42 @@ int vio_backend_listen(struct vio_backend *b, const char *path)
 	return 0;
 }
 
+/*
+ * Serve on a socket someone else made and listens on (systemd socket
+ * activation): checked to be a listening AF_UNIX stream socket, so that a
+ * wrong fd fails here with a clear errno rather than at the first accept.
+ * The backend owns it from then on (closed by vio_backend_free) and, not
+ * having created the socket file, never unlinks anything.
+ */
+int vio_backend_listen_fd(struct vio_backend *b, int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (b->listen_fd >= 0 || b->conn_fd >= 0)
+		return -EBUSY;
+	int v;
+	socklen_t len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len))
+		return -errno; /* -ENOTSOCK, -EBADF */
+	if (v != AF_UNIX)
+		return -EAFNOSUPPORT;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len))
+		return -errno;
+	if (v != SOCK_STREAM)
+		return -EPROTOTYPE;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len))
+		return -errno;
+	if (!v)
+		return -EINVAL; /* bound perhaps, but not listening */
+	int fl = fcntl(fd, F_GETFD);
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC))
+		return -errno;
+	b->listen_fd = fd;
+	return 0;
+}
+
 /* A frontend that stops in the middle of a message (or stops reading our
  * replies) must not hold the control thread: each read or write of the
  * connection may block this long, then the connection ends. */
@@ -157,6 +193,7 @@ static void adopt_connection(struct vio_backend *b, int fd)
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
 		vio_log_err("vhost-user: socket timeouts: %m");
 	b->conn_fd = fd;
+	b->conns++;
 	/* guest memory truncated under us (SIGBUS guard): the connection
 	 * is shut down, dispatch sees it end (the table is empty here) */
 	vio_memtable_set_fault_fd(b->mt, fd);
@@ -191,6 +228,11 @@ bool vio_backend_connected(const struct vio_backend *b)
 	return b->conn_fd >= 0;
 }
 
+unsigned long vio_backend_connections(const struct vio_backend *b)
+{
+	return b->conns;
+}
+
 int vio_backend_dispatch(struct vio_backend *b)
 {
 	if (b->conn_fd < 0) {
@@ -200,15 +242,16 @@ int vio_backend_dispatch(struct vio_backend *b)
 		if (fd < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		adopt_connection(b, fd);
-		vio_log("vhost-user: %s: frontend connected",
-			b->path ? b->path : "socket");
+		vio_log("vhost-user: %s: connection %lu: frontend connected",
+			b->path ? b->path : "inherited socket", b->conns);
 		return 0;
 	}
 	if (vio_memtable_faulted(b->mt)) {
 		/* messages still queued are not worth reading */
-		vio_log_warn("vhost-user: frontend truncated its guest memory "
-			     "(fault at gpa 0x%" PRIx64 "): connection ended",
-			     vio_memtable_fault_addr(b->mt));
+		vio_log_warn("vhost-user: connection %lu: frontend truncated "
+			     "its guest memory (fault at gpa 0x%" PRIx64
+			     "): connection ended",
+			     b->conns, vio_memtable_fault_addr(b->mt));
 		vio_vu_backend_end(b);
 		return -ECONNRESET;
 	}
@@ -218,14 +261,18 @@ int vio_backend_dispatch(struct vio_backend *b)
 	if (r == 0)
 		r = vio_vu_backend_handle(b, &m);
 	else if (why[0]) /* -EPROTO, or -EPIPE for a truncated message */
-		vio_log_limited(&b->rl, "vhost-user: bad message: %s", why);
+		vio_log_limited(&b->rl,
+				"vhost-user: connection %lu: bad message: %s",
+				b->conns, why);
 	if (r == 0)
 		return 0;
 	if (r == -ECONNRESET)
-		vio_log("vhost-user: frontend disconnected");
+		vio_log("vhost-user: connection %lu: frontend disconnected",
+			b->conns);
 	else
-		vio_log_limited(&b->rl, "vhost-user: connection closed (%s)",
-				strerror(-r));
+		vio_log_limited(&b->rl,
+				"vhost-user: connection %lu: closed (%s)",
+				b->conns, strerror(-r));
 	vio_vu_backend_end(b);
 	return -ECONNRESET;
 }

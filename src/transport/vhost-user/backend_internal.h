@@ -40,8 +40,14 @@ struct vio_backend {
 	struct vio_backend_opts cfg;
 	int listen_fd, conn_fd;
 	char *path; /* socket file we created */
+	/* connections so far (the current one's number, for log lines):
+	 * written by the control thread while no queue worker runs */
+	unsigned long conns;
 	uint64_t features;
 	bool features_set, protocol_acked;
+	/* the frontend forwards the driver's status: it sent SET_STATUS
+	 * (with STATUS negotiated, rings then wait for its DRIVER_OK) */
+	bool status_driven;
 	uint64_t protocol;
 	struct vio_memtable *mt;
 	unsigned nq;

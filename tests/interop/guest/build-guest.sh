@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the vio test guest: a Debian cloud kernel and a busybox initramfs
-# holding the virtio modules, /init and blkcheck. See docs/guest-harness.md.
+# holding the virtio modules, /init, blkcheck and rngcheck. See
+# docs/guest-harness.md.
 #
 # Usage: build-guest.sh [OUTDIR]
 #   OUTDIR defaults to ${VIO_GUEST_CACHE:-$(pwd)/build/guest}.
@@ -15,7 +16,8 @@
 # Environment:
 #   VIO_GUEST_KERNEL_PKG  versioned kernel package to use instead of the one
 #                         linux-image-cloud-amd64 depends on
-#   VIO_GUEST_MODULES     root modules to load (default: virtio_pci virtio_blk);
+#   VIO_GUEST_MODULES     root modules to load (default: virtio_pci virtio_blk
+#                         virtio_rng);
 #                         their dependencies are added from modules.dep
 #   FORCE=1               rebuild even when the stamp matches
 #   EXTRA_BINS="B ..."    host programs (names on PATH or absolute paths) to
@@ -27,7 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${1:-${VIO_GUEST_CACHE:-$(pwd)/build/guest}}
-roots=${VIO_GUEST_MODULES:-virtio_pci virtio_blk}
+roots=${VIO_GUEST_MODULES:-virtio_pci virtio_blk virtio_rng}
 
 log() { echo "build-guest: $*" >&2; }
 die() {
@@ -107,7 +109,7 @@ kdeb=$(fetch_deb "$kpkg")
 bdeb=$(fetch_deb busybox-static)
 
 files=("$here/build-guest.sh" "$here/init.sh" "$here/waitdev.sh"
-	"$here/blkcheck.c")
+	"$here/blkcheck.c" "$here/rngcheck.sh")
 
 # EXTRA_BINS: each program and every file ldd says it loads (the loader
 # included), copied to the same path in the guest. extra_files holds
@@ -233,6 +235,7 @@ install -m 0755 "$bb" "$root/bin/busybox"
 done
 install -m 0755 "$here/init.sh" "$root/init"
 install -m 0755 "$here/waitdev.sh" "$root/bin/waitdev"
+install -m 0755 "$here/rngcheck.sh" "$root/bin/rngcheck"
 
 : >"$root/lib/modules/load.order"
 : >"$work/modules.txt"
