@@ -71,13 +71,19 @@ static void hook_needs_reset(void *t)
 static void hook_queue_broken(void *t, unsigned idx, const char *why)
 {
 	struct vio_backend *b = t;
+	bool has_err = false;
+	if (idx < b->nq) { /* the control thread may be swapping it */
+		pthread_mutex_lock(&b->q[idx].fd_lock);
+		has_err = b->q[idx].err_fd >= 0;
+		pthread_mutex_unlock(&b->q[idx].fd_lock);
+	}
+	/* logged before the signal: whoever the signal wakes finds the line */
 	vio_log_limited(
 	    &b->rl,
 	    "vhost-user: connection %lu: queue %u broken: %s (device needs "
 	    "reset%s)",
 	    b->conns, idx, why,
-	    idx < b->nq && b->q[idx].err_fd >= 0 ? "; error fd signalled"
-						 : "; no error fd");
+	    has_err ? "; error fd signalled" : "; no error fd");
 	signal_queue_fd(b, idx, true);
 }
 
