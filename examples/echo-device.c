@@ -48,7 +48,7 @@
 #define BATCH QUEUE_SIZE /* transmit chains per pump: a kick is bounded */
 
 struct echo {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	pthread_mutex_t lock; /* held by the pump, and by the queue hooks */
 	bool live[2];	      /* queue started: its vq may be used */
 	/* the transmit chain being echoed, kept while receive room is short */
@@ -88,8 +88,8 @@ static bool pump(struct echo *e)
 {
 	if (!e->live[RXQ] || !e->live[TXQ])
 		return false;
-	struct vio_vq *rx = vio_dev_queue(e->dev, RXQ);
-	struct vio_vq *tx = vio_dev_queue(e->dev, TXQ);
+	struct vio_vq *rx = vio_device_queue(e->dev, RXQ);
+	struct vio_vq *tx = vio_device_queue(e->dev, TXQ);
 	bool rx_used = false, tx_used = false;
 	unsigned n;
 
@@ -129,12 +129,12 @@ static bool pump(struct echo *e)
 	return n == BATCH;
 }
 
-/* vio_dev_ops.kick: queue idx has new buffers (or its worker started).
+/* vio_device_ops.kick: queue idx has new buffers (or its worker started).
  * True when the pump stopped at its bound with work left: the worker
  * calls again.  A receiveq whose buffers wait for data returns false. */
-static bool echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool echo_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct echo *e = vio_dev_opaque(dev);
+	struct echo *e = vio_device_opaque(dev);
 	(void)idx;
 	(void)vq; /* the pump uses both queues */
 	pthread_mutex_lock(&e->lock);
@@ -143,17 +143,17 @@ static bool echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return more;
 }
 
-/* vio_dev_ops.reset: the queues are gone already; so is any held chain
+/* vio_device_ops.reset: the queues are gone already; so is any held chain
  * (the stop hook returned it). */
-static void echo_reset(struct vio_dev *dev)
+static void echo_reset(struct vio_device *dev)
 {
-	struct echo *e = vio_dev_opaque(dev);
+	struct echo *e = vio_device_opaque(dev);
 	pthread_mutex_lock(&e->lock);
 	e->tx_held = false;
 	pthread_mutex_unlock(&e->lock);
 }
 
-static const struct vio_dev_ops echo_ops = {
+static const struct vio_device_ops echo_ops = {
     .kick = echo_kick,
     .reset = echo_reset,
 };
@@ -170,7 +170,7 @@ struct worker {
 static bool worker_fn(void *arg)
 {
 	struct worker *w = arg;
-	/* -> vio_dev_kick -> echo_kick: true while the pump has more */
+	/* -> vio_device_kick -> echo_kick: true while the pump has more */
 	return vio_backend_queue_kick(w->b, w->idx);
 }
 
@@ -213,7 +213,7 @@ static void queue_stop(void *opaque, void *handle)
 	if (w->idx == TXQ && e->tx_held) {
 		/* the backend reads the ring state next: every popped chain
 		 * must be back (the bytes not echoed yet are dropped) */
-		struct vio_vq *tx = vio_dev_queue(e->dev, TXQ);
+		struct vio_vq *tx = vio_device_queue(e->dev, TXQ);
 		if (vio_vq_push(tx, e->txc.head, 0) == 0)
 			vio_vq_call(tx);
 		e->tx_held = false;
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 	    VIRTIO_RING_F_EVENT_IDX,
 	    VIRTIO_RING_F_INDIRECT_DESC,
 	};
-	struct vio_dev_opts dc = {
+	struct vio_device_opts dc = {
 	    .name = "echo",
 	    .device_id = VIRTIO_ID_CONSOLE,
 	    .features = vio_features_from(features, sizeof(features) /
@@ -317,7 +317,7 @@ int main(int argc, char **argv)
 	    .ops = &echo_ops,
 	    .opaque = e,
 	};
-	e->dev = vio_dev_new(&dc);
+	e->dev = vio_device_new(&dc);
 
 	struct vio_backend_opts bc = {
 	    .queue_start = queue_start,
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
 	}
 
 	vio_backend_free(b); /* stops the workers, removes the socket */
-	vio_dev_free(e->dev);
+	vio_device_free(e->dev);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 	close(sfd);

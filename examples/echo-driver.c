@@ -59,47 +59,47 @@ static int post_rx(struct console *c, char *buf)
 	return vio_vq_add(c->rx, &sg, 0, 1, buf); /* 0 readable, 1 writable */
 }
 
-static void console_free(struct vio_vdev *vdev, struct console *c)
+static void console_free(struct vio_drvdev *vdev, struct console *c)
 {
-	struct vio_mem *mem = vio_vdev_mem(vdev);
+	struct vio_mem *mem = vio_drvdev_mem(vdev);
 	for (unsigned i = 0; i < RX_BUFS; i++)
 		vio_mem_release(mem, c->rxbuf[i]);
 	vio_mem_release(mem, c->txbuf);
 	free(c);
-	vio_vdev_set_priv(vdev, NULL);
+	vio_drvdev_set_priv(vdev, NULL);
 }
 
 /* Status is ACKNOWLEDGE|DRIVER; return 0 and the bus sets DRIVER_OK. */
-static int console_probe(struct vio_vdev *vdev)
+static int console_probe(struct vio_drvdev *vdev)
 {
 	struct vio_features wanted = vio_features_from(
 	    console_features,
 	    sizeof(console_features) / sizeof(console_features[0]));
-	int r = vio_vdev_negotiate(vdev, &wanted); /* ... FEATURES_OK */
+	int r = vio_drvdev_negotiate(vdev, &wanted); /* ... FEATURES_OK */
 	if (r)
 		return r;
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	vio_vdev_set_priv(vdev, c);
-	if (vio_vdev_has_feature(vdev, VIRTIO_CONSOLE_F_SIZE)) {
+	vio_drvdev_set_priv(vdev, c);
+	if (vio_drvdev_has_feature(vdev, VIRTIO_CONSOLE_F_SIZE)) {
 		struct virtio_console_config cfg;
-		r = vio_vdev_config_read(vdev, 0, &cfg, 4); /* cols, rows */
+		r = vio_drvdev_config_read(vdev, 0, &cfg, 4); /* cols, rows */
 		if (r)
 			goto fail;
 		c->cols = le16toh(cfg.cols);
 		c->rows = le16toh(cfg.rows);
 	}
 	/* size 0: the device's maximum */
-	c->rx = vio_vdev_setup_vq(vdev, RXQ, 0, NULL, NULL);
-	c->tx = vio_vdev_setup_vq(vdev, TXQ, 0, NULL, NULL);
+	c->rx = vio_drvdev_setup_vq(vdev, RXQ, 0, NULL, NULL);
+	c->tx = vio_drvdev_setup_vq(vdev, TXQ, 0, NULL, NULL);
 	if (!c->rx || !c->tx) {
 		r = errno ? -errno : -EIO;
 		goto fail;
 	}
 	/* buffers must lie in the vdev's shared memory */
 	uint64_t daddr;
-	struct vio_mem *mem = vio_vdev_mem(vdev);
+	struct vio_mem *mem = vio_drvdev_mem(vdev);
 	for (unsigned i = 0; i < RX_BUFS; i++)
 		if (!(c->rxbuf[i] =
 			  vio_mem_alloc(mem, RX_BUF_SIZE, 64, &daddr)))
@@ -108,7 +108,7 @@ static int console_probe(struct vio_vdev *vdev)
 		goto nomem;
 	/* share regions made since the queues were set up, then post the
 	 * receive buffers (no kick before DRIVER_OK: main kicks) */
-	r = vio_vdev_sync_mem(vdev);
+	r = vio_drvdev_sync_mem(vdev);
 	for (unsigned i = 0; i < RX_BUFS && !r; i++)
 		r = post_rx(c, c->rxbuf[i]);
 	if (r)
@@ -123,9 +123,9 @@ fail:
 
 /* The bus stopped the device before this: take back the buffers it
  * never used, then free them. */
-static void console_remove(struct vio_vdev *vdev)
+static void console_remove(struct vio_drvdev *vdev)
 {
-	struct console *c = vio_vdev_priv(vdev);
+	struct console *c = vio_drvdev_priv(vdev);
 	while (vio_vq_detach_unused(c->rx))
 		;
 	while (vio_vq_detach_unused(c->tx))
@@ -149,7 +149,7 @@ static const struct vio_driver console_driver = {
  * Send text in chunks of TX_BUF_SIZE, one in flight, and collect the echo
  * into got (len bytes).  0 or negative errno.
  */
-static int echo(struct vio_vdev *vdev, struct console *c, const char *text,
+static int echo(struct vio_drvdev *vdev, struct console *c, const char *text,
 		size_t len, char *got)
 {
 	size_t sent = 0, recvd = 0;
@@ -163,7 +163,7 @@ static int echo(struct vio_vdev *vdev, struct console *c, const char *text,
 			memcpy(c->txbuf, text + sent, k);
 			struct vio_sg sg = {.buf = c->txbuf,
 					    .len = (uint32_t)k};
-			int r = vio_vdev_send(c->tx, &sg, 1, 0, c->txbuf);
+			int r = vio_drvdev_send(c->tx, &sg, 1, 0, c->txbuf);
 			if (r)
 				return r;
 			sent += k;
@@ -171,12 +171,12 @@ static int echo(struct vio_vdev *vdev, struct console *c, const char *text,
 		}
 		if (recvd == sent) {
 			/* all of this chunk came back: its buffer will too */
-			if (!vio_vdev_wait_used(vdev, c->tx, &n, TIMEOUT_MS))
+			if (!vio_drvdev_wait_used(vdev, c->tx, &n, TIMEOUT_MS))
 				return -errno;
 			tx_busy = false;
 			continue;
 		}
-		char *buf = vio_vdev_wait_used(vdev, c->rx, &n, TIMEOUT_MS);
+		char *buf = vio_drvdev_wait_used(vdev, c->rx, &n, TIMEOUT_MS);
 		if (!buf)
 			return -errno;
 		if (n > RX_BUF_SIZE || n > sent - recvd)
@@ -226,8 +226,8 @@ int main(int argc, char **argv)
 	if (!f) {
 		fprintf(stderr, "echo-driver: %s\n", err);
 	} else {
-		struct vio_vdev *vdev = vio_frontend_vdev(f);
-		struct console *c = vio_vdev_priv(vdev);
+		struct vio_drvdev *vdev = vio_frontend_vdev(f);
+		struct console *c = vio_drvdev_priv(vdev);
 		if (c->cols)
 			fprintf(stderr, "echo-driver: console %ux%u\n", c->cols,
 				c->rows);

@@ -5,14 +5,14 @@
  * lengths, the used index; for packed rings the used descriptors, their
  * flags and wrap) and into the status bytes and data the driver reads
  * back, while the driver (src/blk/driver*.c over the driver end of the
- * ring, through vio_vdev and the bus) submits, polls and consumes it.
+ * ring, through vio_drvdev and the bus) submits, polls and consumes it.
  *
  * The transport is this file's: probe reads a config space built from
  * the input's header, queue setup attaches a device end of the ring
  * (vio_vq_new_device over the driver's own memory) which the device uses
  * only to pop chains honestly, so that it knows heads, headers and where
  * the status byte and data are; everything it writes back is raw stores
- * into the ring, chosen by the input.  vio_vdev_wait_used lands in the
+ * into the ring, chosen by the input.  vio_drvdev_wait_used lands in the
  * transport's wait, which runs device operations from the input (the
  * device answering while the driver sleeps) and fails the wait once the
  * input is used up.
@@ -658,8 +658,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	z->mem = vio_mem_new();
 	z->mt = vio_memtable_new(64);
-	struct vio_vdev *vdev =
-	    z->mem && z->mt ? vio_vdev_new(&fz_ops, z, z->mem) : NULL;
+	struct vio_drvdev *vdev =
+	    z->mem && z->mt ? vio_drvdev_new(&fz_ops, z, z->mem) : NULL;
 	struct vio_bus *bus = vio_bus_new();
 	struct vio_blk_driver_opts dc = {
 	    .queue_depth = 1u + h[4] % 8,
@@ -719,7 +719,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vio_bus_unregister(bus, drv);
 	vio_bus_free(bus);
 	vio_blk_driver_free(drv);
-	vio_vdev_free(vdev);
+	vio_drvdev_free(vdev);
 	if (z->dvq)
 		vio_vq_free(z->dvq);
 	vio_memtable_free(z->mt);

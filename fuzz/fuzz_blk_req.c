@@ -10,7 +10,7 @@
  * descriptor), the device's limits and negotiated features.  The device
  * is a real vio_blk_device on the synchronous backend, on a 64 KiB memfd
  * image (emptied before each input), brought up through the model and
- * kicked with vio_dev_kick until it says nothing is left.
+ * kicked with vio_device_kick until it says nothing is left.
  *
  * Input (little-endian; missing bytes read as zero):
  *
@@ -231,9 +231,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t in_len)
 
 	/* the device, and the driver's side of the handshake */
 	struct vio_blk_device *bd = make_device(hdr);
-	struct vio_dev *dev = vio_blk_device_dev(bd);
+	struct vio_device *dev = vio_blk_device_dev(bd);
 	struct vio_features f;
-	vio_dev_offered(dev, &f);
+	vio_device_offered(dev, &f);
 	if (!packed)
 		vio_features_clear(&f, VIRTIO_F_RING_PACKED);
 	if (!(flags & FZ_INDIRECT))
@@ -249,12 +249,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t in_len)
 	if (!(flags & FZ_WCE))
 		vio_features_clear(&f, VIRTIO_BLK_F_CONFIG_WCE);
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
-	if (vio_dev_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE) ||
-	    vio_dev_set_status(dev, s) || vio_dev_set_features(dev, &f) ||
-	    vio_dev_set_status(dev, s |= VIRTIO_CONFIG_S_FEATURES_OK))
+	if (vio_device_set_status(dev, VIRTIO_CONFIG_S_ACKNOWLEDGE) ||
+	    vio_device_set_status(dev, s) || vio_device_set_features(dev, &f) ||
+	    vio_device_set_status(dev, s |= VIRTIO_CONFIG_S_FEATURES_OK))
 		fz_fail("handshake");
 	if (flags & FZ_WCE) {
-		int r = vio_dev_config_write(
+		int r = vio_device_config_write(
 		    dev, offsetof(struct virtio_blk_config, wce), &hdr[6], 1);
 		if ((r == 0) != (hdr[6] <= 1))
 			fz_fail("writeback byte");
@@ -313,16 +313,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t in_len)
 				 __ATOMIC_RELEASE);
 	}
 
-	if (vio_dev_queue_setup(dev, 0, FZ_QSZ, &l, mt) ||
-	    vio_dev_queue_enable(dev, 0, true) ||
-	    vio_dev_set_status(dev, s | VIRTIO_CONFIG_S_DRIVER_OK))
+	if (vio_device_queue_setup(dev, 0, FZ_QSZ, &l, mt) ||
+	    vio_device_queue_enable(dev, 0, true) ||
+	    vio_device_set_status(dev, s | VIRTIO_CONFIG_S_DRIVER_OK))
 		fz_fail("queue setup");
-	for (unsigned k = 0; vio_dev_kick(dev, 0); k++)
+	for (unsigned k = 0; vio_device_kick(dev, 0); k++)
 		if (k > 2 * FZ_QSZ)
 			fz_fail("kick never ends");
 
 	/* every chain back, once, in order, with a sane length */
-	struct vio_vq *vq = vio_dev_queue(dev, 0);
+	struct vio_vq *vq = vio_device_queue(dev, 0);
 	if (vq && !vio_vq_broken(vq)) {
 		uint16_t up = 0;
 		for (unsigned i = 0; i < nc; i++) {

@@ -203,11 +203,11 @@ static int fz_run(const uint8_t *in, size_t in_len, bool packed)
 	struct vio_vq_layout l;
 	vio_vq_layout_at(qsize, packed, ring, FZ_RING_ADDR, &l);
 	struct vio_vq_opts c = {.index = 0,
-				  .size = qsize,
-				  .packed = packed,
-				  .event_idx = flags & FZ_EVENT_IDX,
-				  .indirect = flags & FZ_INDIRECT,
-				  .name = "fuzz"};
+				.size = qsize,
+				.packed = packed,
+				.event_idx = flags & FZ_EVENT_IDX,
+				.indirect = flags & FZ_INDIRECT,
+				.name = "fuzz"};
 	struct vio_vq *vq = vio_vq_new_device(&c, &l, mt);
 	if (!vq)
 		fz_fail();

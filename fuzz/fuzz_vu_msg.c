@@ -205,9 +205,9 @@ static void codec(const struct vio_vu_hdr *h, const uint8_t *payload,
 
 /* What the backend's workers would do on a kick: serve every queue (a
  * queue that is not running ignores it). */
-static void kick_all(struct vio_backend *b, struct vio_dev *dev)
+static void kick_all(struct vio_backend *b, struct vio_device *dev)
 {
-	for (unsigned q = 0; q < vio_dev_num_queues(dev); q++)
+	for (unsigned q = 0; q < vio_device_num_queues(dev); q++)
 		vio_backend_queue_kick(b, q);
 }
 
@@ -225,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vio_blk_device *bd = vio_blk_device_new(&dc, err, sizeof(err));
 	if (!bd)
 		fz_fail(err);
-	struct vio_dev *dev = vio_blk_device_dev(bd);
+	struct vio_device *dev = vio_blk_device_dev(bd);
 	struct vio_backend_opts bc = {.max_mem_slots = 16};
 	struct vio_backend *b = vio_backend_new(dev, &bc);
 	if (!b || vio_backend_listen(b, sock_path))
@@ -298,10 +298,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (vio_backend_connected(b))
 		fz_fail("still connected after the frontend closed");
-	if (vio_dev_get_status(dev) != 0)
+	if (vio_device_get_status(dev) != 0)
 		fz_fail("device not reset after the connection ended");
-	for (unsigned q = 0; q < vio_dev_num_queues(dev); q++)
-		if (vio_dev_queue(dev, q))
+	for (unsigned q = 0; q < vio_device_num_queues(dev); q++)
+		if (vio_device_queue(dev, q))
 			fz_fail("a queue is live after the connection ended");
 	if (verbose) { /* in gen_vu_corpus.py's layout: used/device areas */
 		uint16_t u[4] = {0};

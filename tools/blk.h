@@ -69,7 +69,7 @@ struct blk_ctx {
 	/* --socket */
 	struct vio_frontend *fe;
 
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_bus *bus;
 	struct vio_driver *drv;
 	bool added;

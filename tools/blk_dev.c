@@ -104,10 +104,10 @@ int blk_open(struct blk_ctx *c, const struct blk_opts *o, unsigned want_queues)
 		return TOOL_EXIT_FAIL;
 	}
 	int r = vio_bus_add(c->bus, c->vdev);
-	if (r == -ENODEV && vio_vdev_driver(c->vdev) == NULL &&
-	    vio_vdev_device_id(c->vdev) != VIRTIO_ID_BLOCK) {
+	if (r == -ENODEV && vio_drvdev_driver(c->vdev) == NULL &&
+	    vio_drvdev_device_id(c->vdev) != VIRTIO_ID_BLOCK) {
 		tool_err("%s: not a virtio-blk device (device id %u)", c->where,
-			 vio_vdev_device_id(c->vdev));
+			 vio_drvdev_device_id(c->vdev));
 		c->added = true;
 		return TOOL_EXIT_FAIL;
 	}

@@ -67,7 +67,7 @@ int blk_do_info(struct blk_ctx *c, const struct blk_opts *o)
 	struct vio_blk_info in;
 	vio_blk_get_info(c->b, &in);
 	struct vio_features f;
-	vio_vdev_features(c->vdev, &f);
+	vio_drvdev_features(c->vdev, &f);
 
 	printf("%-18s %s (%s)\n", "device", c->where,
 	       o->socket ? "vhost-user" : "in-process");

@@ -106,8 +106,8 @@ static int parse(int argc, char **argv, struct rng_opts *o)
 }
 
 /* Read o->bytes through vdev; 0 or an exit code. */
-static int read_all(struct vio_vdev *vdev, const struct rng_opts *o, FILE *out,
-		    double *secs)
+static int read_all(struct vio_drvdev *vdev, const struct rng_opts *o,
+		    FILE *out, double *secs)
 {
 	uint8_t *buf = malloc(CHUNK);
 	if (!buf) {
@@ -168,11 +168,11 @@ int cmd_rng(int argc, char **argv)
 	};
 	char derr[256] = "";
 	struct vio_rng_device *rd = vio_rng_device_new(&dc, derr, sizeof(derr));
-	struct vio_dev *dev = vio_rng_device_dev(rd);
+	struct vio_device *dev = vio_rng_device_dev(rd);
 	struct vio_mem *mem = vio_mem_new();
 	struct tool_devthread dt = {0};
 	struct vio_bus *bus = NULL;
-	struct vio_vdev *vdev = NULL;
+	struct vio_drvdev *vdev = NULL;
 
 	if (!dev || !mem) {
 		tool_err("cannot create the device: %s",
@@ -202,10 +202,10 @@ int cmd_rng(int argc, char **argv)
 			"read %" PRIu64 " bytes in %.3f s: %.1f MiB/s "
 			"(%s ring, event_idx %s)\n",
 			o.bytes, secs, secs > 0 ? mib / secs : 0.0,
-			vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED)
+			vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED)
 			    ? "packed"
 			    : "split",
-			vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX)
+			vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX)
 			    ? "on"
 			    : "off");
 	}

@@ -508,7 +508,7 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	struct vio_blk_device *bd = NULL;
-	struct vio_dev *dev = NULL;
+	struct vio_device *dev = NULL;
 	struct vio_rng_device *rd = NULL;
 	char err[256] = "";
 	bool blk = strcmp(o.type, "blk") == 0;

@@ -19,7 +19,7 @@ static void *device_thread(void *arg)
 	return NULL;
 }
 
-int tool_devthread_start(struct tool_devthread *t, struct vio_dev *dev,
+int tool_devthread_start(struct tool_devthread *t, struct vio_device *dev,
 			 struct vio_mem *mem)
 {
 	t->ip = vio_inproc_new(dev, mem);
@@ -37,7 +37,7 @@ int tool_devthread_start(struct tool_devthread *t, struct vio_dev *dev,
 	return 0;
 }
 
-struct vio_vdev *tool_devthread_vdev(const struct tool_devthread *t)
+struct vio_drvdev *tool_devthread_vdev(const struct tool_devthread *t)
 {
 	return t->ip ? vio_inproc_vdev(t->ip) : NULL;
 }

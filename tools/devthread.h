@@ -10,9 +10,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-struct vio_dev;
+struct vio_device;
 struct vio_mem;
-struct vio_vdev;
+struct vio_drvdev;
 
 struct tool_devthread {
 	struct vio_inproc *ip;
@@ -26,10 +26,10 @@ struct tool_devthread {
  * TOOL_EXIT_FAIL after saying why; tool_devthread_stop() cleans up either
  * way.  dev and mem stay the caller's and must outlive the thread.
  */
-int tool_devthread_start(struct tool_devthread *t, struct vio_dev *dev,
+int tool_devthread_start(struct tool_devthread *t, struct vio_device *dev,
 			 struct vio_mem *mem);
 /* The driver side's device (NULL before a successful start). */
-struct vio_vdev *tool_devthread_vdev(const struct tool_devthread *t);
+struct vio_drvdev *tool_devthread_vdev(const struct tool_devthread *t);
 /* Stop and join the thread, free the transport.  Idempotent. */
 void tool_devthread_stop(struct tool_devthread *t);
 

@@ -3,7 +3,7 @@
  * vio/blk.h - virtio-blk (VIRTIO 1.2 section 5.2, VIRTIO_ID_BLOCK): a disk.
  *
  * Device side: a struct vio_blk_device serves an image file or a block
- * device through a struct vio_dev, which a transport (vhost-user backend,
+ * device through a struct vio_device, which a transport (vhost-user backend,
  * inproc) exposes to a driver:
  *
  *     struct vio_blk_device_opts c = {
@@ -11,7 +11,7 @@
  *     };
  *     char err[256];
  *     struct vio_blk_device *bd = vio_blk_device_new(&c, err, sizeof(err));
- *     struct vio_dev *dev = vio_blk_device_dev(bd);
+ *     struct vio_device *dev = vio_blk_device_dev(bd);
  *     ... a transport serves dev; each queue's kick runs on its own thread ...
  *     vio_blk_device_drain(bd, 5000);   // SIGTERM: let in-flight finish
  *     ... stop the transport ...
@@ -90,7 +90,7 @@ struct vio_blk_device_opts {
 	 * Busy-poll: once a queue is empty, keep polling it for poll_us
 	 * microseconds (0: 50) before re-enabling notifications and returning
 	 * from the kick.  Trades a core for latency.  A kick still returns
-	 * after a ring's worth of requests (vio_dev_kick() then says more
+	 * after a ring's worth of requests (vio_device_kick() then says more
 	 * are waiting).
 	 */
 	bool poll;
@@ -111,7 +111,7 @@ struct vio_blk_device;
 struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 					  char *err, size_t errlen);
 /* The virtio device, to hand to a transport.  Owned by bd. */
-struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd);
+struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd);
 /* Capacity in 512-byte sectors. */
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd);
 /* "io_uring" or "sync". */
@@ -193,7 +193,7 @@ unsigned vio_blk_device_num_queues(const struct vio_blk_device *bd);
  * good.
  *
  * Buffers: a buffer that lies inside one region of the vdev's vio_mem
- * (vio_mem_alloc(vio_vdev_mem(vdev), ...)) is handed to the device as is
+ * (vio_mem_alloc(vio_drvdev_mem(vdev), ...)) is handed to the device as is
  * (zero-copy).  Any other buffer is copied through bounce buffers
  * preallocated per request slot at probe.  Nothing is allocated per
  * request.  Allocate zero-copy buffers before starting I/O when you can:
@@ -237,8 +237,8 @@ extern const struct vio_driver vio_blk_driver;
 
 struct vio_blk;
 /* The driver state of a vdev bound to a vio_blk driver, else NULL. */
-struct vio_blk *vio_blk_from_vdev(struct vio_vdev *vdev);
-struct vio_vdev *vio_blk_vdev(const struct vio_blk *b);
+struct vio_blk *vio_blk_from_vdev(struct vio_drvdev *vdev);
+struct vio_drvdev *vio_blk_vdev(const struct vio_blk *b);
 
 /* ---- what probe found (config space, 5.2.4, and negotiation) ---- */
 

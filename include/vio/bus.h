@@ -37,9 +37,9 @@ bool vio_driver_matches(const struct vio_driver *drv, uint32_t device,
  * (the device stays on the bus, unbound), or the probe's error (status is
  * FAILED, the device stays on the bus, unbound).
  */
-int vio_bus_add(struct vio_bus *bus, struct vio_vdev *vdev);
+int vio_bus_add(struct vio_bus *bus, struct vio_drvdev *vdev);
 /* The device disappears: driver's remove, reset, off the bus. */
-void vio_bus_remove(struct vio_bus *bus, struct vio_vdev *vdev);
+void vio_bus_remove(struct vio_bus *bus, struct vio_drvdev *vdev);
 unsigned vio_bus_count(const struct vio_bus *bus);
 
 #ifdef __cplusplus

@@ -3,18 +3,18 @@
  * vio/device.h - the device side of the virtio model, and what both sides
  * share: feature sets, the status state machine.
  *
- * A struct vio_dev is a virtio device implementation: its identity, the
+ * A struct vio_device is a virtio device implementation: its identity, the
  * features it offers, its config space, its queues and its status byte.
- * A device type (rng, blk, ...) fills a struct vio_dev_opts with its ops;
+ * A device type (rng, blk, ...) fills a struct vio_device_opts with its ops;
  * a transport (inproc, vhost-user backend) feeds the driver's actions in
- * (vio_dev_set_status, vio_dev_set_features, vio_dev_queue_*) and gets the
- * device's notifications out through struct vio_dev_transport.
+ * (vio_device_set_status, vio_device_set_features, vio_device_queue_*) and gets
+ * the device's notifications out through struct vio_device_transport.
  *
- *     dev = vio_dev_new(&cfg);                 // device type
- *     vio_dev_attach(dev, &hooks, t);          // transport
- *     ... transport calls vio_dev_set_status(dev, ...) etc.
- *     ... transport calls vio_dev_kick(dev, i) on each kick
- *     vio_dev_free(dev);
+ *     dev = vio_device_new(&cfg);                 // device type
+ *     vio_device_attach(dev, &hooks, t);          // transport
+ *     ... transport calls vio_device_set_status(dev, ...) etc.
+ *     ... transport calls vio_device_kick(dev, i) on each kick
+ *     vio_device_free(dev);
  *
  * Threads.  The library owns no thread; the transport calls the ops and
  * promises this (vio/vhost_user.h, vio/inproc.h, vio/run.h say how):
@@ -41,9 +41,9 @@
  *   vq belongs to that queue's thread, and the control thread frees it when
  *   that queue stops (stopping its worker, not queue i's).  State shared
  *   by queues (counters, a backend connection) needs the device's own
- *   locking.  Safe from any thread: vio_dev_config_read,
- *   vio_dev_config_update, vio_dev_get_status, vio_dev_needs_reset,
- *   vio_dev_opaque, and vio_dev_has_feature (fixed while queues run).
+ *   locking.  Safe from any thread: vio_device_config_read,
+ *   vio_device_config_update, vio_device_get_status, vio_device_needs_reset,
+ *   vio_device_opaque, and vio_device_has_feature (fixed while queues run).
  * - A kick pushes every chain it popped before it returns: at a stop the
  *   vhost-user backend hands the ring position to the frontend from the
  *   vq, and a chain held across kicks would be lost on a reconnect.
@@ -53,13 +53,13 @@
  *   outside or to learn when a queue starts and stops (the device engine
  *   adds them); until then input waits for the driver's next kick.
  * - ops->reset may come several times per connection, with no queue and
- *   no status change in between: vio_vdev_connect resets first, a
+ *   no status change in between: vio_drvdev_connect resets first, a
  *   vhost-user SET_FEATURES, SET_STATUS 0, RESET_DEVICE and the end of a
  *   connection each reset.  Every queue is already freed; a reset of a
  *   device that is already reset must be harmless.
- * - The transport's hooks (struct vio_dev_transport) run on the thread
+ * - The transport's hooks (struct vio_device_transport) run on the thread
  *   that caused them: call and queue_broken on the kick's thread,
- *   needs_reset on the caller of vio_dev_needs_reset.
+ *   needs_reset on the caller of vio_device_needs_reset.
  */
 #ifndef VIO_DEVICE_H
 #define VIO_DEVICE_H
@@ -122,19 +122,20 @@ const char *vio_status_str(uint8_t status, char *buf, size_t len);
 #define VIO_CONFIG_MAX 256u
 #define VIO_MAX_QUEUES 64u
 
-struct vio_dev;
+struct vio_device;
 
-struct vio_dev_ops {
+struct vio_device_ops {
 	/* Status changed (after the transition was accepted).  DRIVER_OK is
 	 * where a type starts its queues.  Return <0 to refuse (-> FAILED is
 	 * not set; the transition is undone and the error returned). */
-	int (*status)(struct vio_dev *dev, uint8_t old, uint8_t new_status);
+	int (*status)(struct vio_device *dev, uint8_t old, uint8_t new_status);
 	/* Reset: every queue is already freed; drop in-flight state.  Comes
 	 * several times per connection, also with nothing to drop (see
 	 * Threads above). */
-	void (*reset)(struct vio_dev *dev);
+	void (*reset)(struct vio_device *dev);
 	/* The driver wrote config bytes (already stored).  May be NULL. */
-	void (*config_write)(struct vio_dev *dev, unsigned off, unsigned len);
+	void (*config_write)(struct vio_device *dev, unsigned off,
+			     unsigned len);
 	/*
 	 * May the driver write these len bytes (buf) at off of the config
 	 * space, with the features negotiated now?  Asked before anything is
@@ -142,7 +143,7 @@ struct vio_dev_ops {
 	 * the config space is read-only to the driver.  Each device type
 	 * names its writable fields (blk: writeback, with CONFIG_WCE).
 	 */
-	bool (*config_writable)(struct vio_dev *dev, unsigned off,
+	bool (*config_writable)(struct vio_device *dev, unsigned off,
 				const void *buf, unsigned len);
 	/*
 	 * Queue idx has available buffers (a kick, or the transport polls).
@@ -150,16 +151,16 @@ struct vio_dev_ops {
 	 * ring's worth of chains) even while the driver keeps adding: the
 	 * transport stops queues only between kicks.  Return true when it
 	 * stopped at that bound with work left (notifications still
-	 * disabled): vio_dev_kick() returns it and the caller calls again.
+	 * disabled): vio_device_kick() returns it and the caller calls again.
 	 * Return false otherwise, including when buffers stay available on
 	 * purpose (a receive queue's buffers wait for data): the next kick
 	 * or the device's own event brings it back.
 	 */
-	bool (*kick)(struct vio_dev *dev, unsigned idx, struct vio_vq *vq);
+	bool (*kick)(struct vio_device *dev, unsigned idx, struct vio_vq *vq);
 };
 
 /* What a transport provides to a device. */
-struct vio_dev_transport {
+struct vio_device_transport {
 	/* interrupt the driver for queue idx */
 	void (*call)(void *t, unsigned idx);
 	/* config space changed (device side update) */
@@ -171,7 +172,7 @@ struct vio_dev_transport {
 	void (*queue_broken)(void *t, unsigned idx, const char *why);
 };
 
-struct vio_dev_opts {
+struct vio_device_opts {
 	const char *name;
 	uint32_t device_id, vendor_id;
 	struct vio_features features; /* offered; VERSION_1 is added */
@@ -179,68 +180,71 @@ struct vio_dev_opts {
 	uint16_t queue_max_size;      /* per queue, 1..32768 */
 	const void *config;	      /* initial config space, copied */
 	unsigned config_size;	      /* <= VIO_CONFIG_MAX */
-	const struct vio_dev_ops *ops;
+	const struct vio_device_ops *ops;
 	void *opaque;
 };
 
-struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg);
-void vio_dev_free(struct vio_dev *dev);
-void vio_dev_attach(struct vio_dev *dev, const struct vio_dev_transport *t,
-		    void *opaque);
-void *vio_dev_opaque(const struct vio_dev *dev);
-const char *vio_dev_name(const struct vio_dev *dev);
-uint32_t vio_dev_device_id(const struct vio_dev *dev);
-uint32_t vio_dev_vendor_id(const struct vio_dev *dev);
-unsigned vio_dev_num_queues(const struct vio_dev *dev);
+struct vio_device *vio_device_new(const struct vio_device_opts *cfg);
+void vio_device_free(struct vio_device *dev);
+void vio_device_attach(struct vio_device *dev,
+		       const struct vio_device_transport *t, void *opaque);
+void *vio_device_opaque(const struct vio_device *dev);
+const char *vio_device_name(const struct vio_device *dev);
+uint32_t vio_device_device_id(const struct vio_device *dev);
+uint32_t vio_device_vendor_id(const struct vio_device *dev);
+unsigned vio_device_num_queues(const struct vio_device *dev);
 
-uint8_t vio_dev_get_status(const struct vio_dev *dev);
+uint8_t vio_device_get_status(const struct vio_device *dev);
 /* The driver writes status: checked by vio_status_legal; 0 resets the
  * device (queues freed, features cleared).  FEATURES_OK is refused
  * (-EINVAL, bit not kept) if the acked features are not a subset of the
  * offered ones or lack VERSION_1.  Returns 0 or negative errno. */
-VIO_MUST_CHECK int vio_dev_set_status(struct vio_dev *dev, uint8_t status);
+VIO_MUST_CHECK int vio_device_set_status(struct vio_device *dev,
+					 uint8_t status);
 /* The device itself needs a reset: sets DEVICE_NEEDS_RESET, tells the
  * transport.  reason goes to the (rate-limited) log. */
-void vio_dev_needs_reset(struct vio_dev *dev, const char *reason);
+void vio_device_needs_reset(struct vio_device *dev, const char *reason);
 
-void vio_dev_offered(const struct vio_dev *dev, struct vio_features *out);
+void vio_device_offered(const struct vio_device *dev, struct vio_features *out);
 /* The driver acks features: only in state DRIVER (before FEATURES_OK). */
-VIO_MUST_CHECK int vio_dev_set_features(struct vio_dev *dev,
-					const struct vio_features *f);
-void vio_dev_negotiated(const struct vio_dev *dev, struct vio_features *out);
-bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit);
+VIO_MUST_CHECK int vio_device_set_features(struct vio_device *dev,
+					   const struct vio_features *f);
+void vio_device_negotiated(const struct vio_device *dev,
+			   struct vio_features *out);
+bool vio_device_has_feature(const struct vio_device *dev, unsigned bit);
 
 /* Config space.  Reads/writes past config_size fail with -EINVAL. */
-unsigned vio_dev_config_size(const struct vio_dev *dev);
-int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
-			unsigned len);
+unsigned vio_device_config_size(const struct vio_device *dev);
+int vio_device_config_read(const struct vio_device *dev, unsigned off,
+			   void *buf, unsigned len);
 /* From the driver: stored, then ops->config_write. */
-int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
-			 unsigned len);
+int vio_device_config_write(struct vio_device *dev, unsigned off,
+			    const void *buf, unsigned len);
 /* From the device type: stored, generation bumped, transport told. */
-int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
-			  unsigned len);
-uint32_t vio_dev_config_generation(const struct vio_dev *dev);
+int vio_device_config_update(struct vio_device *dev, unsigned off,
+			     const void *buf, unsigned len);
+uint32_t vio_device_config_generation(const struct vio_device *dev);
 
 /* Queues (config_queue on the device side). */
-int vio_dev_queue_max_size(const struct vio_dev *dev, unsigned idx);
+int vio_device_queue_max_size(const struct vio_device *dev, unsigned idx);
 /* Set size and ring location (pointers already translated by the
  * transport and checked with vio_vq_ring_bytes), before enable. */
-int vio_dev_queue_setup(struct vio_dev *dev, unsigned idx, uint16_t size,
-			const struct vio_vq_layout *layout,
-			const struct vio_memtable *mt);
+int vio_device_queue_setup(struct vio_device *dev, unsigned idx, uint16_t size,
+			   const struct vio_vq_layout *layout,
+			   const struct vio_memtable *mt);
 /* Set the next avail index/wrap to resume at (before enable). */
-int vio_dev_queue_set_base(struct vio_dev *dev, unsigned idx, uint16_t base);
+int vio_device_queue_set_base(struct vio_device *dev, unsigned idx,
+			      uint16_t base);
 /* Create (enable) or free (disable) the vq; creation uses the negotiated
  * features.  Returns 0 or negative errno. */
-int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable);
+int vio_device_queue_enable(struct vio_device *dev, unsigned idx, bool enable);
 /* The live vq of queue idx, or NULL if not enabled. */
-struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx);
+struct vio_vq *vio_device_queue(const struct vio_device *dev, unsigned idx);
 /* Transport: the driver kicked queue idx.  Ignored unless DRIVER_OK and
  * the queue is enabled and not broken.  Returns true when the device
  * stopped at its batch bound with work left (ops->kick said so): call
  * again, after checking whether the queue must stop. */
-bool vio_dev_kick(struct vio_dev *dev, unsigned idx);
+bool vio_device_kick(struct vio_device *dev, unsigned idx);
 
 #ifdef __cplusplus
 }

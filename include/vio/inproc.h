@@ -9,7 +9,7 @@
  * calls are eventfds, one pair per queue.
  *
  *     struct vio_inproc *ip = vio_inproc_new(dev, mem);
- *     struct vio_vdev *vdev = vio_inproc_vdev(ip);   // driver side
+ *     struct vio_drvdev *vdev = vio_inproc_vdev(ip);   // driver side
  *     // device thread:  while (running) vio_inproc_device_poll(ip, -1);
  *     // driver thread:  vio_bus_add(bus, vdev); ...
  *     vio_inproc_stop(ip);     // wakes the device thread: poll returns
@@ -37,14 +37,14 @@ extern "C" {
 
 struct vio_inproc;
 /* dev and mem are not owned; they must outlive ip. */
-struct vio_inproc *vio_inproc_new(struct vio_dev *dev, struct vio_mem *mem);
+struct vio_inproc *vio_inproc_new(struct vio_device *dev, struct vio_mem *mem);
 /* Frees the vdev too. */
 void vio_inproc_free(struct vio_inproc *ip);
-struct vio_vdev *vio_inproc_vdev(struct vio_inproc *ip);
+struct vio_drvdev *vio_inproc_vdev(struct vio_inproc *ip);
 /* Device side: an epoll fd readable when a kick or a stop is pending. */
 int vio_inproc_device_fd(const struct vio_inproc *ip);
 /* Device side: wait up to timeout_ms for kicks and dispatch them to the
- * device (vio_dev_kick).  Returns the number dispatched, 0 on timeout,
+ * device (vio_device_kick).  Returns the number dispatched, 0 on timeout,
  * -ECANCELED once vio_inproc_stop was called, or negative errno. */
 int vio_inproc_device_poll(struct vio_inproc *ip, int timeout_ms);
 /* Make device_poll return -ECANCELED from now on (any thread). */

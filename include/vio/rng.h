@@ -9,13 +9,13 @@
  *
  *     struct vio_rng_device_opts o = {.queue_size = 256};
  *     struct vio_rng_device *rd = vio_rng_device_new(&o, err, sizeof(err));
- *     struct vio_dev *dev = vio_rng_device_dev(rd);   // getrandom(2)
+ *     struct vio_device *dev = vio_rng_device_dev(rd);   // getrandom(2)
  *     ... a transport (vio_inproc_new, vhost-user) serves dev ...
  *     vio_rng_device_free(rd);
  *
  * Every device type follows this pattern (vio/blk.h too):
  * vio_<type>_device_new(opts, err, errlen) returns the type's own handle,
- * vio_<type>_device_dev() the struct vio_dev a transport serves, and
+ * vio_<type>_device_dev() the struct vio_device a transport serves, and
  * vio_<type>_device_free() frees both.  Drivers: a constant
  * vio_<type>_driver with the defaults; a type whose driver takes options
  * adds vio_<type>_driver_new(opts) / _free (blk; rng has none).
@@ -62,7 +62,7 @@ struct vio_rng_device *
 vio_rng_device_new(const struct vio_rng_device_opts *opts, char *err,
 		   size_t errlen);
 /* The device to give a transport.  Owned by rd. */
-struct vio_dev *vio_rng_device_dev(const struct vio_rng_device *rd);
+struct vio_device *vio_rng_device_dev(const struct vio_rng_device *rd);
 /* Free the device (after its transport is gone); NULL is ignored. */
 void vio_rng_device_free(struct vio_rng_device *rd);
 
@@ -79,7 +79,7 @@ extern const struct vio_driver vio_rng_driver;
  * or -EIO if none; -ENODEV if vdev is not bound to vio_rng_driver,
  * -EINVAL if len > SSIZE_MAX.  One thread reads a vdev at a time.
  */
-ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len);
+ssize_t vio_rng_read(struct vio_drvdev *vdev, void *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,7 @@
  *
  * The function does a bounded amount of work per call and returns true
  * when there is more (a device stopped at its batch bound, see
- * vio_dev_kick): the worker then calls it again without waiting for a
+ * vio_device_kick): the worker then calls it again without waiting for a
  * kick, checking for a stop request in between.  So a stop takes at most
  * one call's time, however hard the driver keeps the queue busy.
  *

@@ -4,7 +4,7 @@
  * vhost-user.rst): a Unix socket for control, memfd memory passed with
  * SCM_RIGHTS, eventfds for kicks and calls.
  *
- * Backend (device side): serves one struct vio_dev to one frontend at a
+ * Backend (device side): serves one struct vio_device to one frontend at a
  * time (QEMU, Cloud Hypervisor, DPDK virtio-user, vio's own frontend).
  *
  *     struct vio_backend_opts c = {0};
@@ -33,12 +33,13 @@
  * SET_STATUS), only the frontend's SET_STATUS sets it, and no ring starts
  * (no buffer is used) before it (VIRTIO 1.x 3.1.1); without STATUS, or
  * when the frontend never sends SET_STATUS (QEMU 7.2's vhost-user-rng),
- * vhost-user has no handshake and the first ring that starts sets it.  SET_STATUS 0 resets; FAILED is applied as written.  A disconnect
- * stops every queue, resets the device (its config space back to the
- * device's own) and unmaps all memory.
+ * vhost-user has no handshake and the first ring that starts sets it.
+ * SET_STATUS 0 resets; FAILED is applied as written.  A disconnect stops every
+ * queue, resets the device (its config space back to the device's own) and
+ * unmaps all memory.
  *
  * SET_CONFIG writes only the fields the device type declares writable
- * (vio_dev_ops.config_writable); anything else ends the connection with a
+ * (vio_device_ops.config_writable); anything else ends the connection with a
  * log line.  A queue that breaks (a protocol violation in its ring) sets
  * DEVICE_NEEDS_RESET, is logged with its index and reason, and signals the
  * queue's error eventfd (SET_VRING_ERR) when the frontend gave one.  Kick,
@@ -81,7 +82,7 @@ struct vio_backend_opts {
 };
 
 /* dev is not owned and must outlive b. */
-struct vio_backend *vio_backend_new(struct vio_dev *dev,
+struct vio_backend *vio_backend_new(struct vio_device *dev,
 				    const struct vio_backend_opts *cfg);
 /* Ends any connection (queues stopped, device reset), closes sockets,
  * removes the socket file it created. */
@@ -122,13 +123,13 @@ bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
 /* ---- frontend (driver side) ----
  *
  * Connects to a backend's socket (vio serve, qemu-storage-daemon, any
- * vhost-user device) and presents it as a struct vio_vdev, so that the
+ * vhost-user device) and presents it as a struct vio_drvdev, so that the
  * model's drivers (vio/driver.h, vio/bus.h) run over it unchanged.
  * vhost-user does not say which device type a backend is: the caller
  * names it (device_id), and the driver's probe checks that the config
  * space and features make sense for that type.
  *
- * Threads: the data path (the vq's notify, vio_vdev_wait_used, the call
+ * Threads: the data path (the vq's notify, vio_drvdev_wait_used, the call
  * fd) may run on several threads at once, and concurrently with control
  * (reset, queue setup, config, status, vio_bus_remove) on another.  Each
  * queue's kick and call eventfds are made at connect and closed only by
@@ -168,7 +169,7 @@ struct vio_frontend_opts {
 	 * NEED_REPLY and halves the size on each refusal (connecting again
 	 * if the backend ends the connection after refusing; vio's
 	 * backend keeps it): the driver is offered the largest size
-	 * the backend took (vio_vdev_queue_max_size).  Without REPLY_ACK
+	 * the backend took (vio_drvdev_queue_max_size).  Without REPLY_ACK
 	 * the size is used as it is; a backend that does not take it ends
 	 * the connection at queue setup, and the error says to set
 	 * queue_size to the backend's maximum.
@@ -192,7 +193,7 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 					  const struct vio_frontend_opts *cfg,
 					  char *err, size_t errlen);
 /* The device, for vio_bus_add() or direct use.  Owned by the frontend. */
-struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f);
+struct vio_drvdev *vio_frontend_vdev(struct vio_frontend *f);
 /* false once the backend went away or broke the protocol (the vdev's
  * queues then fail: waits return -ENOTCONN instead of hanging). */
 bool vio_frontend_alive(const struct vio_frontend *f);

@@ -90,7 +90,7 @@ struct blk_queue {
 #define BLK_DWZ_MAX_SECTORS 4194303u
 
 struct vio_blk_device {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	int fd;
 	bool readonly;
 	bool is_blkdev;

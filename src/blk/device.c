@@ -20,7 +20,7 @@
  * that refills the ring as fast as it drains cannot keep a kick running,
  * so the transport can stop the queue between kicks.  A kick that ends on
  * the bound with chains still waiting leaves notifications disabled and
- * vio_dev_kick() tells its caller to call again.
+ * vio_device_kick() tells its caller to call again.
  *
  * A kick returns only after every request it popped has completed and
  * was pushed: there is never in-flight state between kicks, which is what
@@ -156,22 +156,23 @@ static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
 /* Cache mode and request types, as negotiated (and configured) now. */
 static void neg_read(struct vio_blk_device *bd, struct blk_neg *neg)
 {
-	struct vio_dev *dev = bd->dev;
-	bool writeback = vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH);
-	if (writeback && vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
+	struct vio_device *dev = bd->dev;
+	bool writeback = vio_device_has_feature(dev, VIRTIO_BLK_F_FLUSH);
+	if (writeback && vio_device_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
 		uint8_t wce = 1;
-		(void)vio_dev_config_read(
+		(void)vio_device_config_read(
 		    dev, offsetof(struct virtio_blk_config, wce), &wce, 1);
 		writeback = wce != 0;
 	}
 	neg->writethrough = !writeback;
-	neg->discard = vio_dev_has_feature(dev, VIRTIO_BLK_F_DISCARD);
-	neg->write_zeroes = vio_dev_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES);
+	neg->discard = vio_device_has_feature(dev, VIRTIO_BLK_F_DISCARD);
+	neg->write_zeroes =
+	    vio_device_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES);
 }
 
-static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool blk_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct vio_blk_device *bd = vio_dev_opaque(dev);
+	struct vio_blk_device *bd = vio_device_opaque(dev);
 	if (idx >= bd->nq)
 		return false;
 	struct blk_queue *q = &bd->q[idx];
@@ -230,11 +231,11 @@ static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
  * byte, 0 (writethrough) or 1 (writeback), and only with CONFIG_WCE
  * negotiated.  Everything else in virtio_blk_config is the device's.
  */
-static bool blk_config_writable(struct vio_dev *dev, unsigned off,
+static bool blk_config_writable(struct vio_device *dev, unsigned off,
 				const void *buf, unsigned len)
 {
 	const uint8_t *b = buf;
-	return vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
+	return vio_device_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
 	       off == offsetof(struct virtio_blk_config, wce) && len == 1 &&
 	       b && b[0] <= 1;
 }
@@ -244,18 +245,18 @@ static bool blk_config_writable(struct vio_dev *dev, unsigned off,
  * writethrough and say so (writeback 0).  Written as the driver would,
  * so a reset gives the next driver the device's default (1) again.
  */
-static int blk_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+static int blk_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 {
 	uint8_t zero = 0;
 	if ((new_status & ~old & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    vio_dev_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
-	    !vio_dev_has_feature(dev, VIRTIO_BLK_F_FLUSH))
-		return vio_dev_config_write(
+	    vio_device_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE) &&
+	    !vio_device_has_feature(dev, VIRTIO_BLK_F_FLUSH))
+		return vio_device_config_write(
 		    dev, offsetof(struct virtio_blk_config, wce), &zero, 1);
 	return 0;
 }
 
-static const struct vio_dev_ops blk_ops = {
+static const struct vio_device_ops blk_ops = {
     .status = blk_status,
     .kick = blk_kick,
     .config_writable = blk_config_writable,
@@ -588,7 +589,7 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	if (!cfg->no_indirect)
 		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
 
-	struct vio_dev_opts dc = {
+	struct vio_device_opts dc = {
 	    .name = bd->name,
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .vendor_id = 0,
@@ -600,10 +601,10 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	    .ops = &blk_ops,
 	    .opaque = bd,
 	};
-	bd->dev = vio_dev_new(&dc);
+	bd->dev = vio_device_new(&dc);
 	if (!bd->dev) {
 		r = errno ? -errno : -ENOMEM;
-		set_err(err, errlen, "vio_dev_new: %s", strerror(-r));
+		set_err(err, errlen, "vio_device_new: %s", strerror(-r));
 		goto fail;
 	}
 	return bd;
@@ -617,7 +618,7 @@ fail:
 	return NULL;
 }
 
-struct vio_dev *vio_blk_device_dev(const struct vio_blk_device *bd)
+struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd)
 {
 	return bd ? bd->dev : NULL;
 }
@@ -679,7 +680,7 @@ void vio_blk_device_free(struct vio_blk_device *bd)
 {
 	if (!bd)
 		return;
-	vio_dev_free(bd->dev);
+	vio_device_free(bd->dev);
 	for (unsigned i = 0; i < bd->nq; i++)
 		queue_fini(&bd->q[i]);
 	if (bd->fd >= 0)

@@ -271,7 +271,7 @@ bool vio_blk_readonly(const struct vio_blk *b)
 
 bool vio_blk_has_feature(const struct vio_blk *b, unsigned bit)
 {
-	return vio_vdev_has_feature(b->vdev, bit);
+	return vio_drvdev_has_feature(b->vdev, bit);
 }
 
 void vio_blk_get_info(const struct vio_blk *b, struct vio_blk_info *out)

@@ -78,7 +78,7 @@ struct blk_q {
 };
 
 struct vio_blk {
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_mem *mem;
 	struct vio_blk_info info;
 	uint64_t cap_bytes;

@@ -22,7 +22,7 @@
 #define BLK_DEFAULT_BOUNCE (128u << 10)
 #define BLK_MAX_BOUNCE (64u << 20)
 /* Entries per indirect table: the ring's default (vio_vq_opts), which
- * vio_vdev_setup_vq uses.  Chains up to this long take one descriptor. */
+ * vio_drvdev_setup_vq uses.  Chains up to this long take one descriptor. */
 #define BLK_INDIRECT_MAX 32u
 /* Data segments per request, whatever the device allows (IOV_MAX). */
 #define BLK_SEG_CAP 1024u
@@ -36,8 +36,8 @@ struct blk_driver {
 	struct vio_blk_driver_opts cfg;
 };
 
-static int blk_probe(struct vio_vdev *vdev);
-static void blk_remove(struct vio_vdev *vdev);
+static int blk_probe(struct vio_drvdev *vdev);
+static void blk_remove(struct vio_drvdev *vdev);
 
 static const unsigned blk_features[] = {
     VIRTIO_BLK_F_SIZE_MAX,
@@ -112,17 +112,17 @@ void vio_blk_driver_free(struct vio_driver *drv)
 	free((char *)drv - offsetof(struct blk_driver, drv));
 }
 
-struct vio_blk *vio_blk_from_vdev(struct vio_vdev *vdev)
+struct vio_blk *vio_blk_from_vdev(struct vio_drvdev *vdev)
 {
 	if (!vdev)
 		return NULL;
-	const struct vio_driver *drv = vio_vdev_driver(vdev);
+	const struct vio_driver *drv = vio_drvdev_driver(vdev);
 	if (!drv || drv->probe != blk_probe)
 		return NULL;
-	return vio_vdev_priv(vdev);
+	return vio_drvdev_priv(vdev);
 }
 
-struct vio_vdev *vio_blk_vdev(const struct vio_blk *b)
+struct vio_drvdev *vio_blk_vdev(const struct vio_blk *b)
 {
 	return b->vdev;
 }
@@ -133,33 +133,33 @@ struct vio_vdev *vio_blk_vdev(const struct vio_blk *b)
 
 /* Little-endian config fields; *v keeps its fallback if the read fails
  * (a config space shorter than the field). */
-static int cfg_u8(struct vio_vdev *vdev, unsigned off, uint8_t *v)
+static int cfg_u8(struct vio_drvdev *vdev, unsigned off, uint8_t *v)
 {
-	return vio_vdev_config_read(vdev, off, v, 1);
+	return vio_drvdev_config_read(vdev, off, v, 1);
 }
 
-static int cfg_u16(struct vio_vdev *vdev, unsigned off, uint16_t *v)
+static int cfg_u16(struct vio_drvdev *vdev, unsigned off, uint16_t *v)
 {
 	uint16_t x;
-	int r = vio_vdev_config_read(vdev, off, &x, sizeof(x));
+	int r = vio_drvdev_config_read(vdev, off, &x, sizeof(x));
 	if (r == 0)
 		*v = le16toh(x);
 	return r;
 }
 
-static int cfg_u32(struct vio_vdev *vdev, unsigned off, uint32_t *v)
+static int cfg_u32(struct vio_drvdev *vdev, unsigned off, uint32_t *v)
 {
 	uint32_t x;
-	int r = vio_vdev_config_read(vdev, off, &x, sizeof(x));
+	int r = vio_drvdev_config_read(vdev, off, &x, sizeof(x));
 	if (r == 0)
 		*v = le32toh(x);
 	return r;
 }
 
-static int cfg_u64(struct vio_vdev *vdev, unsigned off, uint64_t *v)
+static int cfg_u64(struct vio_drvdev *vdev, unsigned off, uint64_t *v)
 {
 	uint64_t x;
-	int r = vio_vdev_config_read(vdev, off, &x, sizeof(x));
+	int r = vio_drvdev_config_read(vdev, off, &x, sizeof(x));
 	if (r == 0)
 		*v = le64toh(x);
 	return r;
@@ -174,7 +174,7 @@ static bool is_pow2(uint64_t v)
  * required; every value is peer data, checked before use. */
 static int read_config(struct vio_blk *b)
 {
-	struct vio_vdev *vdev = b->vdev;
+	struct vio_drvdev *vdev = b->vdev;
 	struct vio_blk_info *in = &b->info;
 	int r = cfg_u64(vdev, CFG_OFF(capacity), &in->capacity);
 	if (r < 0) {
@@ -195,7 +195,7 @@ static int read_config(struct vio_blk *b)
 	b->cap_bytes = in->capacity * SECTOR;
 
 	in->blk_size = SECTOR;
-	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_BLK_SIZE)) {
+	if (vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_BLK_SIZE)) {
 		uint32_t v = 0;
 		(void)cfg_u32(vdev, CFG_OFF(blk_size), &v);
 		if (is_pow2(v) && v >= SECTOR && v <= 65536)
@@ -205,14 +205,14 @@ static int read_config(struct vio_blk *b)
 			    "blk driver: block size %u ignored: using 512", v);
 	}
 	in->seg_max = 1; /* without SEG_MAX: one data segment, as Linux */
-	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_SEG_MAX)) {
+	if (vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_SEG_MAX)) {
 		uint32_t v = 0;
 		(void)cfg_u32(vdev, CFG_OFF(seg_max), &v);
 		in->seg_max = v ? v : 1;
 	}
-	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_SIZE_MAX))
+	if (vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_SIZE_MAX))
 		(void)cfg_u32(vdev, CFG_OFF(size_max), &in->size_max);
-	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_TOPOLOGY)) {
+	if (vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_TOPOLOGY)) {
 		(void)cfg_u8(vdev, CFG_OFF(physical_block_exp),
 			     &in->physical_block_exp);
 		(void)cfg_u8(vdev, CFG_OFF(alignment_offset),
@@ -221,7 +221,7 @@ static int read_config(struct vio_blk *b)
 		(void)cfg_u32(vdev, CFG_OFF(opt_io_size), &in->opt_io_size);
 	}
 	in->device_queues = 1;
-	if (vio_vdev_has_feature(vdev, VIRTIO_BLK_F_MQ)) {
+	if (vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_MQ)) {
 		uint16_t v = 1;
 		(void)cfg_u16(vdev, CFG_OFF(num_queues), &v);
 		in->device_queues = v ? v : 1;
@@ -261,7 +261,7 @@ static size_t round_down(size_t v, size_t a)
 	return v - v % a;
 }
 
-static void free_state(struct vio_vdev *vdev, struct vio_blk *b)
+static void free_state(struct vio_drvdev *vdev, struct vio_blk *b)
 {
 	for (unsigned i = 0; b->q && i < b->nq; i++) {
 		struct blk_q *q = &b->q[i];
@@ -273,7 +273,7 @@ static void free_state(struct vio_vdev *vdev, struct vio_blk *b)
 	}
 	free(b->q);
 	free(b);
-	vio_vdev_set_priv(vdev, NULL);
+	vio_drvdev_set_priv(vdev, NULL);
 }
 
 /* Slots, their shared memory and the scatter list of queue i. */
@@ -315,10 +315,10 @@ static unsigned round_down_pow2(unsigned v)
 	return v;
 }
 
-static int blk_probe(struct vio_vdev *vdev)
+static int blk_probe(struct vio_drvdev *vdev)
 {
 	const struct vio_blk_driver_opts *cfg =
-	    drv_config(vio_vdev_driver(vdev));
+	    drv_config(vio_drvdev_driver(vdev));
 	struct vio_features want =
 	    vio_features_from(blk_features, N_BLK_FEATURES);
 	if (cfg->no_packed)
@@ -327,7 +327,7 @@ static int blk_probe(struct vio_vdev *vdev)
 		vio_features_clear(&want, VIRTIO_RING_F_EVENT_IDX);
 	if (cfg->no_indirect)
 		vio_features_clear(&want, VIRTIO_RING_F_INDIRECT_DESC);
-	int r = vio_vdev_negotiate(vdev, &want);
+	int r = vio_drvdev_negotiate(vdev, &want);
 	if (r < 0)
 		return r;
 
@@ -335,32 +335,33 @@ static int blk_probe(struct vio_vdev *vdev)
 	if (!b)
 		return -ENOMEM;
 	b->vdev = vdev;
-	b->mem = vio_vdev_mem(vdev);
-	b->ro = vio_vdev_has_feature(vdev, VIRTIO_BLK_F_RO);
-	b->flush = vio_vdev_has_feature(vdev, VIRTIO_BLK_F_FLUSH);
-	b->discard = vio_vdev_has_feature(vdev, VIRTIO_BLK_F_DISCARD);
-	b->wz = vio_vdev_has_feature(vdev, VIRTIO_BLK_F_WRITE_ZEROES);
-	vio_vdev_set_priv(vdev, b);
+	b->mem = vio_drvdev_mem(vdev);
+	b->ro = vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_RO);
+	b->flush = vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_FLUSH);
+	b->discard = vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_DISCARD);
+	b->wz = vio_drvdev_has_feature(vdev, VIRTIO_BLK_F_WRITE_ZEROES);
+	vio_drvdev_set_priv(vdev, b);
 	r = read_config(b);
 	if (r < 0)
 		goto fail;
 
 	struct vio_blk_info *in = &b->info;
-	in->packed = vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED);
-	in->event_idx = vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX);
-	in->indirect = vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC);
+	in->packed = vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED);
+	in->event_idx = vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX);
+	in->indirect =
+	    vio_drvdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC);
 
 	/* queues: what the config says, what the transport has, what the
 	 * caller asked for */
 	unsigned nq = in->device_queues;
-	if (nq > vio_vdev_num_queues(vdev))
-		nq = vio_vdev_num_queues(vdev);
+	if (nq > vio_drvdev_num_queues(vdev))
+		nq = vio_drvdev_num_queues(vdev);
 	if (cfg->num_queues && nq > cfg->num_queues)
 		nq = cfg->num_queues;
 	/* the smallest ring decides the per-request limits of all */
 	unsigned qsize = VIO_VQ_MAX_SIZE;
 	for (unsigned i = 0; i < nq; i++) {
-		unsigned s = vio_vdev_queue_max_size(vdev, i);
+		unsigned s = vio_drvdev_queue_max_size(vdev, i);
 		if (cfg->queue_size && s > cfg->queue_size)
 			s = cfg->queue_size;
 		if (!in->packed)
@@ -439,7 +440,7 @@ static int blk_probe(struct vio_vdev *vdev)
 	}
 	for (unsigned i = 0; i < nq; i++) {
 		struct blk_q *q = &b->q[i];
-		q->vq = vio_vdev_setup_vq(vdev, i, qsize, NULL, NULL);
+		q->vq = vio_drvdev_setup_vq(vdev, i, qsize, NULL, NULL);
 		if (!q->vq) {
 			r = errno ? -errno : -EIO;
 			vio_log_warn("blk driver: queue %u: %s", i,
@@ -463,9 +464,9 @@ fail:
  * used any more.  Requests still queued complete with -ENODEV (their
  * callbacks run here, on the bus's thread).
  */
-static void blk_remove(struct vio_vdev *vdev)
+static void blk_remove(struct vio_drvdev *vdev)
 {
-	struct vio_blk *b = vio_vdev_priv(vdev);
+	struct vio_blk *b = vio_drvdev_priv(vdev);
 	if (!b)
 		return;
 	for (unsigned i = 0; i < b->nq; i++) {

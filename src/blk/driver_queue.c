@@ -392,7 +392,7 @@ static int piece_add(struct blk_q *q, struct vio_blk_req *req,
 static void q_sync_mem(struct blk_q *q)
 {
 	unsigned n = vio_mem_region_count(q->b->mem);
-	if (n != q->regions && vio_vdev_sync_mem(q->b->vdev) == 0)
+	if (n != q->regions && vio_drvdev_sync_mem(q->b->vdev) == 0)
 		q->regions = n;
 }
 
@@ -474,7 +474,7 @@ void blkq_wait(struct blk_q *q, int timeout_ms)
 {
 	uint32_t len;
 	errno = 0;
-	void *tok = vio_vdev_wait_used(q->b->vdev, q->vq, &len, timeout_ms);
+	void *tok = vio_drvdev_wait_used(q->b->vdev, q->vq, &len, timeout_ms);
 	int e = errno;
 	/* awake: no interrupts while we are busy anyway (a hint) */
 	vio_vq_disable_cb(q->vq);

@@ -5,7 +5,7 @@
  * global: one thread owns a bus.
  *
  * Binding (vio_bus_add, vio_bus_register): reset, ACKNOWLEDGE, DRIVER
- * (vio_vdev_connect), probe; 0 gives DRIVER_OK unless probe set it, an
+ * (vio_drvdev_connect), probe; 0 gives DRIVER_OK unless probe set it, an
  * error gives FAILED and the device stays unbound.
  *
  * Unbinding (vio_bus_remove, vio_bus_unregister, vio_bus_free): the
@@ -25,7 +25,7 @@
 struct vio_bus {
 	const struct vio_driver **drv;
 	unsigned ndrv, drv_cap;
-	struct vio_vdev **dev;
+	struct vio_drvdev **dev;
 	unsigned ndev, dev_cap;
 };
 
@@ -66,49 +66,49 @@ bool vio_driver_matches(const struct vio_driver *drv, uint32_t device,
 }
 
 static const struct vio_driver *find_driver(const struct vio_bus *bus,
-					    const struct vio_vdev *vdev)
+					    const struct vio_drvdev *vdev)
 {
-	uint32_t device = vio_vdev_device_id(vdev);
-	uint32_t vendor = vio_vdev_vendor_id(vdev);
+	uint32_t device = vio_drvdev_device_id(vdev);
+	uint32_t vendor = vio_drvdev_vendor_id(vdev);
 	for (unsigned i = 0; i < bus->ndrv; i++)
 		if (vio_driver_matches(bus->drv[i], device, vendor))
 			return bus->drv[i];
 	return NULL;
 }
 
-static void add_failed(struct vio_vdev *vdev)
+static void add_failed(struct vio_drvdev *vdev)
 {
-	int r = vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
+	int r = vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
 	(void)r; /* best effort: the probe's error is what we report */
 }
 
 /* Connect, probe, DRIVER_OK; on failure FAILED and unbound. */
-static int bus_bind(struct vio_vdev *vdev, const struct vio_driver *drv)
+static int bus_bind(struct vio_drvdev *vdev, const struct vio_driver *drv)
 {
-	int r = vio_vdev_connect(vdev);
+	int r = vio_drvdev_connect(vdev);
 	if (r < 0) {
 		add_failed(vdev);
 		return r;
 	}
-	vio_vdev_bind(vdev, drv);
+	vio_drvdev_bind(vdev, drv);
 	r = drv->probe ? drv->probe(vdev) : 0;
 	if (r < 0) {
-		vio_vdev_bind(vdev, NULL);
+		vio_drvdev_bind(vdev, NULL);
 		add_failed(vdev);
 		vio_log_warn("bus: driver %s: probe failed: %s",
 			     drv->name ? drv->name : "?", strerror(-r));
 		return r;
 	}
-	if (!(vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
-		r = vio_vdev_driver_ok(vdev);
+	if (!(vio_drvdev_get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		r = vio_drvdev_driver_ok(vdev);
 		if (r < 0) {
 			/* the device refused to go live: undo the probe */
-			vio_vdev_stop(vdev);
+			vio_drvdev_stop(vdev);
 			if (drv->remove)
 				drv->remove(vdev);
-			int r2 = vio_vdev_reset(vdev);
+			int r2 = vio_drvdev_reset(vdev);
 			(void)r2; /* report the DRIVER_OK refusal */
-			vio_vdev_bind(vdev, NULL);
+			vio_drvdev_bind(vdev, NULL);
 			add_failed(vdev);
 			return r;
 		}
@@ -116,18 +116,18 @@ static int bus_bind(struct vio_vdev *vdev, const struct vio_driver *drv)
 	return 0;
 }
 
-static void bus_unbind(struct vio_vdev *vdev)
+static void bus_unbind(struct vio_drvdev *vdev)
 {
-	const struct vio_driver *drv = vio_vdev_driver(vdev);
-	vio_vdev_stop(vdev);
+	const struct vio_driver *drv = vio_drvdev_driver(vdev);
+	vio_drvdev_stop(vdev);
 	if (drv && drv->remove)
 		drv->remove(vdev);
-	int r = vio_vdev_reset(vdev);
+	int r = vio_drvdev_reset(vdev);
 	(void)r; /* a device we cannot reach is gone anyway */
-	vio_vdev_bind(vdev, NULL);
+	vio_drvdev_bind(vdev, NULL);
 }
 
-static int find_dev(const struct vio_bus *bus, const struct vio_vdev *vdev)
+static int find_dev(const struct vio_bus *bus, const struct vio_drvdev *vdev)
 {
 	for (unsigned i = 0; i < bus->ndev; i++)
 		if (bus->dev[i] == vdev)
@@ -147,10 +147,10 @@ int vio_bus_register(struct vio_bus *bus, const struct vio_driver *drv)
 		return -ENOMEM;
 	bus->drv[bus->ndrv++] = drv;
 	for (unsigned i = 0; i < bus->ndev; i++) {
-		struct vio_vdev *vdev = bus->dev[i];
-		if (vio_vdev_driver(vdev) ||
-		    !vio_driver_matches(drv, vio_vdev_device_id(vdev),
-					vio_vdev_vendor_id(vdev)))
+		struct vio_drvdev *vdev = bus->dev[i];
+		if (vio_drvdev_driver(vdev) ||
+		    !vio_driver_matches(drv, vio_drvdev_device_id(vdev),
+					vio_drvdev_vendor_id(vdev)))
 			continue;
 		(void)bus_bind(vdev, drv); /* a failed probe leaves it FAILED */
 	}
@@ -162,7 +162,7 @@ void vio_bus_unregister(struct vio_bus *bus, const struct vio_driver *drv)
 	if (!bus || !drv)
 		return;
 	for (unsigned i = 0; i < bus->ndev; i++)
-		if (vio_vdev_driver(bus->dev[i]) == drv)
+		if (vio_drvdev_driver(bus->dev[i]) == drv)
 			bus_unbind(bus->dev[i]);
 	for (unsigned i = 0; i < bus->ndrv; i++) {
 		if (bus->drv[i] != drv)
@@ -174,7 +174,7 @@ void vio_bus_unregister(struct vio_bus *bus, const struct vio_driver *drv)
 	}
 }
 
-int vio_bus_add(struct vio_bus *bus, struct vio_vdev *vdev)
+int vio_bus_add(struct vio_bus *bus, struct vio_drvdev *vdev)
 {
 	if (!bus || !vdev)
 		return -EINVAL;
@@ -191,7 +191,7 @@ int vio_bus_add(struct vio_bus *bus, struct vio_vdev *vdev)
 	return bus_bind(vdev, drv);
 }
 
-void vio_bus_remove(struct vio_bus *bus, struct vio_vdev *vdev)
+void vio_bus_remove(struct vio_bus *bus, struct vio_drvdev *vdev)
 {
 	if (!bus || !vdev)
 		return;

@@ -2,7 +2,7 @@
 /*
  * Feature sets: VIO_FEATURE_BITS bits, F_ constants are bit numbers
  * (<linux/virtio_config.h>, the device headers).  Negotiation is an
- * intersection (vdev.c); the device checks a subset (dev.c).
+ * intersection (drvdev.c); the device checks a subset (device.c).
  */
 #include <string.h>
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The status byte's one transition function (VIRTIO 1.2 section 2.1 and
- * 3.1.1), used by both sides: vio_dev_set_status() checks the driver's
- * writes with it, vio_dev_needs_reset() the device's own, and
- * vio_vdev_add_status() refuses to send an illegal write at all.
+ * 3.1.1), used by both sides: vio_device_set_status() checks the driver's
+ * writes with it, vio_device_needs_reset() the device's own, and
+ * vio_drvdev_add_status() refuses to send an illegal write at all.
  *
  * Legal, old -> new:
  *   - new == 0: reset, from anything, by either side's request;

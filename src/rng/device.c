@@ -8,7 +8,7 @@
  * load), fill their writable segments (one getrandom(2) per segment: the
  * entropy has to come from somewhere), return them all with one
  * vio_vq_push_batch() and interrupt the driver once.  Notifications are
- * re-enabled unless chains are still waiting (then vio_dev_kick() tells
+ * re-enabled unless chains are still waiting (then vio_device_kick() tells
  * the caller to call again).  No allocation per request: the segment and
  * used arrays are sized for the largest queue at creation, the segments
  * with room for descriptors that cross region boundaries (a descriptor
@@ -32,7 +32,7 @@
 #define RNG_DEFAULT_QUEUE_SIZE 256
 
 struct vio_rng_device {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	int (*fill)(void *opaque, void *buf, size_t len);
 	void *fill_opaque;
 	struct vio_iov *iov; /* [max_iov] */
@@ -78,9 +78,9 @@ static uint32_t fill_chain(struct vio_rng_device *rng,
 	return written;
 }
 
-static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool rng_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct vio_rng_device *rng = vio_dev_opaque(dev);
+	struct vio_rng_device *rng = vio_device_opaque(dev);
 	struct vio_chain c;
 	unsigned n = 0, max = vio_vq_size(vq);
 	bool more = false;
@@ -123,7 +123,7 @@ static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 		if (vio_vq_enable_notify(vq))
 			break;
 		/* chains wait: on the bound, leave notifications disabled;
-		 * vio_dev_kick() tells the caller to call again */
+		 * vio_device_kick() tells the caller to call again */
 		vio_vq_disable_notify(vq);
 		if (n == max) {
 			more = true;
@@ -136,7 +136,7 @@ static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return more;
 }
 
-static const struct vio_dev_ops rng_ops = {
+static const struct vio_device_ops rng_ops = {
     .kick = rng_kick,
 };
 
@@ -187,7 +187,7 @@ struct vio_rng_device *vio_rng_device_new(const struct vio_rng_device_opts *cfg,
 		vio_features_set(&f, VIRTIO_RING_F_EVENT_IDX);
 	if (!cfg->no_indirect)
 		vio_features_set(&f, VIRTIO_RING_F_INDIRECT_DESC);
-	struct vio_dev_opts dc = {
+	struct vio_device_opts dc = {
 	    .name = rng->name,
 	    .device_id = VIRTIO_ID_RNG,
 	    .vendor_id = 0,
@@ -197,7 +197,7 @@ struct vio_rng_device *vio_rng_device_new(const struct vio_rng_device_opts *cfg,
 	    .ops = &rng_ops,
 	    .opaque = rng,
 	};
-	rng->dev = vio_dev_new(&dc);
+	rng->dev = vio_device_new(&dc);
 	if (!rng->dev)
 		goto fail;
 	return rng;
@@ -211,7 +211,7 @@ fail:;
 	return NULL;
 }
 
-struct vio_dev *vio_rng_device_dev(const struct vio_rng_device *rng)
+struct vio_device *vio_rng_device_dev(const struct vio_rng_device *rng)
 {
 	return rng ? rng->dev : NULL;
 }
@@ -220,7 +220,7 @@ void vio_rng_device_free(struct vio_rng_device *rng)
 {
 	if (!rng)
 		return;
-	vio_dev_free(rng->dev);
+	vio_device_free(rng->dev);
 	free(rng->iov);
 	free(rng->used);
 	free(rng);

@@ -63,27 +63,27 @@ static bool rng_own(const struct rng_drv *st, const void *tok)
 	return false;
 }
 
-static void rng_free_state(struct vio_vdev *vdev, struct rng_drv *st)
+static void rng_free_state(struct vio_drvdev *vdev, struct rng_drv *st)
 {
-	struct vio_mem *mem = vio_vdev_mem(vdev);
+	struct vio_mem *mem = vio_drvdev_mem(vdev);
 	for (unsigned i = 0; i < st->nbuf; i++)
 		vio_mem_release(mem, st->buf[i]);
 	free(st);
-	vio_vdev_set_priv(vdev, NULL);
+	vio_drvdev_set_priv(vdev, NULL);
 }
 
-static int rng_probe(struct vio_vdev *vdev)
+static int rng_probe(struct vio_drvdev *vdev)
 {
 	struct vio_features wanted = vio_features_from(
 	    rng_features, sizeof(rng_features) / sizeof(rng_features[0]));
-	int r = vio_vdev_negotiate(vdev, &wanted);
+	int r = vio_drvdev_negotiate(vdev, &wanted);
 	if (r < 0)
 		return r;
 	struct rng_drv *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	vio_vdev_set_priv(vdev, st);
-	st->vq = vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL);
+	vio_drvdev_set_priv(vdev, st);
+	st->vq = vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL);
 	if (!st->vq) {
 		r = errno ? -errno : -EIO;
 		goto fail;
@@ -92,8 +92,8 @@ static int rng_probe(struct vio_vdev *vdev)
 	st->nbuf = n < RNG_NBUF ? n : RNG_NBUF;
 	for (unsigned i = 0; i < st->nbuf; i++) {
 		uint64_t daddr;
-		st->buf[i] =
-		    vio_mem_alloc(vio_vdev_mem(vdev), RNG_BUF_SIZE, 64, &daddr);
+		st->buf[i] = vio_mem_alloc(vio_drvdev_mem(vdev), RNG_BUF_SIZE,
+					   64, &daddr);
 		if (!st->buf[i]) {
 			st->nbuf = i;
 			r = -ENOMEM;
@@ -115,9 +115,9 @@ fail:
 }
 
 /* The bus stopped the device before calling us: take the buffers back. */
-static void rng_remove(struct vio_vdev *vdev)
+static void rng_remove(struct vio_drvdev *vdev)
 {
-	struct rng_drv *st = vio_vdev_priv(vdev);
+	struct rng_drv *st = vio_drvdev_priv(vdev);
 	if (!st)
 		return;
 	while (vio_vq_detach_unused(st->vq))
@@ -134,11 +134,11 @@ const struct vio_driver vio_rng_driver = {
     .remove = rng_remove,
 };
 
-ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len)
+ssize_t vio_rng_read(struct vio_drvdev *vdev, void *buf, size_t len)
 {
-	if (!vdev || vio_vdev_driver(vdev) != &vio_rng_driver)
+	if (!vdev || vio_drvdev_driver(vdev) != &vio_rng_driver)
 		return -ENODEV;
-	struct rng_drv *st = vio_vdev_priv(vdev);
+	struct rng_drv *st = vio_drvdev_priv(vdev);
 	if (!st)
 		return -ENODEV;
 	if (len > SSIZE_MAX || (len && !buf))
@@ -169,7 +169,7 @@ ssize_t vio_rng_read(struct vio_vdev *vdev, void *buf, size_t len)
 			st->need_kick = false;
 		}
 		uint32_t ulen = 0;
-		void *tok = vio_vdev_wait_used(vdev, st->vq, &ulen, -1);
+		void *tok = vio_drvdev_wait_used(vdev, st->vq, &ulen, -1);
 		if (!tok)
 			return done ? (ssize_t)done : -EIO;
 		/* hand out only what the device says it wrote: the ring

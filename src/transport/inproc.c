@@ -46,9 +46,9 @@
 #define INPROC_MAX_REGIONS 256
 
 struct vio_inproc {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct vio_mem *mem;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_memtable *mt;
 	unsigned synced; /* regions of mem mapped in mt: __atomic access */
 	pthread_mutex_t lock;
@@ -114,26 +114,26 @@ static bool mem_grew(const struct vio_inproc *ip)
 static uint32_t ip_device_id(void *t)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_device_id(ip->dev);
+	return vio_device_device_id(ip->dev);
 }
 
 static uint32_t ip_vendor_id(void *t)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_vendor_id(ip->dev);
+	return vio_device_vendor_id(ip->dev);
 }
 
 static uint8_t ip_get_status(void *t)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_get_status(ip->dev);
+	return vio_device_get_status(ip->dev);
 }
 
 static int ip_set_status(void *t, uint8_t status)
 {
 	struct vio_inproc *ip = t;
 	pthread_mutex_lock(&ip->lock);
-	int r = vio_dev_set_status(ip->dev, status);
+	int r = vio_device_set_status(ip->dev, status);
 	pthread_mutex_unlock(&ip->lock);
 	return r;
 }
@@ -141,7 +141,7 @@ static int ip_set_status(void *t, uint8_t status)
 static int ip_get_features(void *t, struct vio_features *out)
 {
 	struct vio_inproc *ip = t;
-	vio_dev_offered(ip->dev, out);
+	vio_device_offered(ip->dev, out);
 	return 0;
 }
 
@@ -149,7 +149,7 @@ static int ip_set_features(void *t, const struct vio_features *f)
 {
 	struct vio_inproc *ip = t;
 	pthread_mutex_lock(&ip->lock);
-	int r = vio_dev_set_features(ip->dev, f);
+	int r = vio_device_set_features(ip->dev, f);
 	pthread_mutex_unlock(&ip->lock);
 	return r;
 }
@@ -157,14 +157,14 @@ static int ip_set_features(void *t, const struct vio_features *f)
 static int ip_config_read(void *t, unsigned off, void *buf, unsigned len)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_config_read(ip->dev, off, buf, len);
+	return vio_device_config_read(ip->dev, off, buf, len);
 }
 
 static int ip_config_write(void *t, unsigned off, const void *buf, unsigned len)
 {
 	struct vio_inproc *ip = t;
 	pthread_mutex_lock(&ip->lock);
-	int r = vio_dev_config_write(ip->dev, off, buf, len);
+	int r = vio_device_config_write(ip->dev, off, buf, len);
 	pthread_mutex_unlock(&ip->lock);
 	return r;
 }
@@ -172,7 +172,7 @@ static int ip_config_write(void *t, unsigned off, const void *buf, unsigned len)
 static uint32_t ip_config_generation(void *t)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_config_generation(ip->dev);
+	return vio_device_config_generation(ip->dev);
 }
 
 static unsigned ip_num_queues(void *t)
@@ -184,7 +184,7 @@ static unsigned ip_num_queues(void *t)
 static int ip_queue_max_size(void *t, unsigned idx)
 {
 	struct vio_inproc *ip = t;
-	return vio_dev_queue_max_size(ip->dev, idx);
+	return vio_device_queue_max_size(ip->dev, idx);
 }
 
 /* Byte sizes of the three ring areas (VIRTIO 1.2 2.7 with the event
@@ -212,7 +212,7 @@ static int ip_queue_setup(void *t, unsigned idx, uint16_t size,
 	if (r < 0)
 		goto out;
 
-	bool packed = vio_dev_has_feature(ip->dev, VIRTIO_F_RING_PACKED);
+	bool packed = vio_device_has_feature(ip->dev, VIRTIO_F_RING_PACKED);
 	uint64_t b[3];
 	area_bytes(size, packed, b);
 	/* the device's view: only the device addresses cross over */
@@ -228,9 +228,9 @@ static int ip_queue_setup(void *t, unsigned idx, uint16_t size,
 		r = -EFAULT;
 		goto out;
 	}
-	r = vio_dev_queue_setup(ip->dev, idx, size, &dl, ip->mt);
+	r = vio_device_queue_setup(ip->dev, idx, size, &dl, ip->mt);
 	if (r == 0)
-		r = vio_dev_queue_enable(ip->dev, idx, true);
+		r = vio_device_queue_enable(ip->dev, idx, true);
 out:
 	pthread_mutex_unlock(&ip->lock);
 	return r;
@@ -240,7 +240,7 @@ static int ip_queue_disable(void *t, unsigned idx)
 {
 	struct vio_inproc *ip = t;
 	pthread_mutex_lock(&ip->lock);
-	int r = vio_dev_queue_enable(ip->dev, idx, false);
+	int r = vio_device_queue_enable(ip->dev, idx, false);
 	pthread_mutex_unlock(&ip->lock);
 	return r;
 }
@@ -321,7 +321,7 @@ static void dev_call(void *t, unsigned idx)
 		signal_fd(ip->callfd[idx]);
 }
 
-/* Wake every waiter: vio_vdev_wait_used re-reads status after a wake. */
+/* Wake every waiter: vio_drvdev_wait_used re-reads status after a wake. */
 static void dev_needs_reset(void *t)
 {
 	struct vio_inproc *ip = t;
@@ -329,7 +329,7 @@ static void dev_needs_reset(void *t)
 		signal_fd(ip->callfd[i]);
 }
 
-static const struct vio_dev_transport inproc_hooks = {
+static const struct vio_device_transport inproc_hooks = {
     .call = dev_call, .needs_reset = dev_needs_reset,
     /* config_changed: no config interrupt in this transport; drivers
      * read the generation */
@@ -337,7 +337,7 @@ static const struct vio_dev_transport inproc_hooks = {
 
 /* ---- lifetime ---- */
 
-struct vio_inproc *vio_inproc_new(struct vio_dev *dev, struct vio_mem *mem)
+struct vio_inproc *vio_inproc_new(struct vio_device *dev, struct vio_mem *mem)
 {
 	if (!dev || !mem) {
 		errno = EINVAL;
@@ -350,7 +350,7 @@ struct vio_inproc *vio_inproc_new(struct vio_dev *dev, struct vio_mem *mem)
 	}
 	ip->dev = dev;
 	ip->mem = mem;
-	ip->nq = vio_dev_num_queues(dev);
+	ip->nq = vio_device_num_queues(dev);
 	ip->epfd = ip->stopfd = -1;
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		ip->kickfd[i] = ip->callfd[i] = -1;
@@ -383,10 +383,10 @@ struct vio_inproc *vio_inproc_new(struct vio_dev *dev, struct vio_mem *mem)
 		e = -r;
 		goto fail;
 	}
-	ip->vdev = vio_vdev_new(&inproc_ops, ip, mem);
+	ip->vdev = vio_drvdev_new(&inproc_ops, ip, mem);
 	if (!ip->vdev)
 		goto fail_errno;
-	vio_dev_attach(dev, &inproc_hooks, ip);
+	vio_device_attach(dev, &inproc_hooks, ip);
 	ip->attached = true;
 	return ip;
 
@@ -403,14 +403,14 @@ void vio_inproc_free(struct vio_inproc *ip)
 	if (!ip)
 		return;
 	/* the driver side first: it resets the device if still live */
-	vio_vdev_free(ip->vdev);
+	vio_drvdev_free(ip->vdev);
 	ip->vdev = NULL;
 	if (ip->attached) {
 		pthread_mutex_lock(&ip->lock);
 		/* free the device's vqs before the memtable they point into */
-		int r = vio_dev_set_status(ip->dev, 0);
+		int r = vio_device_set_status(ip->dev, 0);
 		(void)r; /* a reset is always legal */
-		vio_dev_attach(ip->dev, NULL, NULL);
+		vio_device_attach(ip->dev, NULL, NULL);
 		pthread_mutex_unlock(&ip->lock);
 	}
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
@@ -428,7 +428,7 @@ void vio_inproc_free(struct vio_inproc *ip)
 	free(ip);
 }
 
-struct vio_vdev *vio_inproc_vdev(struct vio_inproc *ip)
+struct vio_drvdev *vio_inproc_vdev(struct vio_inproc *ip)
 {
 	return ip->vdev;
 }
@@ -484,7 +484,7 @@ int vio_inproc_device_poll(struct vio_inproc *ip, int timeout_ms)
 			continue;
 		/* a device stops at its batch bound: kick ourselves so the
 		 * rest is served on the next turn, after the other queues */
-		if (vio_dev_kick(ip->dev, i))
+		if (vio_device_kick(ip->dev, i))
 			signal_fd(ip->kickfd[i]);
 		dispatched++;
 	}

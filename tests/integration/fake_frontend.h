@@ -51,7 +51,7 @@
 
 static char dir[256], sock_path[300], img_path[300];
 static struct vio_blk_device *bd;
-static struct vio_dev *dev;
+static struct vio_device *dev;
 
 static int new_memfd(size_t size)
 {

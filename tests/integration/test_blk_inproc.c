@@ -69,7 +69,7 @@ struct env {
 	struct vio_blk_device *bd;
 	struct vio_mem *mem;
 	struct vio_inproc *ip;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_bus *bus;
 	struct vio_driver *drv;
 	struct vio_blk *b;
@@ -361,10 +361,10 @@ static void test_split(bool packed, bool indirect, uint64_t seed)
 
 /* ---- read-only ---- */
 
-static uint16_t avail_idx(struct vio_vdev *vdev)
+static uint16_t avail_idx(struct vio_drvdev *vdev)
 {
 	struct vio_vq_layout l;
-	vio_vq_get_layout(vio_vdev_vq(vdev, 0), &l);
+	vio_vq_get_layout(vio_drvdev_vq(vdev, 0), &l);
 	const struct vring_avail *a = l.driver;
 	return le16toh(__atomic_load_n(&a->idx, __ATOMIC_ACQUIRE));
 }
@@ -718,7 +718,7 @@ static void test_poll_and_broken(uint64_t seed)
 		CHECK_EQ(vio_blk_submit(e.b, 0, &r[i]), 0);
 	}
 	vio_log_set_quiet(1);
-	vio_vq_set_broken(vio_vdev_vq(e.vdev, 0), "test");
+	vio_vq_set_broken(vio_drvdev_vq(e.vdev, 0), "test");
 	cb_count = 0;
 	int n = vio_blk_poll(e.b, 0, NULL, 0, 5000);
 	CHECK_EQ(n, 6);

@@ -88,7 +88,7 @@ static void op_leave(void)
 	atomic_fetch_sub(&T.in_op, 1);
 }
 
-static int t_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+static int t_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 {
 	op_enter();
 	record(OP_STATUS, 0);
@@ -96,17 +96,17 @@ static int t_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
 	return 0;
 }
 
-static void t_reset(struct vio_dev *dev)
+static void t_reset(struct vio_device *dev)
 {
 	op_enter();
 	record(OP_RESET, 0);
 	for (unsigned i = 0; i < NQ; i++)
-		if (vio_dev_queue(dev, i))
+		if (vio_device_queue(dev, i))
 			atomic_fetch_add(&T.live_at_reset, 1);
 	op_leave();
 }
 
-static bool t_config_writable(struct vio_dev *dev, unsigned off,
+static bool t_config_writable(struct vio_device *dev, unsigned off,
 			      const void *buf, unsigned len)
 {
 	op_enter();
@@ -115,7 +115,7 @@ static bool t_config_writable(struct vio_dev *dev, unsigned off,
 	return off == 0 && len == 1;
 }
 
-static void t_config_write(struct vio_dev *dev, unsigned off, unsigned len)
+static void t_config_write(struct vio_device *dev, unsigned off, unsigned len)
 {
 	op_enter();
 	record(OP_CFG_WRITE, 0);
@@ -123,7 +123,7 @@ static void t_config_write(struct vio_dev *dev, unsigned off, unsigned len)
 }
 
 /* Echo: every chain is returned, nothing written; bounded by the ring. */
-static bool t_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool t_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
 	op_enter();
 	if (atomic_fetch_add(&T.in_kick[idx % NQ], 1))
@@ -142,7 +142,7 @@ static bool t_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return false;
 }
 
-static const struct vio_dev_ops t_ops = {
+static const struct vio_device_ops t_ops = {
     .status = t_status,
     .reset = t_reset,
     .config_writable = t_config_writable,
@@ -150,17 +150,17 @@ static const struct vio_dev_ops t_ops = {
     .kick = t_kick,
 };
 
-static struct vio_dev *t_dev_new(void)
+static struct vio_device *t_dev_new(void)
 {
 	static const uint8_t config[8];
-	struct vio_dev_opts c = {.name = "threads",
-				 .device_id = VIRTIO_ID_CONSOLE,
-				 .num_queues = NQ,
-				 .queue_max_size = QSIZE,
-				 .config = config,
-				 .config_size = sizeof(config),
-				 .ops = &t_ops};
-	struct vio_dev *d = vio_dev_new(&c);
+	struct vio_device_opts c = {.name = "threads",
+				    .device_id = VIRTIO_ID_CONSOLE,
+				    .num_queues = NQ,
+				    .queue_max_size = QSIZE,
+				    .config = config,
+				    .config_size = sizeof(config),
+				    .ops = &t_ops};
+	struct vio_device *d = vio_device_new(&c);
 	REQUIRE(d);
 	return d;
 }
@@ -179,7 +179,7 @@ static void records_clear(void)
 /* ---- the driver side: handshake by hand, echo traffic ---- */
 
 struct drv {
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_vq *vq[NQ];
 	void *buf[NQ];
 };
@@ -188,18 +188,18 @@ static void drv_up(struct drv *d)
 {
 	struct vio_features want = {{0}};
 	vio_features_set(&want, VIRTIO_F_VERSION_1);
-	REQUIRE(vio_vdev_connect(d->vdev) == 0); /* resets first */
-	REQUIRE(vio_vdev_negotiate(d->vdev, &want) == 0);
+	REQUIRE(vio_drvdev_connect(d->vdev) == 0); /* resets first */
+	REQUIRE(vio_drvdev_negotiate(d->vdev, &want) == 0);
 	for (unsigned i = 0; i < NQ; i++) {
-		d->vq[i] = vio_vdev_setup_vq(d->vdev, i, 0, NULL, NULL);
+		d->vq[i] = vio_drvdev_setup_vq(d->vdev, i, 0, NULL, NULL);
 		if (!d->vq[i])
 			fprintf(stderr, "setup_vq %u: %s\n", i,
 				vio_strerror(-errno));
 		REQUIRE(d->vq[i]);
 	}
-	REQUIRE(vio_vdev_driver_ok(d->vdev) == 0);
+	REQUIRE(vio_drvdev_driver_ok(d->vdev) == 0);
 	uint8_t one = 1;
-	CHECK_EQ(vio_vdev_config_write(d->vdev, 0, &one, 1), 0);
+	CHECK_EQ(vio_drvdev_config_write(d->vdev, 0, &one, 1), 0);
 }
 
 /* ROUNDS echoes on each queue; each must come back. */
@@ -209,8 +209,8 @@ static void drv_traffic(struct drv *d)
 		for (unsigned i = 0; i < NQ; i++) {
 			struct vio_sg sg = {.buf = d->buf[i], .len = 64};
 			uint32_t len = 99;
-			CHECK_EQ(vio_vdev_send_and_wait(d->vdev, d->vq[i], &sg,
-							1, 0, &len, 10000),
+			CHECK_EQ(vio_drvdev_send_and_wait(
+				     d->vdev, d->vq[i], &sg, 1, 0, &len, 10000),
 				 0);
 			CHECK_EQ(len, 0);
 		}
@@ -329,7 +329,7 @@ static void test_vhost_user(void)
 
 	records_clear();
 	vio_log_set_handler(log_fn, NULL);
-	struct vio_dev *dev = t_dev_new();
+	struct vio_device *dev = t_dev_new();
 	struct vio_backend_opts bc = {0};
 	vio_run_backend_hooks(&bc, false);
 	struct backend_thread bt = {0};
@@ -368,8 +368,8 @@ static void test_vhost_user(void)
 	/* reset (twice in a row: the second finds nothing to drop), set up
 	 * again in the same connection, serve again */
 	set_phase(2);
-	CHECK_EQ(vio_vdev_reset(d.vdev), 0);
-	CHECK_EQ(vio_vdev_reset(d.vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(d.vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(d.vdev), 0);
 	drv_up(&d);
 	set_phase(3);
 	drv_traffic(&d);
@@ -396,7 +396,7 @@ static void test_vhost_user(void)
 	CHECK_EQ(L.connected_tid, bt.tid);
 	pthread_mutex_unlock(&L.lock);
 
-	vio_dev_free(dev);
+	vio_device_free(dev);
 	vio_mem_free(mem);
 	close(bt.stop_fd);
 	unlink(sock);
@@ -423,7 +423,7 @@ static void *poll_main(void *arg)
 static void test_inproc(void)
 {
 	records_clear();
-	struct vio_dev *dev = t_dev_new();
+	struct vio_device *dev = t_dev_new();
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct drv d = {0};
@@ -442,12 +442,12 @@ static void test_inproc(void)
 	set_phase(1);
 	drv_traffic(&d);
 	set_phase(2);
-	CHECK_EQ(vio_vdev_reset(d.vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(d.vdev), 0);
 	drv_up(&d);
 	set_phase(3);
 	drv_traffic(&d);
 	set_phase(4);
-	CHECK_EQ(vio_vdev_reset(d.vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(d.vdev), 0);
 
 	vio_inproc_stop(pt.ip);
 	pthread_join(pt.th, NULL);
@@ -464,7 +464,7 @@ static void test_inproc(void)
 	check_threads(gettid(), gettid(), true, traffic, 2);
 	CHECK_EQ(atomic_load(&T.max_in_op), 1);
 
-	vio_dev_free(dev);
+	vio_device_free(dev);
 	vio_mem_free(mem);
 }
 

@@ -3,7 +3,7 @@
  * vio/error.h: vio_strerror words vio's own conditions and falls back to
  * the system's text; a queue index the device does not have is -ENXIO
  * ("no such queue") at every call that takes one: the blk driver's
- * synchronous and asynchronous calls and vio_vdev_setup_vq, over inproc.
+ * synchronous and asynchronous calls and vio_drvdev_setup_vq, over inproc.
  */
 #include <errno.h>
 #include <limits.h>
@@ -68,7 +68,7 @@ struct env {
 	struct vio_blk_device *bd;
 	struct vio_mem *mem;
 	struct vio_inproc *ip;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_bus *bus;
 	struct vio_driver *drv;
 	struct vio_blk *b;
@@ -151,7 +151,7 @@ static void test_no_such_queue(void)
 
 	/* the model: a vq the device does not have */
 	errno = 0;
-	CHECK(vio_vdev_setup_vq(e.vdev, 2, 0, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_setup_vq(e.vdev, 2, 0, NULL, NULL) == NULL);
 	CHECK_EQ(errno, ENXIO);
 
 	env_down(&e);

@@ -70,10 +70,10 @@ static int gen_fill(void *opaque, void *buf, size_t len)
 
 struct env {
 	struct vio_rng_device *rd;
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct vio_mem *mem;
 	struct vio_inproc *ip;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_bus *bus;
 	pthread_t th;
 	int thread_err;
@@ -111,8 +111,8 @@ static void env_down(struct env *e)
 {
 	vio_bus_remove(e->bus, e->vdev);
 	CHECK_EQ(vio_bus_count(e->bus), 0);
-	CHECK_EQ(vio_vdev_get_status(e->vdev), 0);
-	CHECK(vio_dev_queue(e->dev, 0) == NULL);
+	CHECK_EQ(vio_drvdev_get_status(e->vdev), 0);
+	CHECK(vio_device_queue(e->dev, 0) == NULL);
 	vio_bus_free(e->bus);
 	vio_inproc_stop(e->ip);
 	pthread_join(e->th, NULL);
@@ -149,15 +149,15 @@ static void run_case(const struct rcase *rc, uint64_t seed)
 	env_up(&e, &c);
 	CHECK_EQ(vio_bus_register(e.bus, &vio_rng_driver), 0);
 	CHECK_EQ(vio_bus_add(e.bus, e.vdev), 0);
-	CHECK(vio_vdev_driver(e.vdev) == &vio_rng_driver);
-	CHECK_EQ(vio_vdev_get_status(e.vdev),
+	CHECK(vio_drvdev_driver(e.vdev) == &vio_rng_driver);
+	CHECK_EQ(vio_drvdev_get_status(e.vdev),
 		 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 		     VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
-	CHECK_EQ(vio_vdev_has_feature(e.vdev, VIRTIO_F_RING_PACKED),
+	CHECK_EQ(vio_drvdev_has_feature(e.vdev, VIRTIO_F_RING_PACKED),
 		 rc->packed);
-	CHECK_EQ(vio_vdev_has_feature(e.vdev, VIRTIO_RING_F_EVENT_IDX),
+	CHECK_EQ(vio_drvdev_has_feature(e.vdev, VIRTIO_RING_F_EVENT_IDX),
 		 !rc->no_event_idx);
-	CHECK_EQ(vio_vdev_has_feature(e.vdev, VIRTIO_RING_F_INDIRECT_DESC),
+	CHECK_EQ(vio_drvdev_has_feature(e.vdev, VIRTIO_RING_F_INDIRECT_DESC),
 		 !rc->no_indirect);
 
 	const size_t total = (3u << 20) + 12345;
@@ -249,15 +249,15 @@ static void test_raw_vdev(void)
 	CHECK_EQ(vio_bus_add(e.bus, e.vdev), -ENODEV);
 	uint8_t tmp[16];
 	CHECK_EQ(vio_rng_read(e.vdev, tmp, sizeof(tmp)), -ENODEV);
-	CHECK_EQ(vio_vdev_device_id(e.vdev), 4); /* VIRTIO_ID_RNG */
+	CHECK_EQ(vio_drvdev_device_id(e.vdev), 4); /* VIRTIO_ID_RNG */
 
 	unsigned wb[] = {VIRTIO_RING_F_EVENT_IDX};
 	struct vio_features want = vio_features_from(wb, 1);
-	CHECK_EQ(vio_vdev_connect(e.vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(e.vdev, &want), 0);
-	struct vio_vq *vq = vio_vdev_setup_vq(e.vdev, 0, 16, NULL, NULL);
+	CHECK_EQ(vio_drvdev_connect(e.vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(e.vdev, &want), 0);
+	struct vio_vq *vq = vio_drvdev_setup_vq(e.vdev, 0, 16, NULL, NULL);
 	REQUIRE(vq);
-	CHECK_EQ(vio_vdev_driver_ok(e.vdev), 0);
+	CHECK_EQ(vio_drvdev_driver_ok(e.vdev), 0);
 
 	uint64_t da;
 	uint8_t *b = vio_mem_alloc(e.mem, 8192, 64, &da);
@@ -265,7 +265,7 @@ static void test_raw_vdev(void)
 	memset(b, 0, 8192);
 	struct vio_sg sg[2] = {{b, 4096}, {b + 4096, 4096}};
 	uint32_t len = 0;
-	CHECK_EQ(vio_vdev_send_and_wait(e.vdev, vq, sg, 0, 1, &len, 5000), 0);
+	CHECK_EQ(vio_drvdev_send_and_wait(e.vdev, vq, sg, 0, 1, &len, 5000), 0);
 	CHECK_EQ(len, 4096);
 	unsigned zeros = 0;
 	for (unsigned i = 0; i < 4096; i++)
@@ -276,7 +276,7 @@ static void test_raw_vdev(void)
 	memset(b + 4096, 0, 4096);
 	len = 77;
 	vio_log_set_quiet(1);
-	CHECK_EQ(vio_vdev_send_and_wait(e.vdev, vq, sg, 1, 1, &len, 5000), 0);
+	CHECK_EQ(vio_drvdev_send_and_wait(e.vdev, vq, sg, 1, 1, &len, 5000), 0);
 	vio_log_set_quiet(0);
 	CHECK_EQ(len, 0);
 	CHECK_EQ(b[4096] | b[4097] | b[8191], 0);
@@ -284,7 +284,7 @@ static void test_raw_vdev(void)
 	/* nothing in flight: a bounded wait times out */
 	uint64_t t0 = vio_now_ns();
 	errno = 0;
-	CHECK(vio_vdev_wait_used(e.vdev, vq, &len, 30) == NULL);
+	CHECK(vio_drvdev_wait_used(e.vdev, vq, &len, 30) == NULL);
 	CHECK_EQ(errno, ETIMEDOUT);
 	CHECK(vio_now_ns() - t0 >= 25000000ull);
 
@@ -300,25 +300,25 @@ static void test_raw_vdev(void)
 	vio_vq_notify(vq);
 	t0 = vio_now_ns();
 	errno = 0;
-	CHECK(vio_vdev_wait_used(e.vdev, vq, &len, 5000) == NULL);
+	CHECK(vio_drvdev_wait_used(e.vdev, vq, &len, 5000) == NULL);
 	CHECK_EQ(errno, EIO);
 	CHECK(vio_now_ns() - t0 < 4000000000ull);
 	vio_log_set_quiet(0);
-	CHECK(vio_vdev_get_status(e.vdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(vio_drvdev_get_status(e.vdev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 
 	/* recovery: reset, handshake again, fresh queue, data flows */
-	CHECK_EQ(vio_vdev_connect(e.vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(e.vdev, &want), 0);
-	vq = vio_vdev_setup_vq(e.vdev, 0, 0, NULL, NULL);
+	CHECK_EQ(vio_drvdev_connect(e.vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(e.vdev, &want), 0);
+	vq = vio_drvdev_setup_vq(e.vdev, 0, 0, NULL, NULL);
 	REQUIRE(vq);
 	CHECK_EQ(vio_vq_size(vq), 256);
-	CHECK_EQ(vio_vdev_driver_ok(e.vdev), 0);
+	CHECK_EQ(vio_drvdev_driver_ok(e.vdev), 0);
 	memset(b, 0, 4096);
-	CHECK_EQ(vio_vdev_send_and_wait(e.vdev, vq, sg, 0, 1, &len, 5000), 0);
+	CHECK_EQ(vio_drvdev_send_and_wait(e.vdev, vq, sg, 0, 1, &len, 5000), 0);
 	CHECK_EQ(len, 4096);
 
 	vio_mem_release(e.mem, b);
-	CHECK_EQ(vio_vdev_reset(e.vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(e.vdev), 0);
 	env_down(&e);
 	CHECK_EQ(test_count_fds(), fds);
 }

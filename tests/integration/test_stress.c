@@ -199,9 +199,9 @@ static void echo_drain(struct echo_dev *ed, struct vio_vq *vq, unsigned q,
 	echo_push(ed, vq, &nu);
 }
 
-static bool echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool echo_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct echo_dev *ed = vio_dev_opaque(dev);
+	struct echo_dev *ed = vio_device_opaque(dev);
 	uint64_t d = test_rand(&ed->rs);
 	unsigned push_batch = 1 + (unsigned)(d % 32);
 	bool call_each = (d >> 8) % 4 == 0;
@@ -221,16 +221,16 @@ static bool echo_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return false;
 }
 
-static int echo_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+static int echo_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 {
 	return 0;
 }
 
-static void echo_reset(struct vio_dev *dev)
+static void echo_reset(struct vio_device *dev)
 {
 }
 
-static const struct vio_dev_ops echo_ops = {
+static const struct vio_device_ops echo_ops = {
     .status = echo_status,
     .reset = echo_reset,
     .kick = echo_kick,
@@ -264,7 +264,7 @@ struct scenario {
 	uint64_t seed;
 	uint64_t target; /* buffers to complete */
 	/* set by probe */
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct drvq q[NQ];
 	int probed, removed;
 	uint64_t detached, detach_expected;
@@ -295,7 +295,7 @@ static void on_used(struct vio_vq *vq, void *opaque)
 	s->callbacks++;
 }
 
-static int echo_probe(struct vio_vdev *vdev)
+static int echo_probe(struct vio_drvdev *vdev)
 {
 	struct scenario *s = cur;
 	struct vio_features want = {{0}};
@@ -309,17 +309,17 @@ static int echo_probe(struct vio_vdev *vdev)
 		vio_features_set(&want, VIRTIO_RING_F_EVENT_IDX);
 	if (s->indirect)
 		vio_features_set(&want, VIRTIO_RING_F_INDIRECT_DESC);
-	int r = vio_vdev_negotiate(vdev, &want);
+	int r = vio_drvdev_negotiate(vdev, &want);
 	if (r)
 		return r;
-	if (vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED) != s->packed ||
-	    vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX) !=
+	if (vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED) != s->packed ||
+	    vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX) !=
 		s->event_idx ||
-	    vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC) !=
+	    vio_drvdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC) !=
 		s->indirect)
 		return -EPROTO;
 	uint8_t cfg[sizeof(echo_config)];
-	r = vio_vdev_config_read(vdev, 0, cfg, sizeof(cfg));
+	r = vio_drvdev_config_read(vdev, 0, cfg, sizeof(cfg));
 	if (r || memcmp(cfg, echo_config, sizeof(cfg)))
 		return r ? r : -EPROTO;
 	for (unsigned i = 0; i < NQ; i++) {
@@ -330,21 +330,21 @@ static int echo_probe(struct vio_vdev *vdev)
 		else
 			size = 16u << (test_rand(&rs) % 5);
 		struct vio_vq *vq =
-		    vio_vdev_setup_vq(vdev, i, size, on_used, s);
+		    vio_drvdev_setup_vq(vdev, i, size, on_used, s);
 		if (!vq)
 			return -errno;
 		s->q[i].vq = vq;
 		s->q[i].size = vio_vq_size(vq);
 	}
 	s->vdev = vdev;
-	vio_vdev_set_priv(vdev, s);
+	vio_drvdev_set_priv(vdev, s);
 	return 0;
 }
 
 /* The device is stopped: every buffer still out comes back exactly once. */
-static void echo_remove(struct vio_vdev *vdev)
+static void echo_remove(struct vio_drvdev *vdev)
 {
-	struct scenario *s = vio_vdev_priv(vdev);
+	struct scenario *s = vio_drvdev_priv(vdev);
 	s->removed++;
 	for (unsigned i = 0; i < NQ; i++) {
 		struct drvq *dq = &s->q[i];
@@ -491,7 +491,7 @@ static unsigned harvest(struct scenario *s, struct drvq *dq)
 static void wait_one(struct scenario *s, struct drvq *dq)
 {
 	uint32_t len;
-	struct slot *t = vio_vdev_wait_used(s->vdev, dq->vq, &len, WAIT_MS);
+	struct slot *t = vio_drvdev_wait_used(s->vdev, dq->vq, &len, WAIT_MS);
 	if (!t) {
 		drv_fail(s,
 			 "no used buffer within %d ms (%s): a lost "
@@ -644,17 +644,17 @@ static void run_scenario(struct scenario *s, double *secs)
 	vio_features_set(&offer, VIRTIO_F_RING_PACKED);
 	vio_features_set(&offer, VIRTIO_RING_F_EVENT_IDX);
 	vio_features_set(&offer, VIRTIO_RING_F_INDIRECT_DESC);
-	struct vio_dev_opts dc = {.name = "echo",
-				  .device_id = ECHO_DEVICE_ID,
-				  .vendor_id = ECHO_VENDOR_ID,
-				  .features = offer,
-				  .num_queues = NQ,
-				  .queue_max_size = QMAX,
-				  .config = echo_config,
-				  .config_size = sizeof(echo_config),
-				  .ops = &echo_ops,
-				  .opaque = ed};
-	struct vio_dev *dev = vio_dev_new(&dc);
+	struct vio_device_opts dc = {.name = "echo",
+				     .device_id = ECHO_DEVICE_ID,
+				     .vendor_id = ECHO_VENDOR_ID,
+				     .features = offer,
+				     .num_queues = NQ,
+				     .queue_max_size = QMAX,
+				     .config = echo_config,
+				     .config_size = sizeof(echo_config),
+				     .ops = &echo_ops,
+				     .opaque = ed};
+	struct vio_device *dev = vio_device_new(&dc);
 	REQUIRE(dev);
 	struct vio_inproc *ip = vio_inproc_new(dev, mem);
 	REQUIRE(ip);
@@ -664,14 +664,14 @@ static void run_scenario(struct scenario *s, double *secs)
 	struct vio_bus *bus = vio_bus_new();
 	REQUIRE(bus);
 	REQUIRE(vio_bus_register(bus, &echo_driver) == 0);
-	struct vio_vdev *vdev = vio_inproc_vdev(ip);
-	CHECK_EQ(vio_vdev_device_id(vdev), ECHO_DEVICE_ID);
+	struct vio_drvdev *vdev = vio_inproc_vdev(ip);
+	CHECK_EQ(vio_drvdev_device_id(vdev), ECHO_DEVICE_ID);
 	cur = s;
 	int r = vio_bus_add(bus, vdev);
 	CHECK_EQ(r, 0);
 	CHECK_EQ(s->probed, 1);
-	CHECK(vio_vdev_driver(vdev) == &echo_driver);
-	CHECK(vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK);
+	CHECK(vio_drvdev_driver(vdev) == &echo_driver);
+	CHECK(vio_drvdev_get_status(vdev) & VIRTIO_CONFIG_S_DRIVER_OK);
 	CHECK_EQ(vio_bus_count(bus), 1);
 
 	struct timespec t0, t1;
@@ -695,7 +695,7 @@ static void run_scenario(struct scenario *s, double *secs)
 	CHECK_EQ(s->removed, r == 0 ? 1 : 0);
 	CHECK_EQ(vio_bus_count(bus), 0);
 	CHECK_EQ(s->detached, s->detach_expected);
-	CHECK_EQ(vio_vdev_get_status(vdev), 0);
+	CHECK_EQ(vio_drvdev_get_status(vdev), 0);
 	for (unsigned i = 0; i < NQ; i++) {
 		CHECK_EQ(s->q[i].nfree, s->q[i].size);
 		for (unsigned k = 0; k < QMAX; k++)
@@ -708,7 +708,7 @@ static void run_scenario(struct scenario *s, double *secs)
 	CHECK_EQ((intptr_t)ret, -ECANCELED);
 	vio_inproc_free(ip);
 	vio_bus_free(bus);
-	vio_dev_free(dev);
+	vio_device_free(dev);
 
 	CHECK_EQ(ed->errors, 0);
 	if (ed->errors)

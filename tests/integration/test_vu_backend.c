@@ -464,11 +464,11 @@ static void pre_ring(struct vio_backend *b, int s, int *kick)
 	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS, 0xb), 0);
 	CHECK_EQ(fe_state(b, s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	/* STATUS is negotiated: nothing starts before DRIVER_OK */
-	CHECK(vio_dev_queue(dev, 0) == NULL);
-	CHECK(!(vio_dev_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK));
+	CHECK(vio_device_queue(dev, 0) == NULL);
+	CHECK(!(vio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK));
 	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS, 0xf), 0);
-	CHECK(vio_dev_queue(dev, 0) != NULL); /* started */
-	CHECK(vio_dev_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK);
+	CHECK(vio_device_queue(dev, 0) != NULL); /* started */
+	CHECK(vio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 static void hostile_case(const struct hcase *hc)
@@ -524,8 +524,8 @@ static void hostile_case(const struct hcase *hc)
 	CHECK_EQ(r, -ECONNRESET);
 	CHECK(logged);
 	CHECK(!vio_backend_connected(b));
-	CHECK_EQ(vio_dev_get_status(dev), 0); /* the device was reset */
-	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK_EQ(vio_device_get_status(dev), 0); /* the device was reset */
+	CHECK(vio_device_queue(dev, 0) == NULL);
 	if (hc->ack) {
 		uint64_t v = 0;
 		CHECK(fe_reply(s, hc->msg[last].m.h.request, &v, 8));
@@ -641,7 +641,7 @@ static void positive_flow(bool packed)
 	CHECK_EQ(fe_vring_fd(b, s, VIO_VU_SET_VRING_ERR, 0, -1), 0);
 	CHECK_EQ(fe_vring_fd(b, s, VIO_VU_SET_VRING_KICK, 0, kick), 0);
 	/* PROTOCOL_FEATURES: rings start disabled */
-	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK(vio_device_queue(dev, 0) == NULL);
 	/* the frontend forwards the driver's status (as QEMU's
 	 * vhost-user-blk and vio's frontend do) */
 	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS,
@@ -652,7 +652,7 @@ static void positive_flow(bool packed)
 	CHECK_EQ(fe_state(b, s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	/* STATUS negotiated (issue 7.4): the ring is enabled but no buffer
 	 * is used before the driver's DRIVER_OK (VIRTIO 1.x 3.1.1) */
-	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK(vio_device_queue(dev, 0) == NULL);
 	CHECK(fe_get_u64(b, s, VIO_VU_GET_STATUS, &v));
 	CHECK(!(v & VIRTIO_CONFIG_S_DRIVER_OK));
 	CHECK_EQ(fe_set_u64(b, s, VIO_VU_SET_STATUS,
@@ -661,7 +661,7 @@ static void positive_flow(bool packed)
 				VIRTIO_CONFIG_S_FEATURES_OK |
 				VIRTIO_CONFIG_S_DRIVER_OK),
 		 0);
-	CHECK(vio_dev_queue(dev, 0) != NULL);
+	CHECK(vio_device_queue(dev, 0) != NULL);
 	CHECK(fe_get_u64(b, s, VIO_VU_GET_STATUS, &v));
 	CHECK(v & VIRTIO_CONFIG_S_DRIVER_OK);
 
@@ -674,7 +674,7 @@ static void positive_flow(bool packed)
 	/* new memory table on the running ring: stopped, restarted at the
 	 * saved base */
 	send_mem_table(b, s, mem);
-	CHECK(vio_dev_queue(dev, 0) != NULL);
+	CHECK(vio_device_queue(dev, 0) != NULL);
 	memset(rbuf, 0, 8192);
 	CHECK_EQ(blk_rq(vq, call, mem, VIRTIO_BLK_T_IN, 8, rbuf, 8192),
 		 VIRTIO_BLK_S_OK);
@@ -702,12 +702,12 @@ static void positive_flow(bool packed)
 		CHECK_EQ(st.num & 0xffff, 9 | 1u << 15);
 	else
 		CHECK_EQ(st.num, 3);
-	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK(vio_device_queue(dev, 0) == NULL);
 
 	/* disconnect: the device is reset and the memory unmapped */
 	close(s);
 	CHECK_EQ(vio_backend_dispatch(b), -ECONNRESET);
-	CHECK_EQ(vio_dev_get_status(dev), 0);
+	CHECK_EQ(vio_device_get_status(dev), 0);
 	vio_vq_free(vq);
 	vio_mem_free(mem);
 	close(kick);

@@ -111,7 +111,7 @@ static int server_setup(struct server *s, const char *sock, const char *img,
 			unsigned nq, bool packed, bool ro, bool rng)
 {
 	memset(s, 0, sizeof(*s));
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	if (rng) {
 		struct vio_rng_device_opts rc = {.queue_size = 256};
 		s->rng = vio_rng_device_new(&rc, NULL, 0);

@@ -193,7 +193,7 @@ static void serve_forever(void)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	struct vio_rng_device_opts rc = {.queue_size = 256};
 	struct vio_rng_device *rd = vio_rng_device_new(&rc, NULL, 0);
-	struct vio_dev *rng = vio_rng_device_dev(rd);
+	struct vio_device *rng = vio_rng_device_dev(rd);
 	struct vio_blk_device_opts c = {.path = blk_img, .size = DISK_SIZE};
 	char err[256];
 	struct vio_blk_device *bd = vio_blk_device_new(&c, err, sizeof(err));
@@ -223,26 +223,26 @@ static void serve_forever(void)
 /* ---- a test driver: queue 0 set up at probe ---- */
 
 struct tdrv {
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_vq *vq;
 	void (*on_remove)(struct tdrv *); /* runs with the device stopped */
 	void *arg;
 };
 static struct tdrv td;
 
-static int t_probe(struct vio_vdev *vdev)
+static int t_probe(struct vio_drvdev *vdev)
 {
 	struct vio_features want = {{0}};
 	vio_features_set(&want, VIRTIO_F_VERSION_1);
-	int r = vio_vdev_negotiate(vdev, &want);
+	int r = vio_drvdev_negotiate(vdev, &want);
 	if (r)
 		return r;
 	td.vdev = vdev;
-	td.vq = vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL);
+	td.vq = vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL);
 	return td.vq ? 0 : -errno;
 }
 
-static void t_remove(struct vio_vdev *vdev)
+static void t_remove(struct vio_drvdev *vdev)
 {
 	(void)vdev;
 	if (td.on_remove)
@@ -359,7 +359,7 @@ static void test_kick_after_stop(void)
 struct waiter {
 	pthread_t th;
 	pid_t tid; /* __atomic */
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_vq *vq;
 	void *token;
 	int err;
@@ -373,7 +373,7 @@ static void *wait_once(void *arg)
 	uint64_t t0 = now_ms();
 	uint32_t len;
 	errno = 0;
-	w->token = vio_vdev_wait_used(w->vdev, w->vq, &len, 15000);
+	w->token = vio_drvdev_wait_used(w->vdev, w->vq, &len, 15000);
 	w->err = errno;
 	w->ms = now_ms() - t0;
 	return NULL;
@@ -457,11 +457,11 @@ static void *hammer_kick(void *arg)
 static void *hammer_wait(void *arg)
 {
 	struct hammer *h = arg;
-	struct vio_vdev *vdev = td.vdev;
+	struct vio_drvdev *vdev = td.vdev;
 	struct vio_vq *vq = td.vq;
 	while (!__atomic_load_n(&h->stop_io, __ATOMIC_ACQUIRE)) {
 		uint32_t len;
-		(void)vio_vdev_wait_used(vdev, vq, &len, 5);
+		(void)vio_drvdev_wait_used(vdev, vq, &len, 5);
 		h->waits++;
 	}
 	return NULL;
@@ -525,11 +525,11 @@ static void test_hammer(uint64_t *seed)
 static const struct vio_device_id odd_ids[] = {{ODD_ID, VIO_DEV_ANY_ID},
 					       {0, 0}};
 
-static int odd_probe(struct vio_vdev *vdev)
+static int odd_probe(struct vio_drvdev *vdev)
 {
 	struct vio_features want = {{0}};
 	vio_features_set(&want, VIRTIO_F_VERSION_1);
-	return vio_vdev_negotiate(vdev, &want);
+	return vio_drvdev_negotiate(vdev, &want);
 }
 
 static const struct vio_driver odd_driver = {
@@ -559,20 +559,20 @@ static void test_config_by_driver(void)
 
 	/* size 0, driver says nothing: what each read needs */
 	conn_open(&c, &odd_driver, blk_sock, ODD_ID, 0);
-	struct vio_vdev *vdev = vio_frontend_vdev(c.f);
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
+	struct vio_drvdev *vdev = vio_frontend_vdev(c.f);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
 	CHECK_EQ(le64toh(cap), DISK_SIZE / 512);
-	CHECK_EQ(vio_vdev_config_read(vdev, 12, &v32, sizeof(v32)), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 12, &v32, sizeof(v32)), 0);
 	conn_close(&c);
 
 	/* the driver declares 16 bytes: inside works, beyond is refused */
 	conn_open(&c, &odd16_driver, blk_sock, ODD_ID, 0);
 	vdev = vio_frontend_vdev(c.f);
 	cap = 0;
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
 	CHECK_EQ(le64toh(cap), DISK_SIZE / 512);
-	CHECK_EQ(vio_vdev_config_read(vdev, 12, &v32, sizeof(v32)), 0);
-	CHECK_EQ(vio_vdev_config_read(vdev, 16, &v32, sizeof(v32)), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 12, &v32, sizeof(v32)), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 16, &v32, sizeof(v32)), -EINVAL);
 	CHECK(vio_frontend_alive(c.f));
 	conn_close(&c);
 
@@ -580,9 +580,9 @@ static void test_config_by_driver(void)
 	conn_open(&c, &odd16_driver, blk_sock, ODD_ID, 8);
 	vdev = vio_frontend_vdev(c.f);
 	cap = 0;
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, &cap, sizeof(cap)), 0);
 	CHECK_EQ(le64toh(cap), DISK_SIZE / 512);
-	CHECK_EQ(vio_vdev_config_read(vdev, 8, &v32, sizeof(v32)), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 8, &v32, sizeof(v32)), -EINVAL);
 	conn_close(&c);
 
 	/* no driver bound (the vdev used directly): what each read needs */
@@ -602,7 +602,7 @@ static void test_config_by_driver(void)
 	REQUIRE(f);
 	cap = 0;
 	CHECK_EQ(
-	    vio_vdev_config_read(vio_frontend_vdev(f), 0, &cap, sizeof(cap)),
+	    vio_drvdev_config_read(vio_frontend_vdev(f), 0, &cap, sizeof(cap)),
 	    0);
 	CHECK_EQ(le64toh(cap), DISK_SIZE / 512);
 	vio_frontend_free(f);

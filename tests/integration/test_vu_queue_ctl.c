@@ -111,10 +111,10 @@ static void ring_up(struct ring *r, struct vio_backend *b, int call, int err)
 	CHECK_EQ(fe_state(b, r->s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	/* STATUS negotiated but no SET_STATUS sent yet (QEMU 7.2's
 	 * vhost-user-rng never sends one): the ring starts when ready */
-	CHECK(vio_dev_queue(dev, 0) != NULL);
-	CHECK(vio_dev_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK);
+	CHECK(vio_device_queue(dev, 0) != NULL);
+	CHECK(vio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK);
 	CHECK_EQ(fe_set_u64(b, r->s, VIO_VU_SET_STATUS, 0xf), 0);
-	CHECK(vio_dev_queue(dev, 0) != NULL);
+	CHECK(vio_device_queue(dev, 0) != NULL);
 }
 
 static void ring_down(struct ring *r)

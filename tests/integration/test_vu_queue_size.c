@@ -148,8 +148,8 @@ static void test_learn(uint16_t qmax, bool packed)
 	int r = client_open(&c, sock, 0, err, sizeof(err));
 	CHECK_EQ(r, 0);
 	if (r == 0) {
-		struct vio_vdev *vdev = vio_frontend_vdev(c.f);
-		CHECK_EQ(vio_vdev_queue_max_size(vdev, 0), qmax);
+		struct vio_drvdev *vdev = vio_frontend_vdev(c.f);
+		CHECK_EQ(vio_drvdev_queue_max_size(vdev, 0), qmax);
 		uint8_t buf[4096];
 		memset(buf, 0, sizeof(buf));
 		CHECK_EQ(vio_rng_read(vdev, buf, sizeof(buf)),
@@ -294,7 +294,7 @@ static void test_fake(uint32_t max, bool close_on_refuse, uint32_t want)
 		CHECK(f != NULL);
 		if (f)
 			CHECK_EQ(
-			    vio_vdev_queue_max_size(vio_frontend_vdev(f), 0),
+			    vio_drvdev_queue_max_size(vio_frontend_vdev(f), 0),
 			    want);
 		else
 			fprintf(stderr, "  connect: %s\n", err);

@@ -4,7 +4,7 @@
  * The driver's end of each queue is a ring layer driver vq on shared
  * memory (vio_mem); the device is a real vio_blk_device brought up through
  * the model (status, features, queue setup and enable, DRIVER_OK) and
- * kicked with vio_dev_kick.  The image is a file in a mkdtemp directory,
+ * kicked with vio_device_kick.  The image is a file in a mkdtemp directory,
  * checked with pread.
  *
  * Each program includes it once: the temporary directory is the
@@ -49,7 +49,7 @@ struct tenv {
 	struct vio_mem *mem;
 	struct vio_memtable *mt;
 	struct vio_blk_device *bd;
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	unsigned nq;
 	struct vio_vq *drv[2];
 	uint8_t *arena[2];
@@ -139,7 +139,7 @@ static bool env_open(struct tenv *e, const struct opts *o)
 
 	/* the handshake (3.1.1) */
 	struct vio_features f;
-	vio_dev_offered(e->dev, &f);
+	vio_device_offered(e->dev, &f);
 	if (!o->packed)
 		vio_features_clear(&f, VIRTIO_F_RING_PACKED);
 	if (o->no_flush)
@@ -147,12 +147,12 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	if (o->no_wce)
 		vio_features_clear(&f, VIRTIO_BLK_F_CONFIG_WCE);
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 	s |= VIRTIO_CONFIG_S_DRIVER;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
-	CHECK_EQ(vio_dev_set_features(e->dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_features(e->dev, &f), 0);
 	s |= VIRTIO_CONFIG_S_FEATURES_OK;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 	for (unsigned i = 0; i < e->nq; i++) {
 		struct vio_vq_opts vc = {
 		    .index = (uint16_t)i,
@@ -166,14 +166,14 @@ static bool env_open(struct tenv *e, const struct opts *o)
 		REQUIRE(e->drv[i]);
 		struct vio_vq_layout l;
 		vio_vq_get_layout(e->drv[i], &l);
-		CHECK_EQ(vio_dev_queue_setup(e->dev, i, QSZ, &l, e->mt), 0);
-		CHECK_EQ(vio_dev_queue_enable(e->dev, i, true), 0);
+		CHECK_EQ(vio_device_queue_setup(e->dev, i, QSZ, &l, e->mt), 0);
+		CHECK_EQ(vio_device_queue_enable(e->dev, i, true), 0);
 		uint64_t daddr;
 		e->arena[i] = vio_mem_alloc(e->mem, ARENA, 4096, &daddr);
 		REQUIRE(e->arena[i]);
 	}
 	s |= VIRTIO_CONFIG_S_DRIVER_OK;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 	return true;
 }
 
@@ -272,7 +272,7 @@ static void rq_add(struct rq *r)
 static void kick(struct tenv *e, unsigned q)
 {
 	vio_vq_kick(e->drv[q]);
-	while (vio_dev_kick(e->dev, q))
+	while (vio_device_kick(e->dev, q))
 		;
 }
 

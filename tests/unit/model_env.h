@@ -40,9 +40,9 @@ struct tdev {
 	uint8_t last_old, last_new;
 };
 
-static int tdev_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+static int tdev_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 {
-	struct tdev *t = vio_dev_opaque(dev);
+	struct tdev *t = vio_device_opaque(dev);
 	t->status_calls++;
 	t->last_old = old;
 	t->last_new = new_status;
@@ -51,19 +51,19 @@ static int tdev_status(struct vio_dev *dev, uint8_t old, uint8_t new_status)
 	return 0;
 }
 
-static void tdev_reset(struct vio_dev *dev)
+static void tdev_reset(struct vio_device *dev)
 {
-	struct tdev *t = vio_dev_opaque(dev);
+	struct tdev *t = vio_device_opaque(dev);
 	t->resets++;
 	/* the contract: every queue is already freed */
-	for (unsigned i = 0; i < vio_dev_num_queues(dev); i++)
-		CHECK(vio_dev_queue(dev, i) == NULL);
+	for (unsigned i = 0; i < vio_device_num_queues(dev); i++)
+		CHECK(vio_device_queue(dev, i) == NULL);
 }
 
 /* Fill each writable byte with 0xa5; return chains with in_len. */
-static bool tdev_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool tdev_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
-	struct tdev *t = vio_dev_opaque(dev);
+	struct tdev *t = vio_device_opaque(dev);
 	struct vio_chain c;
 	struct vio_iov iov[8];
 	(void)idx;
@@ -80,26 +80,26 @@ static bool tdev_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 }
 
 /* tdev's driver-writable config: bytes 4..5 */
-static bool tdev_config_writable(struct vio_dev *dev, unsigned off,
+static bool tdev_config_writable(struct vio_device *dev, unsigned off,
 				 const void *buf, unsigned len)
 {
 	return off >= 4 && off + len <= 6;
 }
 
-static const struct vio_dev_ops tdev_ops = {
+static const struct vio_device_ops tdev_ops = {
     .config_writable = tdev_config_writable,
     .status = tdev_status,
     .reset = tdev_reset,
     .kick = tdev_kick,
 };
 
-static struct vio_dev *tdev_new(struct tdev *t, const unsigned *bits,
-				unsigned nbits)
+static struct vio_device *tdev_new(struct tdev *t, const unsigned *bits,
+				   unsigned nbits)
 {
 	static const uint8_t cfg[16] = {1, 2,  3,  4,  5,  6,  7,  8,
 					9, 10, 11, 12, 13, 14, 15, 16};
 	memset(t, 0, sizeof(*t));
-	struct vio_dev_opts c = {
+	struct vio_device_opts c = {
 	    .name = "tdev",
 	    .device_id = 42,
 	    .vendor_id = 7,
@@ -111,7 +111,7 @@ static struct vio_dev *tdev_new(struct tdev *t, const unsigned *bits,
 	    .ops = &tdev_ops,
 	    .opaque = t,
 	};
-	struct vio_dev *dev = vio_dev_new(&c);
+	struct vio_device *dev = vio_device_new(&c);
 	REQUIRE(dev);
 	return dev;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A synchronous transport for model tests: the driver's ops call straight
- * into a struct vio_dev on the same thread (a kick runs the device at
+ * into a struct vio_device on the same thread (a kick runs the device at
  * once; the device's call is recorded and consumed by wait).  Memory is
  * shared without re-mapping (vio_memtable_add).  Knobs let a test make
  * the transport lie, to reach the driver side's refusal paths.
@@ -20,7 +20,7 @@
 #include <vio/transport.h>
 
 struct stub {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct vio_mem *mem;
 	struct vio_memtable *mt;
 	unsigned synced;
@@ -46,24 +46,24 @@ static int stub_sync(struct stub *s)
 
 static uint32_t stub_device_id(void *t)
 {
-	return vio_dev_device_id(((struct stub *)t)->dev);
+	return vio_device_device_id(((struct stub *)t)->dev);
 }
 static uint32_t stub_vendor_id(void *t)
 {
-	return vio_dev_vendor_id(((struct stub *)t)->dev);
+	return vio_device_vendor_id(((struct stub *)t)->dev);
 }
 static uint8_t stub_get_status(void *t)
 {
-	return vio_dev_get_status(((struct stub *)t)->dev);
+	return vio_device_get_status(((struct stub *)t)->dev);
 }
 static int stub_set_status(void *t, uint8_t st)
 {
-	return vio_dev_set_status(((struct stub *)t)->dev, st);
+	return vio_device_set_status(((struct stub *)t)->dev, st);
 }
 static int stub_get_features(void *t, struct vio_features *out)
 {
 	struct stub *s = t;
-	vio_dev_offered(s->dev, out);
+	vio_device_offered(s->dev, out);
 	if (s->hide_version_1)
 		vio_features_clear(out, VIRTIO_F_VERSION_1);
 	if (s->extra_offer >= 0)
@@ -72,28 +72,28 @@ static int stub_get_features(void *t, struct vio_features *out)
 }
 static int stub_set_features(void *t, const struct vio_features *f)
 {
-	return vio_dev_set_features(((struct stub *)t)->dev, f);
+	return vio_device_set_features(((struct stub *)t)->dev, f);
 }
 static int stub_config_read(void *t, unsigned off, void *buf, unsigned len)
 {
-	return vio_dev_config_read(((struct stub *)t)->dev, off, buf, len);
+	return vio_device_config_read(((struct stub *)t)->dev, off, buf, len);
 }
 static int stub_config_write(void *t, unsigned off, const void *buf,
 			     unsigned len)
 {
-	return vio_dev_config_write(((struct stub *)t)->dev, off, buf, len);
+	return vio_device_config_write(((struct stub *)t)->dev, off, buf, len);
 }
 static uint32_t stub_config_generation(void *t)
 {
-	return vio_dev_config_generation(((struct stub *)t)->dev);
+	return vio_device_config_generation(((struct stub *)t)->dev);
 }
 static unsigned stub_num_queues(void *t)
 {
-	return vio_dev_num_queues(((struct stub *)t)->dev);
+	return vio_device_num_queues(((struct stub *)t)->dev);
 }
 static int stub_queue_max_size(void *t, unsigned idx)
 {
-	return vio_dev_queue_max_size(((struct stub *)t)->dev, idx);
+	return vio_device_queue_max_size(((struct stub *)t)->dev, idx);
 }
 static int stub_queue_setup(void *t, unsigned idx, uint16_t size,
 			    const struct vio_vq_layout *l)
@@ -102,7 +102,7 @@ static int stub_queue_setup(void *t, unsigned idx, uint16_t size,
 	int r = stub_sync(s);
 	if (r < 0)
 		return r;
-	bool packed = vio_dev_has_feature(s->dev, VIRTIO_F_RING_PACKED);
+	bool packed = vio_device_has_feature(s->dev, VIRTIO_F_RING_PACKED);
 	struct vio_vq_layout dl = *l;
 	dl.desc = vio_memtable_ptr(s->mt, l->desc_addr, 16ull * size);
 	dl.driver = vio_memtable_ptr(s->mt, l->driver_addr,
@@ -111,18 +111,18 @@ static int stub_queue_setup(void *t, unsigned idx, uint16_t size,
 				     packed ? 4 : 6 + 8ull * size);
 	if (!dl.desc || !dl.driver || !dl.device)
 		return -EFAULT;
-	r = vio_dev_queue_setup(s->dev, idx, size, &dl, s->mt);
-	return r ? r : vio_dev_queue_enable(s->dev, idx, true);
+	r = vio_device_queue_setup(s->dev, idx, size, &dl, s->mt);
+	return r ? r : vio_device_queue_enable(s->dev, idx, true);
 }
 static int stub_queue_disable(void *t, unsigned idx)
 {
-	return vio_dev_queue_enable(((struct stub *)t)->dev, idx, false);
+	return vio_device_queue_enable(((struct stub *)t)->dev, idx, false);
 }
 static void stub_notify(void *t, unsigned idx)
 {
 	struct stub *s = t;
 	if (stub_sync(s) == 0)
-		while (vio_dev_kick(s->dev, idx))
+		while (vio_device_kick(s->dev, idx))
 			; /* synchronous: serve everything now */
 }
 static int stub_wait(void *t, unsigned idx, int timeout_ms)
@@ -173,15 +173,15 @@ static void stub_hook_needs_reset(void *t)
 {
 	((struct stub *)t)->needs_reset++;
 }
-static const struct vio_dev_transport stub_hooks = {
+static const struct vio_device_transport stub_hooks = {
     .call = stub_hook_call,
     .config_changed = stub_hook_config_changed,
     .needs_reset = stub_hook_needs_reset,
 };
 
 /* A stub around dev with memory mem; returns the vdev (NULL on error). */
-static inline struct vio_vdev *stub_init(struct stub *s, struct vio_dev *dev,
-					 struct vio_mem *mem)
+static inline struct vio_drvdev *
+stub_init(struct stub *s, struct vio_device *dev, struct vio_mem *mem)
 {
 	memset(s, 0, sizeof(*s));
 	s->dev = dev;
@@ -190,8 +190,8 @@ static inline struct vio_vdev *stub_init(struct stub *s, struct vio_dev *dev,
 	s->mt = vio_memtable_new(64);
 	if (!s->mt)
 		return NULL;
-	vio_dev_attach(dev, &stub_hooks, s);
-	return vio_vdev_new(&stub_ops, s, mem);
+	vio_device_attach(dev, &stub_hooks, s);
+	return vio_drvdev_new(&stub_ops, s, mem);
 }
 
 static inline void stub_fini(struct stub *s)

@@ -215,8 +215,8 @@ static void test_random(struct tenv *e, uint64_t seed)
 static void test_config(struct tenv *e, unsigned nq)
 {
 	struct virtio_blk_config bc;
-	REQUIRE(vio_dev_config_size(e->dev) == sizeof(bc));
-	CHECK_EQ(vio_dev_config_read(e->dev, 0, &bc, sizeof(bc)), 0);
+	REQUIRE(vio_device_config_size(e->dev) == sizeof(bc));
+	CHECK_EQ(vio_device_config_read(e->dev, 0, &bc, sizeof(bc)), 0);
 	CHECK_EQ(le64toh(bc.capacity), IMG_SECTORS);
 	CHECK_EQ(le32toh(bc.seg_max), QSZ - 2);
 	CHECK_EQ(le32toh(bc.size_max), 1u << 20);
@@ -227,9 +227,9 @@ static void test_config(struct tenv *e, unsigned nq)
 	CHECK_EQ(le32toh(bc.discard_sector_alignment), 1);
 	CHECK(le32toh(bc.max_discard_sectors) > 0);
 	CHECK_EQ(bc.write_zeroes_may_unmap, 1);
-	CHECK_EQ(vio_dev_device_id(e->dev), VIRTIO_ID_BLOCK);
+	CHECK_EQ(vio_device_device_id(e->dev), VIRTIO_ID_BLOCK);
 	struct vio_features f;
-	vio_dev_offered(e->dev, &f);
+	vio_device_offered(e->dev, &f);
 	unsigned want[] = {VIRTIO_BLK_F_SEG_MAX,       VIRTIO_BLK_F_SIZE_MAX,
 			   VIRTIO_BLK_F_BLK_SIZE,      VIRTIO_BLK_F_FLUSH,
 			   VIRTIO_BLK_F_TOPOLOGY,      VIRTIO_BLK_F_DISCARD,
@@ -304,7 +304,7 @@ static void test_multiqueue(struct tenv *e)
 static void *poll_thread(void *p)
 {
 	struct tenv *e = p;
-	vio_dev_kick(e->dev, 0);
+	vio_device_kick(e->dev, 0);
 	return NULL;
 }
 
@@ -387,7 +387,7 @@ static void test_shrink(struct tenv *e)
 static void test_many_pieces(struct tenv *e)
 {
 	rw_crossing(e, 0, QSZ - 2, 4096, 512, 7, VIRTIO_BLK_S_OK);
-	CHECK(!vio_vq_broken(vio_dev_queue(e->dev, 0)));
+	CHECK(!vio_vq_broken(vio_device_queue(e->dev, 0)));
 }
 
 static void run_all(bool uring, bool packed)
@@ -409,10 +409,10 @@ static void run_all(bool uring, bool packed)
 	 * CONFIG_WCE the config says so (5.2.5.2: writeback starts at 0) */
 	o.no_flush = true;
 	if (env_open(&e, &o)) {
-		CHECK(!vio_dev_has_feature(e.dev, VIRTIO_BLK_F_FLUSH));
-		CHECK(vio_dev_has_feature(e.dev, VIRTIO_BLK_F_CONFIG_WCE));
+		CHECK(!vio_device_has_feature(e.dev, VIRTIO_BLK_F_FLUSH));
+		CHECK(vio_device_has_feature(e.dev, VIRTIO_BLK_F_CONFIG_WCE));
 		uint8_t wce = 0xff;
-		CHECK_EQ(vio_dev_config_read(
+		CHECK_EQ(vio_device_config_read(
 			     e.dev, offsetof(struct virtio_blk_config, wce),
 			     &wce, 1),
 			 0);

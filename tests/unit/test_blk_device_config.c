@@ -141,8 +141,8 @@ static void test_creation(void)
 	CHECK(bd != NULL);
 	if (bd) {
 		struct virtio_blk_config bc;
-		CHECK_EQ(vio_dev_config_read(vio_blk_device_dev(bd), 0, &bc,
-					     sizeof(bc)),
+		CHECK_EQ(vio_device_config_read(vio_blk_device_dev(bd), 0, &bc,
+						sizeof(bc)),
 			 0);
 		CHECK_EQ(le32toh(bc.blk_size), 4096);
 		CHECK_EQ(le32toh(bc.discard_sector_alignment), 8);
@@ -226,7 +226,7 @@ static void test_bounded_kick(struct tenv *e)
 	vio_vq_kick_prepare(e->drv[0]);
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, flood_thread, &f) == 0);
-	bool more = vio_dev_kick(e->dev, 0);
+	bool more = vio_device_kick(e->dev, 0);
 	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	/* only that kick ran: every completion so far is one of its chains */
@@ -237,16 +237,16 @@ static void test_bounded_kick(struct tenv *e)
 	CHECK(f.got <= QSZ);
 	/* what waited when the kick returned still waits (the driver may
 	 * have added more since) */
-	CHECK(!more || vio_vq_more_avail(vio_dev_queue(e->dev, 0)));
+	CHECK(!more || vio_vq_more_avail(vio_device_queue(e->dev, 0)));
 	/* the rest, kick after kick */
 	unsigned kicks = 0;
-	while (vio_dev_kick(e->dev, 0))
+	while (vio_device_kick(e->dev, 0))
 		kicks++;
 	CHECK(kicks <= FLOOD_TOTAL / QSZ + 1);
 	flood_harvest(&f);
 	CHECK_EQ(f.got, f.added);
 	CHECK_EQ(f.bad, 0);
-	CHECK(!vio_vq_more_avail(vio_dev_queue(e->dev, 0)));
+	CHECK(!vio_vq_more_avail(vio_device_queue(e->dev, 0)));
 }
 
 /* ---- config space: only writeback, only with CONFIG_WCE ---- */
@@ -256,13 +256,13 @@ static void test_config_write(struct tenv *e, bool wce)
 	const unsigned off = offsetof(struct virtio_blk_config, wce);
 	struct virtio_blk_config before, after;
 	uint8_t b;
-	CHECK_EQ(vio_dev_config_read(e->dev, 0, &before, sizeof(before)), 0);
+	CHECK_EQ(vio_device_config_read(e->dev, 0, &before, sizeof(before)), 0);
 	CHECK_EQ(before.wce, 1); /* writeback: FLUSH is offered */
-	CHECK_EQ(vio_dev_has_feature(e->dev, VIRTIO_BLK_F_CONFIG_WCE), wce);
+	CHECK_EQ(vio_device_has_feature(e->dev, VIRTIO_BLK_F_CONFIG_WCE), wce);
 	vio_log_set_quiet(1);
 	b = 0;
-	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
-	CHECK_EQ(vio_dev_config_read(e->dev, off, &b, 1), 0);
+	CHECK_EQ(vio_device_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
+	CHECK_EQ(vio_device_config_read(e->dev, off, &b, 1), 0);
 	CHECK_EQ(b, wce ? 0 : 1);
 	/* writethrough now (with wce): requests still work */
 	static uint8_t data[512];
@@ -270,27 +270,27 @@ static void test_config_write(struct tenv *e, bool wce)
 	write_sectors(e, 0, 4, data, 512, 1, VIRTIO_BLK_S_OK);
 	CHECK(file_equals(e, 4 * 512, data, 512));
 	b = 1;
-	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
+	CHECK_EQ(vio_device_config_write(e->dev, off, &b, 1), wce ? 0 : -EPERM);
 	/* refused whatever was negotiated: other values, other bytes,
 	 * writes that only overlap writeback */
 	b = 2;
-	CHECK_EQ(vio_dev_config_write(e->dev, off, &b, 1), -EPERM);
+	CHECK_EQ(vio_device_config_write(e->dev, off, &b, 1), -EPERM);
 	uint8_t two[2] = {1, 0};
-	CHECK_EQ(vio_dev_config_write(e->dev, off, two, 2), -EPERM);
-	CHECK_EQ(vio_dev_config_write(e->dev, off - 1, two, 2), -EPERM);
+	CHECK_EQ(vio_device_config_write(e->dev, off, two, 2), -EPERM);
+	CHECK_EQ(vio_device_config_write(e->dev, off - 1, two, 2), -EPERM);
 	uint64_t cap = htole64(0xdeadbeef);
-	CHECK_EQ(vio_dev_config_write(e->dev, 0, &cap, sizeof(cap)), -EPERM);
+	CHECK_EQ(vio_device_config_write(e->dev, 0, &cap, sizeof(cap)), -EPERM);
 	uint32_t sm = htole32(1);
-	CHECK_EQ(vio_dev_config_write(
+	CHECK_EQ(vio_device_config_write(
 		     e->dev, offsetof(struct virtio_blk_config, seg_max), &sm,
 		     sizeof(sm)),
 		 -EPERM);
 	b = 0;
-	CHECK_EQ(vio_dev_config_write(
+	CHECK_EQ(vio_device_config_write(
 		     e->dev, offsetof(struct virtio_blk_config, unused), &b, 1),
 		 -EPERM);
 	vio_log_set_quiet(0);
-	CHECK_EQ(vio_dev_config_read(e->dev, 0, &after, sizeof(after)), 0);
+	CHECK_EQ(vio_device_config_read(e->dev, 0, &after, sizeof(after)), 0);
 	CHECK(memcmp(&before, &after, sizeof(after)) == 0);
 }
 

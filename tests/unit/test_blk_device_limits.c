@@ -191,8 +191,8 @@ static void test_readonly(struct tenv *e)
 	struct rq r;
 	REQUIRE(pread(e->fd, before, sizeof(before), 0) == sizeof(before));
 	fill_pattern(data, sizeof(data), 3);
-	CHECK(vio_dev_has_feature(e->dev, VIRTIO_BLK_F_RO));
-	CHECK(!vio_dev_has_feature(e->dev, VIRTIO_BLK_F_DISCARD));
+	CHECK(vio_device_has_feature(e->dev, VIRTIO_BLK_F_RO));
+	CHECK(!vio_device_has_feature(e->dev, VIRTIO_BLK_F_DISCARD));
 	write_sectors(e, 0, 0, data, 4096, 2, VIRTIO_BLK_S_IOERR);
 	struct virtio_blk_discard_write_zeroes d = {0, htole32(8), 0};
 	uint32_t types[] = {VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_WRITE_ZEROES};

@@ -5,7 +5,7 @@
  * failure leaves FAILED and does not try the next driver, a probe that
  * sets DRIVER_OK itself, remove (device stopped first, vqs still there
  * for the driver, then reset), unregister, several drivers and devices,
- * bus_free.  Devices are real struct vio_dev behind the synchronous stub
+ * bus_free.  Devices are real struct vio_device behind the synchronous stub
  * transport.
  */
 #include <errno.h>
@@ -26,9 +26,9 @@
 #define LIVE (ACK | DRV | FOK | DOK)
 
 struct tbdev {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct stub s;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 };
 
 static struct vio_mem *mem;
@@ -36,7 +36,7 @@ static struct vio_mem *mem;
 static void tb_new(struct tbdev *d, uint32_t device, uint32_t vendor)
 {
 	unsigned bits[] = {5, 6};
-	struct vio_dev_opts c = {
+	struct vio_device_opts c = {
 	    .name = "tb",
 	    .device_id = device,
 	    .vendor_id = vendor,
@@ -44,7 +44,7 @@ static void tb_new(struct tbdev *d, uint32_t device, uint32_t vendor)
 	    .num_queues = 1,
 	    .queue_max_size = 16,
 	};
-	d->dev = vio_dev_new(&c);
+	d->dev = vio_device_new(&c);
 	REQUIRE(d->dev);
 	d->vdev = stub_init(&d->s, d->dev, mem);
 	REQUIRE(d->vdev);
@@ -52,8 +52,8 @@ static void tb_new(struct tbdev *d, uint32_t device, uint32_t vendor)
 
 static void tb_free(struct tbdev *d)
 {
-	vio_vdev_free(d->vdev);
-	vio_dev_free(d->dev);
+	vio_drvdev_free(d->vdev);
+	vio_device_free(d->dev);
 	stub_fini(&d->s);
 }
 
@@ -70,52 +70,52 @@ struct drv_log {
 };
 static struct drv_log la, lb, lc;
 
-static int probe_common(struct drv_log *l, struct vio_vdev *vdev)
+static int probe_common(struct drv_log *l, struct vio_drvdev *vdev)
 {
 	l->probes++;
-	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV);
+	CHECK_EQ(vio_drvdev_get_status(vdev), ACK | DRV);
 	if (l->probe_result)
 		return l->probe_result;
 	unsigned w[] = {5, 6};
 	struct vio_features want = vio_features_from(w, 2);
-	int r = vio_vdev_negotiate(vdev, &want);
+	int r = vio_drvdev_negotiate(vdev, &want);
 	if (r < 0)
 		return r;
-	if (l->setup_vq && !vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL))
+	if (l->setup_vq && !vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL))
 		return -errno;
 	if (l->set_driver_ok)
-		return vio_vdev_driver_ok(vdev);
+		return vio_drvdev_driver_ok(vdev);
 	return 0;
 }
 
-static void remove_common(struct drv_log *l, struct vio_vdev *vdev)
+static void remove_common(struct drv_log *l, struct vio_drvdev *vdev)
 {
 	l->removes++;
-	l->status_in_remove = vio_vdev_get_status(vdev);
-	l->vq_in_remove = vio_vdev_vq(vdev, 0) != NULL;
+	l->status_in_remove = vio_drvdev_get_status(vdev);
+	l->vq_in_remove = vio_drvdev_vq(vdev, 0) != NULL;
 }
 
-static int probe_a(struct vio_vdev *v)
+static int probe_a(struct vio_drvdev *v)
 {
 	return probe_common(&la, v);
 }
-static void remove_a(struct vio_vdev *v)
+static void remove_a(struct vio_drvdev *v)
 {
 	remove_common(&la, v);
 }
-static int probe_b(struct vio_vdev *v)
+static int probe_b(struct vio_drvdev *v)
 {
 	return probe_common(&lb, v);
 }
-static void remove_b(struct vio_vdev *v)
+static void remove_b(struct vio_drvdev *v)
 {
 	remove_common(&lb, v);
 }
-static int probe_c(struct vio_vdev *v)
+static int probe_c(struct vio_drvdev *v)
 {
 	return probe_common(&lc, v);
 }
-static void remove_c(struct vio_vdev *v)
+static void remove_c(struct vio_drvdev *v)
 {
 	remove_common(&lc, v);
 }
@@ -192,21 +192,21 @@ static void test_bus(void)
 	/* no driver yet: -ENODEV, on the bus, unbound, untouched */
 	CHECK_EQ(vio_bus_add(bus, x.vdev), -ENODEV);
 	CHECK_EQ(vio_bus_count(bus), 1);
-	CHECK(vio_vdev_driver(x.vdev) == NULL);
-	CHECK_EQ(vio_vdev_get_status(x.vdev), 0);
+	CHECK(vio_drvdev_driver(x.vdev) == NULL);
+	CHECK_EQ(vio_drvdev_get_status(x.vdev), 0);
 	CHECK_EQ(vio_bus_add(bus, x.vdev), -EEXIST);
 
 	/* a later driver binds it */
 	CHECK_EQ(vio_bus_register(bus, &drv_a), 0);
 	CHECK_EQ(vio_bus_register(bus, &drv_a), -EEXIST);
 	CHECK_EQ(la.probes, 1);
-	CHECK(vio_vdev_driver(x.vdev) == &drv_a);
-	CHECK_EQ(vio_vdev_get_status(x.vdev), LIVE);
-	CHECK(vio_vdev_vq(x.vdev, 0) != NULL);
+	CHECK(vio_drvdev_driver(x.vdev) == &drv_a);
+	CHECK_EQ(vio_drvdev_get_status(x.vdev), LIVE);
+	CHECK(vio_drvdev_vq(x.vdev, 0) != NULL);
 	/* the feature table: 6 is offered and wanted but unknown to a */
-	CHECK(vio_vdev_has_feature(x.vdev, 5));
-	CHECK(!vio_vdev_has_feature(x.vdev, 6));
-	CHECK(!vio_dev_has_feature(x.dev, 6));
+	CHECK(vio_drvdev_has_feature(x.vdev, 5));
+	CHECK(!vio_drvdev_has_feature(x.vdev, 6));
+	CHECK(!vio_device_has_feature(x.dev, 6));
 
 	/* probe failure: FAILED, unbound, the next driver not tried */
 	CHECK_EQ(vio_bus_register(bus, &drv_b), 0);
@@ -215,9 +215,9 @@ static void test_bus(void)
 	CHECK_EQ(vio_bus_add(bus, y.vdev), -EIO);
 	CHECK_EQ(lb.probes, 1);
 	CHECK_EQ(lc.probes, 0);
-	CHECK(vio_vdev_get_status(y.vdev) & FAIL);
-	CHECK(!(vio_vdev_get_status(y.vdev) & DOK));
-	CHECK(vio_vdev_driver(y.vdev) == NULL);
+	CHECK(vio_drvdev_get_status(y.vdev) & FAIL);
+	CHECK(!(vio_drvdev_get_status(y.vdev) & DOK));
+	CHECK(vio_drvdev_driver(y.vdev) == NULL);
 	CHECK_EQ(vio_bus_count(bus), 2);
 
 	/* a probe that sets DRIVER_OK itself */
@@ -225,13 +225,13 @@ static void test_bus(void)
 	lb.set_driver_ok = true;
 	CHECK_EQ(vio_bus_add(bus, z.vdev), 0);
 	CHECK_EQ(lb.probes, 2);
-	CHECK(vio_vdev_driver(z.vdev) == &drv_b);
-	CHECK_EQ(vio_vdev_get_status(z.vdev), LIVE);
-	CHECK(vio_vdev_has_feature(z.vdev, 6)); /* b knows 6 */
+	CHECK(vio_drvdev_driver(z.vdev) == &drv_b);
+	CHECK_EQ(vio_drvdev_get_status(z.vdev), LIVE);
+	CHECK(vio_drvdev_has_feature(z.vdev, 6)); /* b knows 6 */
 
 	/* VIO_DEV_ANY_ID vendor */
 	CHECK_EQ(vio_bus_add(bus, w.vdev), 0);
-	CHECK(vio_vdev_driver(w.vdev) == &drv_a);
+	CHECK(vio_drvdev_driver(w.vdev) == &drv_a);
 	CHECK_EQ(la.probes, 2);
 	/* nobody's */
 	CHECK_EQ(vio_bus_add(bus, v.vdev), -ENODEV);
@@ -242,10 +242,10 @@ static void test_bus(void)
 	CHECK_EQ(la.removes, 1);
 	CHECK_EQ(la.status_in_remove, 0);
 	CHECK(la.vq_in_remove);
-	CHECK_EQ(vio_vdev_get_status(x.vdev), 0);
-	CHECK(vio_vdev_vq(x.vdev, 0) == NULL);
-	CHECK(vio_dev_queue(x.dev, 0) == NULL);
-	CHECK(vio_vdev_driver(x.vdev) == NULL);
+	CHECK_EQ(vio_drvdev_get_status(x.vdev), 0);
+	CHECK(vio_drvdev_vq(x.vdev, 0) == NULL);
+	CHECK(vio_device_queue(x.dev, 0) == NULL);
+	CHECK(vio_drvdev_driver(x.vdev) == NULL);
 	CHECK_EQ(vio_bus_count(bus), 4);
 	vio_bus_remove(bus, x.vdev); /* not on the bus: nothing */
 	CHECK_EQ(la.removes, 1);
@@ -254,18 +254,18 @@ static void test_bus(void)
 	 * the FAILED device it never bound is untouched */
 	vio_bus_unregister(bus, &drv_b);
 	CHECK_EQ(lb.removes, 1);
-	CHECK(vio_vdev_driver(z.vdev) == NULL);
-	CHECK_EQ(vio_vdev_get_status(z.vdev), 0);
-	CHECK(vio_vdev_get_status(y.vdev) & FAIL);
+	CHECK(vio_drvdev_driver(z.vdev) == NULL);
+	CHECK_EQ(vio_drvdev_get_status(z.vdev), 0);
+	CHECK(vio_drvdev_get_status(y.vdev) & FAIL);
 	CHECK_EQ(vio_bus_count(bus), 4);
 	CHECK_EQ(lc.probes, 0); /* no rematch on unregister */
 
 	/* registering b again binds both unbound devices of type 2 */
 	CHECK_EQ(vio_bus_register(bus, &drv_b), 0);
 	CHECK_EQ(lb.probes, 4);
-	CHECK(vio_vdev_driver(y.vdev) == &drv_b);
-	CHECK(vio_vdev_driver(z.vdev) == &drv_b);
-	CHECK_EQ(vio_vdev_get_status(y.vdev), LIVE);
+	CHECK(vio_drvdev_driver(y.vdev) == &drv_b);
+	CHECK(vio_drvdev_driver(z.vdev) == &drv_b);
+	CHECK_EQ(vio_drvdev_get_status(y.vdev), LIVE);
 	CHECK_EQ(lc.probes, 0);
 
 	/* bus_free removes everything still there */
@@ -273,9 +273,9 @@ static void test_bus(void)
 	CHECK_EQ(la.removes, 2); /* w */
 	CHECK_EQ(lb.removes, 3); /* y, z */
 	CHECK_EQ(lc.removes, 0);
-	CHECK_EQ(vio_vdev_get_status(w.vdev), 0);
-	CHECK_EQ(vio_vdev_get_status(y.vdev), 0);
-	CHECK(vio_vdev_driver(w.vdev) == NULL);
+	CHECK_EQ(vio_drvdev_get_status(w.vdev), 0);
+	CHECK_EQ(vio_drvdev_get_status(y.vdev), 0);
+	CHECK(vio_drvdev_driver(w.vdev) == NULL);
 
 	tb_free(&x);
 	tb_free(&y);
@@ -286,7 +286,7 @@ static void test_bus(void)
 }
 
 /* A device that refuses DRIVER_OK: the probe is undone, FAILED. */
-static int refuse_ok(struct vio_dev *dev, uint8_t old, uint8_t new_status)
+static int refuse_ok(struct vio_device *dev, uint8_t old, uint8_t new_status)
 {
 	(void)dev;
 	return ((new_status & ~old) & DOK) ? -EPERM : 0;
@@ -294,8 +294,8 @@ static int refuse_ok(struct vio_dev *dev, uint8_t old, uint8_t new_status)
 
 static void test_driver_ok_refused(void)
 {
-	static const struct vio_dev_ops ops = {.status = refuse_ok};
-	struct vio_dev_opts c = {
+	static const struct vio_device_ops ops = {.status = refuse_ok};
+	struct vio_device_opts c = {
 	    .device_id = 1,
 	    .vendor_id = 0x10,
 	    .num_queues = 1,
@@ -303,7 +303,7 @@ static void test_driver_ok_refused(void)
 	    .ops = &ops,
 	};
 	struct tbdev d;
-	d.dev = vio_dev_new(&c);
+	d.dev = vio_device_new(&c);
 	REQUIRE(d.dev);
 	d.vdev = stub_init(&d.s, d.dev, mem);
 	REQUIRE(d.vdev);
@@ -314,8 +314,8 @@ static void test_driver_ok_refused(void)
 	CHECK_EQ(vio_bus_add(bus, d.vdev), -EPERM);
 	CHECK_EQ(la.probes, 1);
 	CHECK_EQ(la.removes, 1);
-	CHECK(vio_vdev_get_status(d.vdev) & FAIL);
-	CHECK(vio_vdev_driver(d.vdev) == NULL);
+	CHECK(vio_drvdev_get_status(d.vdev) & FAIL);
+	CHECK(vio_drvdev_driver(d.vdev) == NULL);
 	vio_bus_free(bus);
 	CHECK_EQ(la.removes, 1); /* unbound: not removed twice */
 	tb_free(&d);

@@ -76,7 +76,7 @@ static uint32_t answer_len(uint32_t honest, uint32_t in_len)
 	}
 }
 
-static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool blk_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
 	(void)dev;
 	(void)idx;
@@ -109,7 +109,7 @@ static bool blk_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return false;
 }
 
-static int ok_status(struct vio_dev *dev, uint8_t o, uint8_t n)
+static int ok_status(struct vio_device *dev, uint8_t o, uint8_t n)
 {
 	(void)dev;
 	(void)o;
@@ -117,15 +117,15 @@ static int ok_status(struct vio_dev *dev, uint8_t o, uint8_t n)
 	return 0;
 }
 
-static void no_reset(struct vio_dev *dev)
+static void no_reset(struct vio_device *dev)
 {
 	(void)dev;
 }
 
-static const struct vio_dev_ops blk_ops = {
+static const struct vio_device_ops blk_ops = {
     .status = ok_status, .reset = no_reset, .kick = blk_kick};
 
-static struct vio_dev *blk_dev_new(bool packed)
+static struct vio_device *blk_dev_new(bool packed)
 {
 	static const unsigned bits[] = {
 	    VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_BLK_F_FLUSH,
@@ -133,7 +133,7 @@ static struct vio_dev *blk_dev_new(bool packed)
 	struct virtio_blk_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.capacity = htole64(CAP_SECTORS);
-	struct vio_dev_opts c = {
+	struct vio_device_opts c = {
 	    .name = "hostile-blk",
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .features = vio_features_from(bits, packed ? 4 : 3),
@@ -143,14 +143,14 @@ static struct vio_dev *blk_dev_new(bool packed)
 	    .config_size = sizeof(cfg),
 	    .ops = &blk_ops,
 	};
-	return vio_dev_new(&c);
+	return vio_device_new(&c);
 }
 
 struct rig {
 	struct vio_mem *mem;
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct stub st;
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_bus *bus;
 	struct vio_driver *drv;
 	struct vio_blk *b;
@@ -181,8 +181,8 @@ static void rig_down(struct rig *r)
 	vio_bus_unregister(r->bus, r->drv);
 	vio_bus_free(r->bus);
 	vio_blk_driver_free(r->drv);
-	vio_vdev_free(r->vdev);
-	vio_dev_free(r->dev);
+	vio_drvdev_free(r->vdev);
+	vio_device_free(r->dev);
 	stub_fini(&r->st);
 	vio_mem_free(r->mem);
 }
@@ -375,7 +375,7 @@ static const uint32_t *rng_lens;
 static unsigned rng_nlens, rng_next;
 static uint8_t rng_letter;
 
-static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
+static bool rng_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
 	(void)dev;
 	(void)idx;
@@ -394,7 +394,7 @@ static bool rng_kick(struct vio_dev *dev, unsigned idx, struct vio_vq *vq)
 	return false;
 }
 
-static const struct vio_dev_ops rng_ops = {
+static const struct vio_device_ops rng_ops = {
     .status = ok_status, .reset = no_reset, .kick = rng_kick};
 
 static void rng_run(bool packed, const uint32_t *lens, unsigned nlens,
@@ -402,7 +402,7 @@ static void rng_run(bool packed, const uint32_t *lens, unsigned nlens,
 {
 	static const unsigned bits[] = {VIRTIO_F_VERSION_1,
 					VIRTIO_F_RING_PACKED};
-	struct vio_dev_opts c = {
+	struct vio_device_opts c = {
 	    .name = "hostile-rng",
 	    .device_id = VIRTIO_ID_RNG,
 	    .features = vio_features_from(bits, packed ? 2 : 1),
@@ -415,10 +415,10 @@ static void rng_run(bool packed, const uint32_t *lens, unsigned nlens,
 	rng_next = 0;
 	rng_letter = 'a';
 	struct vio_mem *mem = vio_mem_new();
-	struct vio_dev *dev = vio_dev_new(&c);
+	struct vio_device *dev = vio_device_new(&c);
 	REQUIRE(mem && dev);
 	struct stub st;
-	struct vio_vdev *vdev = stub_init(&st, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&st, dev, mem);
 	struct vio_bus *bus = vio_bus_new();
 	REQUIRE(vdev && bus);
 	REQUIRE(vio_bus_register(bus, &vio_rng_driver) == 0);
@@ -427,8 +427,8 @@ static void rng_run(bool packed, const uint32_t *lens, unsigned nlens,
 	vio_bus_remove(bus, vdev);
 	vio_bus_unregister(bus, &vio_rng_driver);
 	vio_bus_free(bus);
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&st);
 	vio_mem_free(mem);
 }

@@ -71,15 +71,15 @@ static void rec_fn(void *opaque, enum vio_log_level level, const char *msg)
 	r->n++;
 }
 
-static struct vio_dev *new_dev(void)
+static struct vio_device *new_dev(void)
 {
-	static const struct vio_dev_ops ops = {0};
-	struct vio_dev_opts c = {.name = "logdev",
-				 .device_id = VIRTIO_ID_RNG,
-				 .num_queues = 1,
-				 .queue_max_size = 8,
-				 .ops = &ops};
-	struct vio_dev *d = vio_dev_new(&c);
+	static const struct vio_device_ops ops = {0};
+	struct vio_device_opts c = {.name = "logdev",
+				    .device_id = VIRTIO_ID_RNG,
+				    .num_queues = 1,
+				    .queue_max_size = 8,
+				    .ops = &ops};
+	struct vio_device *d = vio_device_new(&c);
 	REQUIRE(d);
 	return d;
 }
@@ -90,13 +90,13 @@ static void test_handler_takes_lines(void)
 {
 	struct rec r = {0};
 	char out[4096];
-	struct vio_dev *d = new_dev();
+	struct vio_device *d = new_dev();
 
 	capture_begin();
 	vio_log_set_handler(rec_fn, &r);
 	errno = 0;
 	/* 0 -> DRIVER_OK skips ACKNOWLEDGE: refused, one WARN line */
-	int ret = vio_dev_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK);
+	int ret = vio_device_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK);
 	int e = errno;
 	vio_log_set_handler(NULL, NULL);
 	size_t n = capture_end(out, sizeof(out));
@@ -110,7 +110,7 @@ static void test_handler_takes_lines(void)
 	CHECK_EQ(r.level[0], VIO_LOG_WARN);
 	CHECK(strstr(r.msg[0], "logdev: illegal status write") == r.msg[0]);
 	CHECK(strchr(r.msg[0], '\n') == NULL);
-	vio_dev_free(d);
+	vio_device_free(d);
 }
 
 /* Rate limiting happens before the handler: a flood of peer errors from
@@ -118,17 +118,17 @@ static void test_handler_takes_lines(void)
 static void test_ratelimit_before_handler(void)
 {
 	struct rec r = {0};
-	struct vio_dev *d = new_dev();
+	struct vio_device *d = new_dev();
 	vio_log_set_handler(rec_fn, &r);
 	uint64_t t0 = vio_now_ns();
 	for (int i = 0; i < 20; i++) {
-		int ret = vio_dev_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK);
+		int ret = vio_device_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK);
 		CHECK_EQ(ret, -EINVAL);
 	}
 	/* one window (1 s) unless this thread stalled that long */
 	if (vio_now_ns() - t0 < 900000000ull)
 		CHECK_EQ(r.n, VIO_RATELIMIT_BURST);
-	vio_dev_free(d);
+	vio_device_free(d);
 
 	/* the count of dropped lines comes first, at the line's level */
 	struct vio_ratelimit rl = {0};
@@ -197,13 +197,13 @@ static void test_level_filter(void)
 	CHECK(strcmp(r.msg[0], "first of its window") == 0);
 
 	/* a public-API line below the level never reaches the handler */
-	struct vio_dev *d = new_dev();
+	struct vio_device *d = new_dev();
 	vio_log_set_level(VIO_LOG_ERROR);
 	r.n = 0;
-	CHECK_EQ(vio_dev_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK), -EINVAL);
+	CHECK_EQ(vio_device_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK), -EINVAL);
 	CHECK_EQ(r.n, 0);
 	vio_log_set_level(VIO_LOG_INFO);
-	vio_dev_free(d);
+	vio_device_free(d);
 
 	/* out-of-range levels are clamped */
 	vio_log_set_level((enum vio_log_level)99);
@@ -239,18 +239,18 @@ static void test_default_restored(void)
 {
 	struct rec r = {0};
 	char out[4096];
-	struct vio_dev *d = new_dev();
+	struct vio_device *d = new_dev();
 	vio_log_set_handler(rec_fn, &r);
 	vio_log_set_handler(NULL, NULL);
 	capture_begin();
-	CHECK_EQ(vio_dev_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK), -EINVAL);
+	CHECK_EQ(vio_device_set_status(d, VIRTIO_CONFIG_S_DRIVER_OK), -EINVAL);
 	vio_log_debug("not at the default level");
 	size_t n = capture_end(out, sizeof(out));
 	CHECK_EQ(r.n, 0);
 	CHECK(n > 0);
 	CHECK(strncmp(out, "vio: logdev: illegal status write ", 34) == 0);
 	CHECK(n > 0 && out[n - 1] == '\n' && strchr(out, '\n') == out + n - 1);
-	vio_dev_free(d);
+	vio_device_free(d);
 
 	/* the internal quiet switch still silences everything */
 	vio_log_set_quiet(1);

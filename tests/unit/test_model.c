@@ -6,7 +6,7 @@
  * - The status transition function: exhaustively against a reference
  *   model written the other way round (successor sets), a named table,
  *   and the same transitions driven through both sides: the device
- *   (vio_dev_set_status) and the driver (vio_vdev_add_status).
+ *   (vio_device_set_status) and the driver (vio_drvdev_add_status).
  * - Feature sets: from/has/subset/and at word boundaries.
  * - Negotiation: the device refuses FEATURES_OK for never-offered bits
  *   and without VERSION_1; the driver turns a refusal into -EIO + FAILED,
@@ -172,26 +172,26 @@ static void test_status_str(void)
 }
 
 /* Drive dev to status target through the device-side API. */
-static void drive_dev(struct vio_dev *dev, uint8_t target)
+static void drive_dev(struct vio_device *dev, uint8_t target)
 {
 	static const uint8_t steps[] = {ACK, ACK | DRV, ACK | DRV | FOK,
 					ACK | DRV | FOK | DOK};
-	REQUIRE(vio_dev_set_status(dev, 0) == 0);
+	REQUIRE(vio_device_set_status(dev, 0) == 0);
 	uint8_t hs = target & (ACK | DRV | FOK | DOK);
 	for (unsigned i = 0; i < 4 && (steps[i] & hs) == steps[i]; i++) {
-		REQUIRE(vio_dev_set_status(dev, steps[i]) == 0);
+		REQUIRE(vio_device_set_status(dev, steps[i]) == 0);
 		if (steps[i] == (ACK | DRV)) {
 			/* acked in state DRIVER, so FEATURES_OK is accepted */
 			unsigned v1 = VIRTIO_F_VERSION_1;
 			struct vio_features f = vio_features_from(&v1, 1);
-			REQUIRE(vio_dev_set_features(dev, &f) == 0);
+			REQUIRE(vio_device_set_features(dev, &f) == 0);
 		}
 	}
 	if (target & FAIL)
-		REQUIRE(vio_dev_set_status(dev, hs | FAIL) == 0);
+		REQUIRE(vio_device_set_status(dev, hs | FAIL) == 0);
 	if (target & NR)
-		vio_dev_needs_reset(dev, "test");
-	REQUIRE(vio_dev_get_status(dev) == target);
+		vio_device_needs_reset(dev, "test");
+	REQUIRE(vio_device_get_status(dev) == target);
 }
 
 static const uint8_t reachable[] = {
@@ -213,16 +213,16 @@ static const uint8_t reachable[] = {
 static void test_status_device_side(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_device *dev = tdev_new(&t, NULL, 0);
 	vio_log_set_quiet(1); /* the refusals are logged */
 	for (unsigned i = 0; i < N_REACHABLE; i++) {
 		uint8_t s = reachable[i];
 		for (unsigned n = 0; n < 256; n++) {
 			drive_dev(dev, s);
-			int r = vio_dev_set_status(dev, (uint8_t)n);
+			int r = vio_device_set_status(dev, (uint8_t)n);
 			bool legal = ref_legal(s, (uint8_t)n, false);
 			CHECK_EQ(r == 0, legal);
-			CHECK_EQ(vio_dev_get_status(dev), legal ? n : s);
+			CHECK_EQ(vio_device_get_status(dev), legal ? n : s);
 		}
 	}
 	vio_log_set_quiet(0);
@@ -230,47 +230,47 @@ static void test_status_device_side(void)
 	drive_dev(dev, ACK | DRV | FOK);
 	t.status_calls = 0;
 	t.refuse_status = -EBUSY;
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), -EBUSY);
-	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV | FOK);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK | DOK), -EBUSY);
+	CHECK_EQ(vio_device_get_status(dev), ACK | DRV | FOK);
 	CHECK_EQ(t.status_calls, 1);
 	t.refuse_status = 0;
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK | DOK), 0);
 	CHECK_EQ(t.last_old, ACK | DRV | FOK);
 	CHECK_EQ(t.last_new, ACK | DRV | FOK | DOK);
 	/* a rewrite of the same value is not a transition */
 	t.status_calls = 0;
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK | DOK), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK | DOK), 0);
 	CHECK_EQ(t.status_calls, 0);
 	/* needs_reset: once, and the transport hears of it once */
 	struct stub s;
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	vio_log_set_quiet(1);
-	vio_dev_needs_reset(dev, "first");
-	vio_dev_needs_reset(dev, "second");
+	vio_device_needs_reset(dev, "first");
+	vio_device_needs_reset(dev, "second");
 	vio_log_set_quiet(0);
 	CHECK_EQ(s.needs_reset, 1);
-	CHECK(vio_dev_get_status(dev) & NR);
-	vio_vdev_free(vdev);
+	CHECK(vio_device_get_status(dev) & NR);
+	vio_drvdev_free(vdev);
 	CHECK_EQ(s.released, 1);
-	CHECK_EQ(vio_dev_get_status(dev), 0); /* vdev_free reset it */
-	vio_dev_free(dev);
+	CHECK_EQ(vio_device_get_status(dev), 0); /* vdev_free reset it */
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }
 
-/* The same through the driver side: vio_vdev_add_status never sends an
+/* The same through the driver side: vio_drvdev_add_status never sends an
  * illegal write, and the device agrees with every legal one. */
 static void test_status_driver_side(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_device *dev = tdev_new(&t, NULL, 0);
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct stub s;
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	vio_log_set_quiet(1); /* drive_dev's needs_reset lines */
 	for (unsigned i = 0; i < N_REACHABLE; i++) {
@@ -278,19 +278,19 @@ static void test_status_driver_side(void)
 		for (unsigned bits = 0; bits < 256; bits++) {
 			drive_dev(dev, st);
 			uint8_t n = (uint8_t)(st | bits);
-			int r = vio_vdev_add_status(vdev, (uint8_t)bits);
+			int r = vio_drvdev_add_status(vdev, (uint8_t)bits);
 			bool legal = ref_legal(st, n, false);
 			CHECK_EQ(r == 0, legal);
-			CHECK_EQ(vio_vdev_get_status(vdev), legal ? n : st);
+			CHECK_EQ(vio_drvdev_get_status(vdev), legal ? n : st);
 		}
 	}
 	/* connect: reset, ACKNOWLEDGE, DRIVER from any state */
 	drive_dev(dev, ACK | DRV | FOK | DOK | NR);
 	vio_log_set_quiet(0);
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV);
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_get_status(vdev), ACK | DRV);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }
@@ -341,54 +341,54 @@ static void test_features(void)
 static void test_negotiation_device(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_device *dev = tdev_new(&t, ring_bits, 4);
 	struct vio_features off;
-	vio_dev_offered(dev, &off);
+	vio_device_offered(dev, &off);
 	CHECK(vio_features_has(&off, VIRTIO_F_VERSION_1)); /* added */
 	CHECK(vio_features_has(&off, 5));
 
 	vio_log_set_quiet(1);
 	/* features only in state DRIVER */
 	struct vio_features f = off;
-	CHECK_EQ(vio_dev_set_features(dev, &f), -EINVAL);
+	CHECK_EQ(vio_device_set_features(dev, &f), -EINVAL);
 	drive_dev(dev, ACK);
-	CHECK_EQ(vio_dev_set_features(dev, &f), -EINVAL);
+	CHECK_EQ(vio_device_set_features(dev, &f), -EINVAL);
 
 	/* a bit never offered: FEATURES_OK refused and not kept */
 	drive_dev(dev, ACK | DRV);
 	vio_features_set(&f, 6);
-	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
-	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV);
+	CHECK_EQ(vio_device_set_features(dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	CHECK_EQ(vio_device_get_status(dev), ACK | DRV);
 	/* a bit in the high word never offered */
 	f = off;
 	vio_features_set(&f, 120);
-	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	CHECK_EQ(vio_device_set_features(dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK), -EINVAL);
 	/* VERSION_1 missing */
 	f = off;
 	vio_features_clear(&f, VIRTIO_F_VERSION_1);
-	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), -EINVAL);
-	CHECK_EQ(vio_dev_get_status(dev), ACK | DRV);
+	CHECK_EQ(vio_device_set_features(dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK), -EINVAL);
+	CHECK_EQ(vio_device_get_status(dev), ACK | DRV);
 	vio_log_set_quiet(0);
 
 	/* a proper subset is accepted; then features are frozen */
 	unsigned some[] = {VIRTIO_F_VERSION_1, 5};
 	f = vio_features_from(some, 2);
-	CHECK_EQ(vio_dev_set_features(dev, &f), 0);
-	CHECK_EQ(vio_dev_set_status(dev, ACK | DRV | FOK), 0);
-	CHECK(vio_dev_has_feature(dev, 5));
-	CHECK(!vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
-	CHECK_EQ(vio_dev_set_features(dev, &off), -EINVAL);
+	CHECK_EQ(vio_device_set_features(dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(dev, ACK | DRV | FOK), 0);
+	CHECK(vio_device_has_feature(dev, 5));
+	CHECK(!vio_device_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK_EQ(vio_device_set_features(dev, &off), -EINVAL);
 	struct vio_features neg;
-	vio_dev_negotiated(dev, &neg);
+	vio_device_negotiated(dev, &neg);
 	CHECK(vio_features_subset(&neg, &f) && vio_features_subset(&f, &neg));
 	/* reset forgets the negotiation */
-	CHECK_EQ(vio_dev_set_status(dev, 0), 0);
-	CHECK(!vio_dev_has_feature(dev, 5));
-	CHECK(!vio_dev_has_feature(dev, VIRTIO_F_VERSION_1));
-	vio_dev_free(dev);
+	CHECK_EQ(vio_device_set_status(dev, 0), 0);
+	CHECK(!vio_device_has_feature(dev, 5));
+	CHECK(!vio_device_has_feature(dev, VIRTIO_F_VERSION_1));
+	vio_device_free(dev);
 }
 
 static const struct vio_device_id any_ids[] = {{42, VIO_DEV_ANY_ID}, {0, 0}};
@@ -403,88 +403,89 @@ static const struct vio_driver drv5 = {
 static void test_negotiation_driver(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_device *dev = tdev_new(&t, ring_bits, 4);
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct stub s;
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	static const unsigned want_bits[] = {5, 6, 70, VIRTIO_RING_F_EVENT_IDX};
 	struct vio_features want = vio_features_from(want_bits, 4);
 
 	/* only in state ACK|DRIVER */
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -EINVAL);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), -EINVAL);
 
 	/* unbound: offered & wanted, plus VERSION_1 */
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
-	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FOK);
-	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_VERSION_1));
-	CHECK(vio_vdev_has_feature(vdev, 5));
-	CHECK(vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
-	CHECK(!vio_vdev_has_feature(vdev, 6));	/* not offered */
-	CHECK(!vio_vdev_has_feature(vdev, 70)); /* not offered */
-	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED)); /* unwanted */
-	CHECK(vio_dev_has_feature(dev, 5)); /* the device agrees */
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), 0);
+	CHECK_EQ(vio_drvdev_get_status(vdev), ACK | DRV | FOK);
+	CHECK(vio_drvdev_has_feature(vdev, VIRTIO_F_VERSION_1));
+	CHECK(vio_drvdev_has_feature(vdev, 5));
+	CHECK(vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!vio_drvdev_has_feature(vdev, 6));  /* not offered */
+	CHECK(!vio_drvdev_has_feature(vdev, 70)); /* not offered */
+	CHECK(
+	    !vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED)); /* unwanted */
+	CHECK(vio_device_has_feature(dev, 5)); /* the device agrees */
 	/* a second negotiation is refused (FEATURES_OK already set) */
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -EINVAL);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), -EINVAL);
 
 	/* bound: the feature table masks device bits, not transport bits */
-	vio_vdev_bind(vdev, &drv5);
+	vio_drvdev_bind(vdev, &drv5);
 	static const unsigned want2_bits[] = {5, VIRTIO_F_RING_PACKED,
 					      VIRTIO_RING_F_INDIRECT_DESC};
 	struct vio_features want2 = vio_features_from(want2_bits, 3);
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want2), 0);
-	CHECK(vio_vdev_has_feature(vdev, 5));
-	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
-	CHECK(vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC));
-	vio_vdev_bind(vdev, NULL);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want2), 0);
+	CHECK(vio_drvdev_has_feature(vdev, 5));
+	CHECK(vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+	CHECK(vio_drvdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC));
+	vio_drvdev_bind(vdev, NULL);
 
 	/* the device offers a bit the driver's table lacks: never acked */
 	static const struct vio_driver drv_none = {
 	    .name = "none",
 	    .id_table = any_ids,
 	};
-	vio_vdev_bind(vdev, &drv_none);
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	vio_drvdev_bind(vdev, &drv_none);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
 	vio_log_set_quiet(1); /* "wants bits missing from its table" */
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want2), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want2), 0);
 	vio_log_set_quiet(0);
-	CHECK(!vio_vdev_has_feature(vdev, 5));
-	CHECK(vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
-	vio_vdev_bind(vdev, NULL);
+	CHECK(!vio_drvdev_has_feature(vdev, 5));
+	CHECK(vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+	vio_drvdev_bind(vdev, NULL);
 
 	/* the transport offers a bit the device never did: the device
 	 * refuses FEATURES_OK, the driver sees it missing */
 	s.extra_offer = 6;
 	static const unsigned want6[] = {6};
 	struct vio_features w6 = vio_features_from(want6, 1);
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
 	vio_log_set_quiet(1);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &w6), -EIO);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &w6), -EIO);
 	vio_log_set_quiet(0);
-	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FAIL);
-	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_VERSION_1));
+	CHECK_EQ(vio_drvdev_get_status(vdev), ACK | DRV | FAIL);
+	CHECK(!vio_drvdev_has_feature(vdev, VIRTIO_F_VERSION_1));
 	s.extra_offer = -1;
 
 	/* no VERSION_1 offered: -ENODEV and FAILED */
 	s.hide_version_1 = true;
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), -ENODEV);
-	CHECK(vio_vdev_get_status(vdev) & FAIL);
-	CHECK(!(vio_vdev_get_status(vdev) & FOK));
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), -ENODEV);
+	CHECK(vio_drvdev_get_status(vdev) & FAIL);
+	CHECK(!(vio_drvdev_get_status(vdev) & FOK));
 	s.hide_version_1 = false;
 
 	/* DRIVER_OK through the driver side */
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_driver_ok(vdev), -EINVAL); /* skips FEATURES_OK */
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
-	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
-	CHECK_EQ(vio_vdev_get_status(vdev), ACK | DRV | FOK | DOK);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_driver_ok(vdev), -EINVAL); /* skips FEATURES_OK */
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), 0);
+	CHECK_EQ(vio_drvdev_driver_ok(vdev), 0);
+	CHECK_EQ(vio_drvdev_get_status(vdev), ACK | DRV | FOK | DOK);
 
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }

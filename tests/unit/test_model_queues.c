@@ -72,12 +72,12 @@ static void test_config_generation(void)
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct gen_stub g = {.data = {10, 10, 10, 10, 10, 10, 10, 10}};
-	struct vio_vdev *vdev = vio_vdev_new(&gen_ops, &g, mem);
+	struct vio_drvdev *vdev = vio_drvdev_new(&gen_ops, &g, mem);
 	REQUIRE(vdev);
 	uint8_t buf[8];
 
 	/* steady: one read, generation read twice */
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, buf, 8), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, buf, 8), 0);
 	CHECK_EQ(g.reads, 1);
 	CHECK_EQ(g.gen_reads, 2);
 	CHECK_EQ(buf[0], 10);
@@ -85,7 +85,7 @@ static void test_config_generation(void)
 	/* three updates land between reads: four reads, the last values */
 	g.reads = 0;
 	g.updates_left = 3;
-	CHECK_EQ(vio_vdev_config_read(vdev, 2, buf, 4), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 2, buf, 4), 0);
 	CHECK_EQ(g.reads, 4);
 	CHECK_EQ(buf[0], 13);
 	CHECK_EQ(buf[3], 13);
@@ -94,75 +94,75 @@ static void test_config_generation(void)
 	/* it never settles: bounded, -EAGAIN */
 	g.reads = 0;
 	g.updates_left = 100000;
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, buf, 1), -EAGAIN);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, buf, 1), -EAGAIN);
 	CHECK(g.reads >= 2 && g.reads <= 1000);
 
 	/* errors pass through */
 	g.updates_left = 0;
-	CHECK_EQ(vio_vdev_config_read(vdev, 4, buf, 8), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 4, buf, 8), -EINVAL);
 	/* no config_write op */
-	CHECK_EQ(vio_vdev_config_write(vdev, 0, buf, 1), -ENOTSUP);
-	vio_vdev_free(vdev);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 0, buf, 1), -ENOTSUP);
+	vio_drvdev_free(vdev);
 	vio_mem_free(mem);
 }
 
 static void test_config_device(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_device *dev = tdev_new(&t, NULL, 0);
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct stub s;
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	uint8_t b[16];
 
-	CHECK_EQ(vio_dev_config_size(dev), 16);
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 16), 0);
+	CHECK_EQ(vio_device_config_size(dev), 16);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, b, 16), 0);
 	CHECK_EQ(b[0], 1);
 	CHECK_EQ(b[15], 16);
-	CHECK_EQ(vio_vdev_config_read(vdev, 15, b, 2), -EINVAL);
-	CHECK_EQ(vio_vdev_config_read(vdev, 17, b, 0), -EINVAL);
-	CHECK_EQ(vio_vdev_config_read(vdev, 16, b, 0), 0);
-	CHECK_EQ(vio_vdev_config_read(vdev, 0xffffffffu, b, 2), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 15, b, 2), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 17, b, 0), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 16, b, 0), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0xffffffffu, b, 2), -EINVAL);
 
 	/* driver writes: stored, no generation change */
-	uint32_t g0 = vio_dev_config_generation(dev);
+	uint32_t g0 = vio_device_config_generation(dev);
 	uint8_t w[2] = {0xee, 0xff};
-	CHECK_EQ(vio_vdev_config_write(vdev, 4, w, 2), 0);
-	CHECK_EQ(vio_dev_config_generation(dev), g0);
-	CHECK_EQ(vio_dev_config_read(dev, 4, b, 2), 0);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 4, w, 2), 0);
+	CHECK_EQ(vio_device_config_generation(dev), g0);
+	CHECK_EQ(vio_device_config_read(dev, 4, b, 2), 0);
 	CHECK_EQ(b[0], 0xee);
-	CHECK_EQ(vio_vdev_config_write(vdev, 15, w, 2), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 15, w, 2), -EINVAL);
 	/* not a writable field (issue 7.3): refused, nothing stored */
-	CHECK_EQ(vio_vdev_config_write(vdev, 0, w, 2), -EPERM);
-	CHECK_EQ(vio_vdev_config_write(vdev, 5, w, 2), -EPERM);
-	CHECK_EQ(vio_dev_config_read(dev, 0, b, 8), 0);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 0, w, 2), -EPERM);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 5, w, 2), -EPERM);
+	CHECK_EQ(vio_device_config_read(dev, 0, b, 8), 0);
 	CHECK_EQ(b[0], 1);
 	CHECK_EQ(b[6], 7);
 	CHECK_EQ(b[5], 0xff);
 	/* reset gives the next driver the device's config, not ours */
-	REQUIRE(vio_dev_set_status(dev, 0) == 0);
-	CHECK_EQ(vio_dev_config_read(dev, 4, b, 2), 0);
+	REQUIRE(vio_device_set_status(dev, 0) == 0);
+	CHECK_EQ(vio_device_config_read(dev, 4, b, 2), 0);
 	CHECK_EQ(b[0], 5);
 	CHECK_EQ(b[1], 6);
 
 	/* device updates: generation moves, transport told */
 	uint8_t u = 0x77;
-	CHECK_EQ(vio_dev_config_update(dev, 0, &u, 1), 0);
-	CHECK(vio_dev_config_generation(dev) != g0);
+	CHECK_EQ(vio_device_config_update(dev, 0, &u, 1), 0);
+	CHECK(vio_device_config_generation(dev) != g0);
 	CHECK_EQ(s.config_changed, 1);
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 1), 0);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, b, 1), 0);
 	CHECK_EQ(b[0], 0x77);
-	CHECK_EQ(vio_dev_config_update(dev, 16, &u, 1), -EINVAL);
+	CHECK_EQ(vio_device_config_update(dev, 16, &u, 1), -EINVAL);
 	CHECK_EQ(s.config_changed, 1);
 	/* ... and survive a reset: they are the device's own */
-	REQUIRE(vio_dev_set_status(dev, 0) == 0);
-	CHECK_EQ(vio_dev_config_read(dev, 0, b, 1), 0);
+	REQUIRE(vio_device_set_status(dev, 0) == 0);
+	CHECK_EQ(vio_device_config_read(dev, 0, b, 1), 0);
 	CHECK_EQ(b[0], 0x77);
 
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }
@@ -183,37 +183,37 @@ static void test_cb(struct vio_vq *vq, void *opaque)
 static void test_queues_and_kicks(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, ring_bits, 4);
+	struct vio_device *dev = tdev_new(&t, ring_bits, 4);
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct stub s;
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	static const unsigned wb[] = {VIRTIO_RING_F_EVENT_IDX};
 	struct vio_features want = vio_features_from(wb, 1);
 
-	CHECK_EQ(vio_vdev_num_queues(vdev), 2);
-	CHECK_EQ(vio_vdev_queue_max_size(vdev, 0), 64);
-	CHECK_EQ(vio_vdev_queue_max_size(vdev, 2), 0);
+	CHECK_EQ(vio_drvdev_num_queues(vdev), 2);
+	CHECK_EQ(vio_drvdev_queue_max_size(vdev, 0), 64);
+	CHECK_EQ(vio_drvdev_queue_max_size(vdev, 2), 0);
 
 	/* no queue before FEATURES_OK */
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
 	errno = 0;
-	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
 	CHECK_EQ(errno, EINVAL);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &want), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &want), 0);
 	errno = 0;
-	CHECK(vio_vdev_setup_vq(vdev, 2, 0, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_setup_vq(vdev, 2, 0, NULL, NULL) == NULL);
 	CHECK_EQ(errno, ENXIO);
-	CHECK(vio_vdev_setup_vq(vdev, 0, 65, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_setup_vq(vdev, 0, 65, NULL, NULL) == NULL);
 	CHECK_EQ(errno, EINVAL);
 	/* split: rounded down to a power of two */
-	struct vio_vq *vq = vio_vdev_setup_vq(vdev, 0, 48, NULL, NULL);
+	struct vio_vq *vq = vio_drvdev_setup_vq(vdev, 0, 48, NULL, NULL);
 	REQUIRE(vq);
 	CHECK_EQ(vio_vq_size(vq), 32);
-	CHECK(vio_vdev_vq(vdev, 0) == vq);
-	CHECK(vio_dev_queue(dev, 0) != NULL);
-	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_vq(vdev, 0) == vq);
+	CHECK(vio_device_queue(dev, 0) != NULL);
+	CHECK(vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
 	CHECK_EQ(errno, EBUSY);
 
 	uint64_t da;
@@ -221,42 +221,42 @@ static void test_queues_and_kicks(void)
 	REQUIRE(buf);
 	struct vio_sg sg = {buf, 256};
 	/* a kick before DRIVER_OK does not reach the device */
-	CHECK_EQ(vio_vdev_send(vq, &sg, 0, 1, buf), 0);
+	CHECK_EQ(vio_drvdev_send(vq, &sg, 0, 1, buf), 0);
 	CHECK_EQ(t.kicks, 0);
 	CHECK(vio_vq_get(vq, NULL) == NULL);
-	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
+	CHECK_EQ(vio_drvdev_driver_ok(vdev), 0);
 	vio_vq_notify(vq);
 	CHECK_EQ(t.kicks, 1);
 	uint32_t len = 0;
-	CHECK(vio_vdev_wait_used(vdev, vq, &len, 0) == buf);
+	CHECK(vio_drvdev_wait_used(vdev, vq, &len, 0) == buf);
 	CHECK_EQ(len, 256);
 	CHECK_EQ(buf[255], 0xa5);
 
 	/* send_and_wait */
 	memset(buf, 0, 256);
 	len = 0;
-	CHECK_EQ(vio_vdev_send_and_wait(vdev, vq, &sg, 0, 1, &len, 100), 0);
+	CHECK_EQ(vio_drvdev_send_and_wait(vdev, vq, &sg, 0, 1, &len, 100), 0);
 	CHECK_EQ(len, 256);
 	CHECK_EQ(buf[0], 0xa5);
 	/* nothing in flight: timeout */
 	errno = 0;
-	CHECK(vio_vdev_wait_used(vdev, vq, &len, 10) == NULL);
+	CHECK(vio_drvdev_wait_used(vdev, vq, &len, 10) == NULL);
 	CHECK_EQ(errno, ETIMEDOUT);
 
 	/* a device that leaves buffers available on purpose (a receive
 	 * queue) is not called again: only its own "more" counts */
 	t.hold = true;
-	CHECK_EQ(vio_vdev_send(vq, &sg, 0, 1, buf), 0);
-	CHECK(!vio_dev_kick(dev, 0));
+	CHECK_EQ(vio_drvdev_send(vq, &sg, 0, 1, buf), 0);
+	CHECK(!vio_device_kick(dev, 0));
 	t.more = true;
-	CHECK(vio_dev_kick(dev, 0));
+	CHECK(vio_device_kick(dev, 0));
 	t.hold = t.more = false;
-	CHECK(!vio_dev_kick(dev, 0));
-	CHECK(vio_vdev_wait_used(vdev, vq, &len, 0) == buf);
+	CHECK(!vio_device_kick(dev, 0));
+	CHECK(vio_drvdev_wait_used(vdev, vq, &len, 0) == buf);
 
 	/* the callback gets the caller's opaque (queue 1) */
 	int marker;
-	struct vio_vq *vq1 = vio_vdev_setup_vq(vdev, 1, 0, test_cb, &marker);
+	struct vio_vq *vq1 = vio_drvdev_setup_vq(vdev, 1, 0, test_cb, &marker);
 	REQUIRE(vq1);
 	CHECK_EQ(vio_vq_size(vq1), 64);
 	vio_vq_interrupt(vq1);
@@ -267,24 +267,24 @@ static void test_queues_and_kicks(void)
 	/* DEVICE_NEEDS_RESET: kicks are ignored */
 	unsigned k = t.kicks;
 	vio_log_set_quiet(1);
-	vio_dev_needs_reset(dev, "test");
+	vio_device_needs_reset(dev, "test");
 	vio_log_set_quiet(0);
-	CHECK_EQ(vio_vdev_send(vq, &sg, 0, 1, buf), 0);
+	CHECK_EQ(vio_drvdev_send(vq, &sg, 0, 1, buf), 0);
 	vio_vq_notify(vq);
 	CHECK_EQ(t.kicks, k);
 
 	/* reset: queues freed (ops->reset checks), features cleared */
 	unsigned resets = t.resets;
-	CHECK_EQ(vio_vdev_reset(vdev), 0);
+	CHECK_EQ(vio_drvdev_reset(vdev), 0);
 	CHECK_EQ(t.resets, resets + 1);
-	CHECK(vio_dev_queue(dev, 0) == NULL);
-	CHECK(vio_vdev_vq(vdev, 0) == NULL);
-	CHECK(!vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
-	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(vio_device_queue(dev, 0) == NULL);
+	CHECK(vio_drvdev_vq(vdev, 0) == NULL);
+	CHECK(!vio_device_has_feature(dev, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX));
 	vio_mem_release(mem, buf);
 
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }
@@ -295,19 +295,19 @@ static void test_queues_and_kicks(void)
 static void test_broken_queue(void)
 {
 	struct tdev t;
-	struct vio_dev *dev = tdev_new(&t, NULL, 0);
+	struct vio_device *dev = tdev_new(&t, NULL, 0);
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
 	struct stub s;
-	struct vio_vdev *vdev = stub_init(&s, dev, mem);
+	struct vio_drvdev *vdev = stub_init(&s, dev, mem);
 	REQUIRE(vdev);
 	struct vio_features none = vio_features_from(NULL, 0);
-	CHECK_EQ(vio_vdev_connect(vdev), 0);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &none), 0);
-	struct vio_vq *vq = vio_vdev_setup_vq(vdev, 0, 8, NULL, NULL);
+	CHECK_EQ(vio_drvdev_connect(vdev), 0);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &none), 0);
+	struct vio_vq *vq = vio_drvdev_setup_vq(vdev, 0, 8, NULL, NULL);
 	REQUIRE(vq);
-	CHECK_EQ(vio_vdev_driver_ok(vdev), 0);
-	CHECK(!vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
+	CHECK_EQ(vio_drvdev_driver_ok(vdev), 0);
+	CHECK(!vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED));
 
 	/* a hostile driver: avail->idx runs 1000 entries ahead */
 	struct vio_vq_layout l;
@@ -318,21 +318,22 @@ static void test_broken_queue(void)
 	vio_vq_notify(vq);
 	vio_log_set_quiet(0);
 	CHECK_EQ(t.kicks, 1);
-	CHECK(vio_dev_queue(dev, 0) && vio_vq_broken(vio_dev_queue(dev, 0)));
-	CHECK(vio_dev_get_status(dev) & NR);
+	CHECK(vio_device_queue(dev, 0) &&
+	      vio_vq_broken(vio_device_queue(dev, 0)));
+	CHECK(vio_device_get_status(dev) & NR);
 	CHECK_EQ(s.needs_reset, 1);
 	/* from now on kicks are ignored */
 	vio_vq_notify(vq);
 	CHECK_EQ(t.kicks, 1);
 	/* the driver can still only reset (or fail) */
-	CHECK_EQ(vio_vdev_add_status(vdev, DOK), 0); /* already set */
-	CHECK_EQ(vio_vdev_add_status(vdev, FAIL), 0);
-	CHECK_EQ(vio_vdev_reset(vdev), 0);
-	CHECK_EQ(vio_dev_get_status(dev), 0);
-	CHECK(vio_dev_queue(dev, 0) == NULL);
+	CHECK_EQ(vio_drvdev_add_status(vdev, DOK), 0); /* already set */
+	CHECK_EQ(vio_drvdev_add_status(vdev, FAIL), 0);
+	CHECK_EQ(vio_drvdev_reset(vdev), 0);
+	CHECK_EQ(vio_device_get_status(dev), 0);
+	CHECK(vio_device_queue(dev, 0) == NULL);
 
-	vio_vdev_free(vdev);
-	vio_dev_free(dev);
+	vio_drvdev_free(vdev);
+	vio_device_free(dev);
 	stub_fini(&s);
 	vio_mem_free(mem);
 }
@@ -349,55 +350,55 @@ static void test_null_ops(void)
 	static const struct vio_transport_ops bare = {.device_id = only_id};
 	struct vio_mem *mem = vio_mem_new();
 	REQUIRE(mem);
-	struct vio_vdev *vdev = vio_vdev_new(&bare, NULL, mem);
+	struct vio_drvdev *vdev = vio_drvdev_new(&bare, NULL, mem);
 	REQUIRE(vdev);
 	uint8_t b[4];
 	struct vio_features f = vio_features_from(NULL, 0);
-	CHECK_EQ(vio_vdev_device_id(vdev), 9);
-	CHECK_EQ(vio_vdev_vendor_id(vdev), 0);
-	CHECK_EQ(vio_vdev_get_status(vdev), 0);
-	CHECK_EQ(vio_vdev_add_status(vdev, ACK), -ENOTSUP);
-	CHECK_EQ(vio_vdev_connect(vdev), -ENOTSUP);
-	CHECK_EQ(vio_vdev_reset(vdev), -ENOTSUP);
-	CHECK_EQ(vio_vdev_negotiate(vdev, &f), -EINVAL);
-	CHECK_EQ(vio_vdev_config_read(vdev, 0, b, 4), -ENOTSUP);
-	CHECK_EQ(vio_vdev_config_write(vdev, 0, b, 4), -ENOTSUP);
-	CHECK_EQ(vio_vdev_num_queues(vdev), 0);
-	CHECK_EQ(vio_vdev_queue_max_size(vdev, 0), 0);
+	CHECK_EQ(vio_drvdev_device_id(vdev), 9);
+	CHECK_EQ(vio_drvdev_vendor_id(vdev), 0);
+	CHECK_EQ(vio_drvdev_get_status(vdev), 0);
+	CHECK_EQ(vio_drvdev_add_status(vdev, ACK), -ENOTSUP);
+	CHECK_EQ(vio_drvdev_connect(vdev), -ENOTSUP);
+	CHECK_EQ(vio_drvdev_reset(vdev), -ENOTSUP);
+	CHECK_EQ(vio_drvdev_negotiate(vdev, &f), -EINVAL);
+	CHECK_EQ(vio_drvdev_config_read(vdev, 0, b, 4), -ENOTSUP);
+	CHECK_EQ(vio_drvdev_config_write(vdev, 0, b, 4), -ENOTSUP);
+	CHECK_EQ(vio_drvdev_num_queues(vdev), 0);
+	CHECK_EQ(vio_drvdev_queue_max_size(vdev, 0), 0);
 	errno = 0;
-	CHECK(vio_vdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
+	CHECK(vio_drvdev_setup_vq(vdev, 0, 0, NULL, NULL) == NULL);
 	CHECK(errno != 0);
-	CHECK(vio_vdev_vq(vdev, 0) == NULL);
-	CHECK(vio_vdev_vq(vdev, VIO_MAX_QUEUES) == NULL);
-	CHECK(vio_vdev_mem(vdev) == mem);
+	CHECK(vio_drvdev_vq(vdev, 0) == NULL);
+	CHECK(vio_drvdev_vq(vdev, VIO_MAX_QUEUES) == NULL);
+	CHECK(vio_drvdev_mem(vdev) == mem);
 	int p;
-	vio_vdev_set_priv(vdev, &p);
-	CHECK(vio_vdev_priv(vdev) == &p);
-	CHECK(vio_vdev_driver(vdev) == NULL);
-	vio_vdev_free(vdev);
-	CHECK(vio_vdev_new(NULL, NULL, mem) == NULL);
-	CHECK(vio_vdev_new(&bare, NULL, NULL) == NULL);
+	vio_drvdev_set_priv(vdev, &p);
+	CHECK(vio_drvdev_priv(vdev) == &p);
+	CHECK(vio_drvdev_driver(vdev) == NULL);
+	vio_drvdev_free(vdev);
+	CHECK(vio_drvdev_new(NULL, NULL, mem) == NULL);
+	CHECK(vio_drvdev_new(&bare, NULL, NULL) == NULL);
 	vio_mem_free(mem);
 }
 
 static void test_dev_new_args(void)
 {
-	struct vio_dev_opts c = {.num_queues = 1, .queue_max_size = 8};
-	struct vio_dev *dev = vio_dev_new(&c);
+	struct vio_device_opts c = {.num_queues = 1, .queue_max_size = 8};
+	struct vio_device *dev = vio_device_new(&c);
 	REQUIRE(dev);
-	CHECK(strcmp(vio_dev_name(dev), "vio-dev") == 0);
-	CHECK_EQ(vio_dev_queue_max_size(dev, 0), 8);
-	CHECK_EQ(vio_dev_queue_max_size(dev, 1), -EINVAL);
+	CHECK(strcmp(vio_device_name(dev), "vio-dev") == 0);
+	CHECK_EQ(vio_device_queue_max_size(dev, 0), 8);
+	CHECK_EQ(vio_device_queue_max_size(dev, 1), -EINVAL);
 	/* no ops at all: kicks and status still work */
-	CHECK_EQ(vio_dev_set_status(dev, ACK), 0);
-	vio_dev_kick(dev, 0);
-	vio_dev_kick(dev, 99);
-	CHECK_EQ(vio_dev_queue_enable(dev, 0, true), -EINVAL); /* no setup */
-	CHECK_EQ(vio_dev_queue_set_base(dev, 1, 0), -EINVAL);
-	vio_dev_free(dev);
-	vio_dev_free(NULL);
+	CHECK_EQ(vio_device_set_status(dev, ACK), 0);
+	vio_device_kick(dev, 0);
+	vio_device_kick(dev, 99);
+	CHECK_EQ(vio_device_queue_enable(dev, 0, true), -EINVAL); /* no setup */
+	CHECK_EQ(vio_device_queue_set_base(dev, 1, 0), -EINVAL);
+	vio_device_free(dev);
+	vio_device_free(NULL);
 
-	struct vio_dev_opts bad[] = {
+	struct vio_device_opts bad[] = {
 	    {.num_queues = 0, .queue_max_size = 8},
 	    {.num_queues = VIO_MAX_QUEUES + 1, .queue_max_size = 8},
 	    {.num_queues = 1, .queue_max_size = 0},
@@ -408,10 +409,10 @@ static void test_dev_new_args(void)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
-		CHECK(vio_dev_new(&bad[i]) == NULL);
+		CHECK(vio_device_new(&bad[i]) == NULL);
 		CHECK_EQ(errno, EINVAL);
 	}
-	CHECK(vio_dev_new(NULL) == NULL);
+	CHECK(vio_device_new(NULL) == NULL);
 }
 
 int main(void)

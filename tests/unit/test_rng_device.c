@@ -4,7 +4,7 @@
  * vq on shared memory; the device's memory table splits that memory into
  * 512-byte regions adjacent in device address space, so buffers cross
  * region boundaries; the device is brought up through the model and
- * kicked with vio_dev_kick.  A counter stands in for getrandom, so every
+ * kicked with vio_device_kick.  A counter stands in for getrandom, so every
  * byte the driver gets is known.  Both ring formats.
  *
  * - Descriptors across many regions: a 64 KiB buffer (129 regions) and a
@@ -14,7 +14,7 @@
  *   as fast as the device returns buffers (the transport's call hook
  *   waits for the refill, so a device that keeps popping always finds
  *   more); one kick returns after at most a ring's worth of chains, and
- *   calling again until vio_dev_kick() says false serves the rest.
+ *   calling again until vio_device_kick() says false serves the rest.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,7 +37,7 @@ struct tenv {
 	struct vio_rng_device *rd;
 	struct vio_mem *mem;
 	struct vio_memtable *mt;
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct vio_vq *drv;
 	uint8_t *arena;
 	uint8_t next; /* the generator: byte i of the stream is (uint8_t)i */
@@ -54,7 +54,7 @@ static int gen_fill(void *opaque, void *buf, size_t len)
 }
 
 static void env_open(struct tenv *e, bool packed,
-		     const struct vio_dev_transport *t)
+		     const struct vio_device_transport *t)
 {
 	memset(e, 0, sizeof(*e));
 	struct vio_rng_device_opts c = {
@@ -66,7 +66,7 @@ static void env_open(struct tenv *e, bool packed,
 	e->rd = vio_rng_device_new(&c, NULL, 0);
 	REQUIRE(e->rd);
 	e->dev = vio_rng_device_dev(e->rd);
-	vio_dev_attach(e->dev, t, e);
+	vio_device_attach(e->dev, t, e);
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 4 << 20, NULL) == 0);
@@ -84,18 +84,18 @@ static void env_open(struct tenv *e, bool packed,
 	}
 
 	struct vio_features f;
-	vio_dev_offered(e->dev, &f);
+	vio_device_offered(e->dev, &f);
 	if (!packed)
 		vio_features_clear(&f, VIRTIO_F_RING_PACKED);
 	/* no EVENT_IDX: the device calls after every batch */
 	vio_features_clear(&f, VIRTIO_RING_F_EVENT_IDX);
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 	s |= VIRTIO_CONFIG_S_DRIVER;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
-	CHECK_EQ(vio_dev_set_features(e->dev, &f), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_features(e->dev, &f), 0);
 	s |= VIRTIO_CONFIG_S_FEATURES_OK;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 	struct vio_vq_opts vc = {
 	    .size = QSZ,
 	    .packed = packed,
@@ -106,18 +106,18 @@ static void env_open(struct tenv *e, bool packed,
 	REQUIRE(e->drv);
 	struct vio_vq_layout l;
 	vio_vq_get_layout(e->drv, &l);
-	CHECK_EQ(vio_dev_queue_setup(e->dev, 0, QSZ, &l, e->mt), 0);
-	CHECK_EQ(vio_dev_queue_enable(e->dev, 0, true), 0);
+	CHECK_EQ(vio_device_queue_setup(e->dev, 0, QSZ, &l, e->mt), 0);
+	CHECK_EQ(vio_device_queue_enable(e->dev, 0, true), 0);
 	uint64_t daddr;
 	e->arena = vio_mem_alloc(e->mem, 1 << 20, 4096, &daddr);
 	REQUIRE(e->arena);
 	s |= VIRTIO_CONFIG_S_DRIVER_OK;
-	CHECK_EQ(vio_dev_set_status(e->dev, s), 0);
+	CHECK_EQ(vio_device_set_status(e->dev, s), 0);
 }
 
 static void env_close(struct tenv *e)
 {
-	CHECK(!vio_vq_broken(vio_dev_queue(e->dev, 0)));
+	CHECK(!vio_vq_broken(vio_device_queue(e->dev, 0)));
 	CHECK(!vio_vq_broken(e->drv));
 	vio_rng_device_free(e->rd);
 	vio_vq_free(e->drv);
@@ -125,7 +125,7 @@ static void env_close(struct tenv *e)
 	vio_mem_free(e->mem);
 }
 
-static const struct vio_dev_transport no_hooks = {0};
+static const struct vio_device_transport no_hooks = {0};
 
 /* The stream continues at *from: n bytes of p are its next bytes. */
 static bool stream_ok(const uint8_t *p, size_t n, uint8_t *from)
@@ -152,7 +152,7 @@ static void test_crossing(bool packed)
 	memset(sg[0].buf, 0, sg[0].len);
 	REQUIRE(vio_vq_add(e.drv, sg, 0, 1, &tok) == 0);
 	vio_vq_kick_prepare(e.drv);
-	while (vio_dev_kick(e.dev, 0))
+	while (vio_device_kick(e.dev, 0))
 		;
 	CHECK(vio_vq_get(e.drv, &len) == &tok);
 	CHECK_EQ(len, 64u << 10);
@@ -166,7 +166,7 @@ static void test_crossing(bool packed)
 	}
 	REQUIRE(vio_vq_add(e.drv, sg, 0, QSZ, &tok) == 0);
 	vio_vq_kick_prepare(e.drv);
-	while (vio_dev_kick(e.dev, 0))
+	while (vio_device_kick(e.dev, 0))
 		;
 	CHECK(vio_vq_get(e.drv, &len) == &tok);
 	CHECK_EQ(len, QSZ * 700u);
@@ -244,7 +244,7 @@ static void flood_call(void *t, unsigned idx)
 
 static void test_bounded_kick(bool packed)
 {
-	static const struct vio_dev_transport hooks = {.call = flood_call};
+	static const struct vio_device_transport hooks = {.call = flood_call};
 	static struct flood f;
 	struct tenv e;
 	env_open(&e, packed, &hooks);
@@ -258,7 +258,7 @@ static void test_bounded_kick(bool packed)
 	flood_fill(&f);
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, flood_thread, &f) == 0);
-	bool more = vio_dev_kick(e.dev, 0);
+	bool more = vio_device_kick(e.dev, 0);
 	__atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	/* only that kick ran: every completion is one of its chains */
@@ -270,9 +270,9 @@ static void test_bounded_kick(bool packed)
 	CHECK(f.got <= QSZ);
 	/* what waited when the kick returned still waits (the driver may
 	 * have added more since) */
-	CHECK(!more || vio_vq_more_avail(vio_dev_queue(e.dev, 0)));
+	CHECK(!more || vio_vq_more_avail(vio_device_queue(e.dev, 0)));
 	unsigned kicks = 0;
-	while (vio_dev_kick(e.dev, 0))
+	while (vio_device_kick(e.dev, 0))
 		kicks++;
 	CHECK(kicks <= FLOOD_TOTAL / QSZ + 1);
 	flood_harvest(&f);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The vhost-user backend: the device side of docs/interop/vhost-user.rst,
- * serving one struct vio_dev.
+ * serving one struct vio_device.
  *
  * Every message goes through vio_vu_recv() (size, fd count and version
  * checked against the request table before a handler runs), then through
@@ -87,7 +87,7 @@ static void hook_queue_broken(void *t, unsigned idx, const char *why)
 	signal_queue_fd(b, idx, true);
 }
 
-const struct vio_dev_transport vio_vu_backend_hooks = {
+const struct vio_device_transport vio_vu_backend_hooks = {
     .call = hook_call,
     .needs_reset = hook_needs_reset,
     .queue_broken = hook_queue_broken,
@@ -96,9 +96,9 @@ const struct vio_dev_transport vio_vu_backend_hooks = {
 /* ---- queues ---- */
 
 /* Status writes that cannot fail for the value written (reset, FAILED). */
-static void set_status_quiet(struct vio_dev *dev, uint8_t s)
+static void set_status_quiet(struct vio_device *dev, uint8_t s)
 {
-	if (vio_dev_set_status(dev, s))
+	if (vio_device_set_status(dev, s))
 		vio_log_warn("vhost-user: status 0x%x refused", s);
 }
 
@@ -117,7 +117,7 @@ static void queue_stop(struct vio_backend *b, unsigned idx)
 	if (b->cfg.queue_stop)
 		b->cfg.queue_stop(b->cfg.opaque, q->worker);
 	q->worker = NULL;
-	struct vio_vq *vq = vio_dev_queue(b->dev, idx);
+	struct vio_vq *vq = vio_device_queue(b->dev, idx);
 	if (vq) {
 		uint16_t base = vio_vq_get_base(vq);
 		/* packed: avail state low 16 bits, used state high (every
@@ -125,7 +125,7 @@ static void queue_stop(struct vio_backend *b, unsigned idx)
 		q->base =
 		    vio_vq_is_packed(vq) ? base | (uint32_t)base << 16 : base;
 	}
-	vio_dev_queue_enable(b->dev, idx, false);
+	vio_device_queue_enable(b->dev, idx, false);
 	q->running = false;
 }
 
@@ -160,7 +160,7 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 	if (q->running || !q->has_num || !q->has_addr || q->kick_fd < 0 ||
 	    !q->enabled || !b->features_set)
 		return 0;
-	bool packed = vio_dev_has_feature(b->dev, VIRTIO_F_RING_PACKED);
+	bool packed = vio_device_has_feature(b->dev, VIRTIO_F_RING_PACKED);
 	struct vio_vq_layout l;
 	if (ring_layout(b, q, &l, packed)) {
 		vio_log_warn(
@@ -170,7 +170,7 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 		    b->conns, idx, q->addr.desc, q->addr.avail, q->addr.used);
 		return -EFAULT;
 	}
-	uint8_t s = vio_dev_get_status(b->dev);
+	uint8_t s = vio_device_get_status(b->dev);
 	if (!(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		/* with STATUS the driver says when it is ready (3.1.1);
 		 * without it, a started ring is the only sign.  A frontend
@@ -179,16 +179,17 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 		if ((b->protocol & (1ull << VIO_VU_PF_STATUS)) &&
 		    b->status_driven)
 			return 0;
-		int r =
-		    vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK);
+		int r = vio_device_set_status(b->dev,
+					      s | VIRTIO_CONFIG_S_DRIVER_OK);
 		if (r)
 			return r;
 	}
-	int r = vio_dev_queue_setup(b->dev, idx, (uint16_t)q->num, &l, b->mt);
+	int r =
+	    vio_device_queue_setup(b->dev, idx, (uint16_t)q->num, &l, b->mt);
 	if (!r)
-		r = vio_dev_queue_set_base(b->dev, idx, (uint16_t)q->base);
+		r = vio_device_queue_set_base(b->dev, idx, (uint16_t)q->base);
 	if (!r)
-		r = vio_dev_queue_enable(b->dev, idx, true);
+		r = vio_device_queue_enable(b->dev, idx, true);
 	if (r) {
 		vio_log_err("vhost-user: connection %lu: queue %u: cannot "
 			    "start (size %u): %s",
@@ -200,7 +201,7 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 		q->worker =
 		    b->cfg.queue_start(b->cfg.opaque, b, idx, q->kick_fd);
 		if (!q->worker) {
-			vio_dev_queue_enable(b->dev, idx, false);
+			vio_device_queue_enable(b->dev, idx, false);
 			q->running = false;
 			return -ENOMEM;
 		}
@@ -222,7 +223,7 @@ static int start_all(struct vio_backend *b)
 
 bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
 {
-	return vio_dev_kick(b->dev, idx);
+	return vio_device_kick(b->dev, idx);
 }
 
 /* Forget everything a connection set up (not the memory). */
@@ -267,7 +268,7 @@ static struct vu_queue *state_queue(struct vio_backend *b, uint32_t idx)
 static int h_get_features(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	struct vio_features f;
-	vio_dev_offered(b->dev, &f);
+	vio_device_offered(b->dev, &f);
 	m->p.u64 = f.w[0] | 1ull << VIO_VU_F_PROTOCOL_FEATURES;
 	return 0;
 }
@@ -279,20 +280,21 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	want &= ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	if (b->features_set && want == b->features)
 		return 0;
-	bool was_ok = vio_dev_get_status(b->dev) & VIRTIO_CONFIG_S_DRIVER_OK;
+	bool was_ok = vio_device_get_status(b->dev) & VIRTIO_CONFIG_S_DRIVER_OK;
 	stop_all(b);
 	set_status_quiet(b->dev, 0);
 	struct vio_features f = {{want, 0}};
-	int r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	int r = vio_device_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	if (!r)
-		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
-						   VIRTIO_CONFIG_S_DRIVER);
+		r = vio_device_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
+						      VIRTIO_CONFIG_S_DRIVER);
 	if (!r)
-		r = vio_dev_set_features(b->dev, &f);
+		r = vio_device_set_features(b->dev, &f);
 	if (!r)
-		r = vio_dev_set_status(b->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE |
-						   VIRTIO_CONFIG_S_DRIVER |
-						   VIRTIO_CONFIG_S_FEATURES_OK);
+		r = vio_device_set_status(b->dev,
+					  VIRTIO_CONFIG_S_ACKNOWLEDGE |
+					      VIRTIO_CONFIG_S_DRIVER |
+					      VIRTIO_CONFIG_S_FEATURES_OK);
 	if (r)
 		return BAD("SET_FEATURES 0x%" PRIx64
 			   " refused (not offered, or no VERSION_1)",
@@ -412,7 +414,7 @@ static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
 	if (!q)
 		return BAD("SET_VRING_NUM: queue %u of %u", m->p.state.index,
 			   b->nq);
-	int max = vio_dev_queue_max_size(b->dev, m->p.state.index);
+	int max = vio_device_queue_max_size(b->dev, m->p.state.index);
 	if (m->p.state.num == 0 || m->p.state.num > VIO_VQ_MAX_SIZE)
 		return BAD("SET_VRING_NUM: size %u (max %d)", m->p.state.num,
 			   max);
@@ -560,12 +562,12 @@ static int h_vring_enable(struct vio_backend *b, struct vio_vu_msg *m)
 static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	uint32_t off = m->p.config.offset, size = m->p.config.size;
-	unsigned len = vio_dev_config_size(b->dev);
+	unsigned len = vio_device_config_size(b->dev);
 	if (off > len || size > len - off)
 		return BAD("GET_CONFIG offset %u size %u outside config space "
 			   "(%u bytes)",
 			   off, size, len);
-	if (vio_dev_config_read(b->dev, off, m->p.config.data, size))
+	if (vio_device_config_read(b->dev, off, m->p.config.data, size))
 		return BAD("GET_CONFIG failed");
 	return 0;
 }
@@ -573,7 +575,7 @@ static int h_get_config(struct vio_backend *b, struct vio_vu_msg *m)
 static int h_set_config(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	uint32_t off = m->p.config.offset, size = m->p.config.size;
-	int r = vio_dev_config_write(b->dev, off, m->p.config.data, size);
+	int r = vio_device_config_write(b->dev, off, m->p.config.data, size);
 	if (r == -EPERM)
 		return BAD("SET_CONFIG offset %u size %u: not a field the "
 			   "driver may write",
@@ -594,7 +596,7 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 		reset_queues(b);
 		return 0;
 	}
-	uint8_t s = vio_dev_get_status(b->dev);
+	uint8_t s = vio_device_get_status(b->dev);
 	/* ACKNOWLEDGE, DRIVER and FEATURES_OK came with SET_FEATURES */
 	if ((want & VIRTIO_CONFIG_S_FAILED) && !(s & VIRTIO_CONFIG_S_FAILED))
 		set_status_quiet(b->dev, s | VIRTIO_CONFIG_S_FAILED);
@@ -602,7 +604,8 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 		 !(s & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		if (!(s & VIRTIO_CONFIG_S_FEATURES_OK))
 			return BAD("SET_STATUS DRIVER_OK before SET_FEATURES");
-		if (vio_dev_set_status(b->dev, s | VIRTIO_CONFIG_S_DRIVER_OK))
+		if (vio_device_set_status(b->dev,
+					  s | VIRTIO_CONFIG_S_DRIVER_OK))
 			return BAD("SET_STATUS DRIVER_OK refused");
 		return start_all(b);
 	}
@@ -611,7 +614,7 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 
 static int h_get_status(struct vio_backend *b, struct vio_vu_msg *m)
 {
-	m->p.u64 = vio_dev_get_status(b->dev);
+	m->p.u64 = vio_device_get_status(b->dev);
 	return 0;
 }
 

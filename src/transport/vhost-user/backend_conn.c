@@ -22,7 +22,7 @@
 
 /* ---- sockets ---- */
 
-struct vio_backend *vio_backend_new(struct vio_dev *dev,
+struct vio_backend *vio_backend_new(struct vio_device *dev,
 				    const struct vio_backend_opts *cfg)
 {
 	if (!dev) {
@@ -39,7 +39,7 @@ struct vio_backend *vio_backend_new(struct vio_dev *dev,
 		b->cfg.max_mem_slots = DEFAULT_SLOTS;
 	if (!b->cfg.socket_mode)
 		b->cfg.socket_mode = 0600;
-	b->nq = vio_dev_num_queues(dev);
+	b->nq = vio_device_num_queues(dev);
 	b->listen_fd = b->conn_fd = -1;
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
@@ -53,7 +53,7 @@ struct vio_backend *vio_backend_new(struct vio_dev *dev,
 		free(b);
 		return NULL;
 	}
-	vio_dev_attach(dev, &vio_vu_backend_hooks, b);
+	vio_device_attach(dev, &vio_vu_backend_hooks, b);
 	return b;
 }
 
@@ -68,7 +68,7 @@ void vio_backend_free(struct vio_backend *b)
 		free(b->path);
 	}
 	vio_memtable_free(b->mt);
-	vio_dev_attach(b->dev, NULL, NULL);
+	vio_device_attach(b->dev, NULL, NULL);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		pthread_mutex_destroy(&b->q[i].fd_lock);
 	free(b);

@@ -36,7 +36,7 @@ struct vu_queue {
 };
 
 struct vio_backend {
-	struct vio_dev *dev;
+	struct vio_device *dev;
 	struct vio_backend_opts cfg;
 	int listen_fd, conn_fd;
 	char *path; /* socket file we created */
@@ -55,8 +55,8 @@ struct vio_backend {
 	struct vio_ratelimit rl;
 };
 
-/* The model's transport hooks for this backend (vio_dev_attach). */
-extern const struct vio_dev_transport vio_vu_backend_hooks;
+/* The model's transport hooks for this backend (vio_device_attach). */
+extern const struct vio_device_transport vio_vu_backend_hooks;
 /* Handle one checked message and send its reply; <0 ends the
  * connection. */
 int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m);

@@ -468,7 +468,7 @@ static unsigned config_size(const struct vio_frontend *f)
 	if (f->config_size)
 		return f->config_size;
 	const struct vio_driver *drv =
-	    f->vdev ? vio_vdev_driver(f->vdev) : NULL;
+	    f->vdev ? vio_drvdev_driver(f->vdev) : NULL;
 	if (!drv || !drv->config_size)
 		return 0;
 	return drv->config_size < VIO_VU_CONFIG_MAX ? drv->config_size

@@ -313,7 +313,7 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 			goto fail;
 		}
 	}
-	f->vdev = vio_vdev_new(&vio_fe_ops, f, cfg->mem);
+	f->vdev = vio_drvdev_new(&vio_fe_ops, f, cfg->mem);
 	if (!f->vdev) {
 		r = -errno;
 		ERR("out of memory");
@@ -326,7 +326,7 @@ fail:
 	return NULL;
 }
 
-struct vio_vdev *vio_frontend_vdev(struct vio_frontend *f)
+struct vio_drvdev *vio_frontend_vdev(struct vio_frontend *f)
 {
 	return f->vdev;
 }
@@ -354,7 +354,7 @@ void vio_frontend_free(struct vio_frontend *f)
 	if (!f)
 		return;
 	/* resets the device (rings stopped) if still live */
-	vio_vdev_free(f->vdev);
+	vio_drvdev_free(f->vdev);
 	f->vdev = NULL;
 	/* nobody notifies or waits any more (the contract in the header):
 	 * now the fds may go */

@@ -59,7 +59,7 @@ struct vio_frontend {
 	bool features_sent; /* SET_FEATURES since the last reset */
 	uint8_t status;	    /* __atomic */
 	unsigned synced;    /* regions sent: __atomic */
-	struct vio_vdev *vdev;
+	struct vio_drvdev *vdev;
 	struct vio_ratelimit rl;
 	struct fe_queue q[VIO_MAX_QUEUES];
 };

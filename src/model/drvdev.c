@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The driver side of the model: struct vio_vdev, a device as its driver
+ * The driver side of the model: struct vio_drvdev, a device as its driver
  * sees it through a transport, with L4virtio's driver verbs
  * (driver_connect, driver_acknowledge, config_queue, send,
  * wait_for_next_used, send_and_wait) on VIRTIO 1.2's handshake (3.1.1).
@@ -23,15 +23,15 @@
 
 /* Per queue: what the vq's hooks need (the vq has one opaque pointer,
  * so the caller's callback and opaque are kept here). */
-struct vio_vdev_queue {
-	struct vio_vdev *vdev;
+struct vio_drvdev_queue {
+	struct vio_drvdev *vdev;
 	unsigned idx;
 	struct vio_vq *vq;
 	vio_vq_fn *cb;
 	void *cb_opaque;
 };
 
-struct vio_vdev {
+struct vio_drvdev {
 	const struct vio_transport_ops *ops;
 	void *t;
 	struct vio_mem *mem;
@@ -40,20 +40,20 @@ struct vio_vdev {
 	struct vio_features features; /* negotiated */
 	uint8_t shadow_status;	      /* when the transport cannot read it */
 	struct vio_ratelimit rl;
-	struct vio_vdev_queue q[VIO_MAX_QUEUES];
+	struct vio_drvdev_queue q[VIO_MAX_QUEUES];
 };
 
 /* Config reads while the generation moves: give up after this many. */
 #define CONFIG_READ_RETRIES 100
 
-struct vio_vdev *vio_vdev_new(const struct vio_transport_ops *ops, void *t,
-			      struct vio_mem *mem)
+struct vio_drvdev *vio_drvdev_new(const struct vio_transport_ops *ops, void *t,
+				  struct vio_mem *mem)
 {
 	if (!ops || !mem) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct vio_vdev *vdev = calloc(1, sizeof(*vdev));
+	struct vio_drvdev *vdev = calloc(1, sizeof(*vdev));
 	if (!vdev) {
 		errno = ENOMEM;
 		return NULL;
@@ -68,7 +68,7 @@ struct vio_vdev *vio_vdev_new(const struct vio_transport_ops *ops, void *t,
 	return vdev;
 }
 
-static void free_vqs(struct vio_vdev *vdev)
+static void free_vqs(struct vio_drvdev *vdev)
 {
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		vio_vq_free(vdev->q[i].vq);
@@ -78,7 +78,7 @@ static void free_vqs(struct vio_vdev *vdev)
 	}
 }
 
-static bool has_vqs(const struct vio_vdev *vdev)
+static bool has_vqs(const struct vio_drvdev *vdev)
 {
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		if (vdev->q[i].vq)
@@ -86,7 +86,7 @@ static bool has_vqs(const struct vio_vdev *vdev)
 	return false;
 }
 
-static int t_set_status(struct vio_vdev *vdev, uint8_t s)
+static int t_set_status(struct vio_drvdev *vdev, uint8_t s)
 {
 	if (!vdev->ops->set_status)
 		return -ENOTSUP;
@@ -96,12 +96,12 @@ static int t_set_status(struct vio_vdev *vdev, uint8_t s)
 	return r;
 }
 
-void vio_vdev_free(struct vio_vdev *vdev)
+void vio_drvdev_free(struct vio_drvdev *vdev)
 {
 	if (!vdev)
 		return;
 	/* never free rings the device may still be using */
-	if (has_vqs(vdev) || vio_vdev_get_status(vdev) != 0)
+	if (has_vqs(vdev) || vio_drvdev_get_status(vdev) != 0)
 		(void)t_set_status(vdev, 0);
 	free_vqs(vdev);
 	if (vdev->ops->release)
@@ -109,42 +109,42 @@ void vio_vdev_free(struct vio_vdev *vdev)
 	free(vdev);
 }
 
-uint32_t vio_vdev_device_id(const struct vio_vdev *vdev)
+uint32_t vio_drvdev_device_id(const struct vio_drvdev *vdev)
 {
 	return vdev->ops->device_id ? vdev->ops->device_id(vdev->t) : 0;
 }
 
-uint32_t vio_vdev_vendor_id(const struct vio_vdev *vdev)
+uint32_t vio_drvdev_vendor_id(const struct vio_drvdev *vdev)
 {
 	return vdev->ops->vendor_id ? vdev->ops->vendor_id(vdev->t) : 0;
 }
 
-struct vio_mem *vio_vdev_mem(const struct vio_vdev *vdev)
+struct vio_mem *vio_drvdev_mem(const struct vio_drvdev *vdev)
 {
 	return vdev->mem;
 }
 
-void vio_vdev_set_priv(struct vio_vdev *vdev, void *priv)
+void vio_drvdev_set_priv(struct vio_drvdev *vdev, void *priv)
 {
 	vdev->priv = priv;
 }
 
-void *vio_vdev_priv(const struct vio_vdev *vdev)
+void *vio_drvdev_priv(const struct vio_drvdev *vdev)
 {
 	return vdev->priv;
 }
 
-const struct vio_driver *vio_vdev_driver(const struct vio_vdev *vdev)
+const struct vio_driver *vio_drvdev_driver(const struct vio_drvdev *vdev)
 {
 	return vdev->drv;
 }
 
-void vio_vdev_bind(struct vio_vdev *vdev, const struct vio_driver *drv)
+void vio_drvdev_bind(struct vio_drvdev *vdev, const struct vio_driver *drv)
 {
 	vdev->drv = drv;
 }
 
-void vio_vdev_config_changed(struct vio_vdev *vdev)
+void vio_drvdev_config_changed(struct vio_drvdev *vdev)
 {
 	if (vdev->drv && vdev->drv->config_changed)
 		vdev->drv->config_changed(vdev);
@@ -152,12 +152,12 @@ void vio_vdev_config_changed(struct vio_vdev *vdev)
 
 /* ---- status ---- */
 
-void vio_vdev_stop(struct vio_vdev *vdev)
+void vio_drvdev_stop(struct vio_drvdev *vdev)
 {
 	(void)t_set_status(vdev, 0);
 }
 
-int vio_vdev_reset(struct vio_vdev *vdev)
+int vio_drvdev_reset(struct vio_drvdev *vdev)
 {
 	/* the device first, so it stops using the rings we free */
 	int r = t_set_status(vdev, 0);
@@ -166,16 +166,16 @@ int vio_vdev_reset(struct vio_vdev *vdev)
 	return r;
 }
 
-uint8_t vio_vdev_get_status(const struct vio_vdev *vdev)
+uint8_t vio_drvdev_get_status(const struct vio_drvdev *vdev)
 {
 	if (vdev->ops->get_status)
 		return vdev->ops->get_status(vdev->t);
 	return vdev->shadow_status;
 }
 
-int vio_vdev_add_status(struct vio_vdev *vdev, uint8_t bits)
+int vio_drvdev_add_status(struct vio_drvdev *vdev, uint8_t bits)
 {
-	uint8_t old = vio_vdev_get_status(vdev);
+	uint8_t old = vio_drvdev_get_status(vdev);
 	uint8_t s = old | bits;
 	if (!vio_status_legal(old, s, false))
 		return -EINVAL;
@@ -184,19 +184,19 @@ int vio_vdev_add_status(struct vio_vdev *vdev, uint8_t bits)
 	return t_set_status(vdev, s);
 }
 
-static void set_failed(struct vio_vdev *vdev)
+static void set_failed(struct vio_drvdev *vdev)
 {
-	int r = vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
+	int r = vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_FAILED);
 	(void)r; /* best effort: the caller reports the real error */
 }
 
-int vio_vdev_connect(struct vio_vdev *vdev)
+int vio_drvdev_connect(struct vio_drvdev *vdev)
 {
-	int r = vio_vdev_reset(vdev);
+	int r = vio_drvdev_reset(vdev);
 	if (r == 0)
-		r = vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+		r = vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	if (r == 0)
-		r = vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
+		r = vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_DRIVER);
 	return r;
 }
 
@@ -213,12 +213,13 @@ static const unsigned transport_bits[] = {
 };
 #define N_TRANSPORT_BITS (sizeof(transport_bits) / sizeof(transport_bits[0]))
 
-int vio_vdev_negotiate(struct vio_vdev *vdev, const struct vio_features *wanted)
+int vio_drvdev_negotiate(struct vio_drvdev *vdev,
+			 const struct vio_features *wanted)
 {
 	const uint8_t hs =
 	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 	    VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
-	uint8_t s = vio_vdev_get_status(vdev);
+	uint8_t s = vio_drvdev_get_status(vdev);
 	if (!wanted ||
 	    (s & hs) != (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER))
 		return -EINVAL;
@@ -265,9 +266,9 @@ int vio_vdev_negotiate(struct vio_vdev *vdev, const struct vio_features *wanted)
 	 * (does not keep) it if it refuses the subset.  A transport may also
 	 * report the refusal as an error: either way the re-read decides.
 	 */
-	r = vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
+	r = vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_FEATURES_OK);
 	(void)r;
-	if (!(vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
+	if (!(vio_drvdev_get_status(vdev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		set_failed(vdev);
 		return -EIO;
 	}
@@ -275,25 +276,26 @@ int vio_vdev_negotiate(struct vio_vdev *vdev, const struct vio_features *wanted)
 	return 0;
 }
 
-bool vio_vdev_has_feature(const struct vio_vdev *vdev, unsigned bit)
+bool vio_drvdev_has_feature(const struct vio_drvdev *vdev, unsigned bit)
 {
 	return vio_features_has(&vdev->features, bit);
 }
 
-void vio_vdev_features(const struct vio_vdev *vdev, struct vio_features *out)
+void vio_drvdev_features(const struct vio_drvdev *vdev,
+			 struct vio_features *out)
 {
 	*out = vdev->features;
 }
 
-int vio_vdev_driver_ok(struct vio_vdev *vdev)
+int vio_drvdev_driver_ok(struct vio_drvdev *vdev)
 {
-	return vio_vdev_add_status(vdev, VIRTIO_CONFIG_S_DRIVER_OK);
+	return vio_drvdev_add_status(vdev, VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 /* ---- config space ---- */
 
-int vio_vdev_config_read(struct vio_vdev *vdev, unsigned off, void *buf,
-			 unsigned len)
+int vio_drvdev_config_read(struct vio_drvdev *vdev, unsigned off, void *buf,
+			   unsigned len)
 {
 	const struct vio_transport_ops *ops = vdev->ops;
 	if (!ops->config_read)
@@ -312,8 +314,8 @@ int vio_vdev_config_read(struct vio_vdev *vdev, unsigned off, void *buf,
 	return -EAGAIN;
 }
 
-int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off, const void *buf,
-			  unsigned len)
+int vio_drvdev_config_write(struct vio_drvdev *vdev, unsigned off,
+			    const void *buf, unsigned len)
 {
 	if (!vdev->ops->config_write)
 		return -ENOTSUP;
@@ -322,7 +324,7 @@ int vio_vdev_config_write(struct vio_vdev *vdev, unsigned off, const void *buf,
 
 /* ---- queues ---- */
 
-unsigned vio_vdev_num_queues(const struct vio_vdev *vdev)
+unsigned vio_drvdev_num_queues(const struct vio_drvdev *vdev)
 {
 	if (!vdev->ops->num_queues)
 		return 0;
@@ -330,9 +332,9 @@ unsigned vio_vdev_num_queues(const struct vio_vdev *vdev)
 	return n > VIO_MAX_QUEUES ? VIO_MAX_QUEUES : n;
 }
 
-unsigned vio_vdev_queue_max_size(const struct vio_vdev *vdev, unsigned idx)
+unsigned vio_drvdev_queue_max_size(const struct vio_drvdev *vdev, unsigned idx)
 {
-	if (idx >= vio_vdev_num_queues(vdev) || !vdev->ops->queue_max_size)
+	if (idx >= vio_drvdev_num_queues(vdev) || !vdev->ops->queue_max_size)
 		return 0;
 	int r = vdev->ops->queue_max_size(vdev->t, idx);
 	if (r <= 0)
@@ -340,7 +342,7 @@ unsigned vio_vdev_queue_max_size(const struct vio_vdev *vdev, unsigned idx)
 	return r > (int)VIO_VQ_MAX_SIZE ? VIO_VQ_MAX_SIZE : (unsigned)r;
 }
 
-int vio_vdev_sync_mem(struct vio_vdev *vdev)
+int vio_drvdev_sync_mem(struct vio_drvdev *vdev)
 {
 	if (!vdev || !vdev->ops->sync_mem)
 		return 0;
@@ -350,7 +352,7 @@ int vio_vdev_sync_mem(struct vio_vdev *vdev)
 /* The vq's notify hook, driver side: kick the device. */
 static void vdev_vq_notify(struct vio_vq *vq, void *opaque)
 {
-	struct vio_vdev_queue *q = opaque;
+	struct vio_drvdev_queue *q = opaque;
 	(void)vq;
 	if (q->vdev->ops->notify)
 		q->vdev->ops->notify(q->vdev->t, q->idx);
@@ -359,7 +361,7 @@ static void vdev_vq_notify(struct vio_vq *vq, void *opaque)
 /* The vq's callback: the caller's, with the caller's opaque. */
 static void vdev_vq_callback(struct vio_vq *vq, void *opaque)
 {
-	struct vio_vdev_queue *q = opaque;
+	struct vio_drvdev_queue *q = opaque;
 	if (q->cb)
 		q->cb(vq, q->cb_opaque);
 }
@@ -371,20 +373,20 @@ static unsigned round_down_pow2(unsigned v)
 	return v;
 }
 
-struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
-				 unsigned size, vio_vq_fn *cb, void *opaque)
+struct vio_vq *vio_drvdev_setup_vq(struct vio_drvdev *vdev, unsigned idx,
+				   unsigned size, vio_vq_fn *cb, void *opaque)
 {
-	if (idx >= vio_vdev_num_queues(vdev)) {
+	if (idx >= vio_drvdev_num_queues(vdev)) {
 		errno = ENXIO; /* no such queue */
 		return NULL;
 	}
-	struct vio_vdev_queue *q = &vdev->q[idx];
+	struct vio_drvdev_queue *q = &vdev->q[idx];
 	if (q->vq) {
 		errno = EBUSY;
 		return NULL;
 	}
 	/* 3.1.1 step 7: queues come after FEATURES_OK */
-	uint8_t s = vio_vdev_get_status(vdev);
+	uint8_t s = vio_drvdev_get_status(vdev);
 	if (!(s & VIRTIO_CONFIG_S_FEATURES_OK) ||
 	    (s & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET))) {
 		errno = EINVAL;
@@ -394,7 +396,7 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 		errno = ENOTSUP;
 		return NULL;
 	}
-	unsigned max = vio_vdev_queue_max_size(vdev, idx);
+	unsigned max = vio_drvdev_queue_max_size(vdev, idx);
 	if (max == 0) {
 		errno = ENXIO; /* no such queue */
 		return NULL;
@@ -405,7 +407,7 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 		errno = EINVAL;
 		return NULL;
 	}
-	bool packed = vio_vdev_has_feature(vdev, VIRTIO_F_RING_PACKED);
+	bool packed = vio_drvdev_has_feature(vdev, VIRTIO_F_RING_PACKED);
 	if (!packed)
 		size = round_down_pow2(size); /* 2.7: split sizes */
 
@@ -415,8 +417,9 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 	    .index = (uint16_t)idx,
 	    .size = (uint16_t)size,
 	    .packed = packed,
-	    .event_idx = vio_vdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
-	    .indirect = vio_vdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC),
+	    .event_idx = vio_drvdev_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
+	    .indirect =
+		vio_drvdev_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC),
 	    .notify = vdev_vq_notify,
 	    .callback = vdev_vq_callback,
 	    .opaque = q,
@@ -439,15 +442,15 @@ struct vio_vq *vio_vdev_setup_vq(struct vio_vdev *vdev, unsigned idx,
 	return vq;
 }
 
-struct vio_vq *vio_vdev_vq(const struct vio_vdev *vdev, unsigned idx)
+struct vio_vq *vio_drvdev_vq(const struct vio_drvdev *vdev, unsigned idx)
 {
 	return idx < VIO_MAX_QUEUES ? vdev->q[idx].vq : NULL;
 }
 
 /* ---- L4virtio helpers ---- */
 
-int vio_vdev_send(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
-		  unsigned in, void *token)
+int vio_drvdev_send(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
+		    unsigned in, void *token)
 {
 	int r = vio_vq_add(vq, sg, out, in, token);
 	if (r == 0)
@@ -455,8 +458,8 @@ int vio_vdev_send(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 	return r;
 }
 
-void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
-			 uint32_t *len, int timeout_ms)
+void *vio_drvdev_wait_used(struct vio_drvdev *vdev, struct vio_vq *vq,
+			   uint32_t *len, int timeout_ms)
 {
 	unsigned idx = vio_vq_index(vq);
 	uint64_t deadline = 0;
@@ -473,8 +476,8 @@ void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
 			return NULL;
 		}
 		/* woken with nothing used: the device may have given up */
-		if (woke &&
-		    (vio_vdev_get_status(vdev) & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+		if (woke && (vio_drvdev_get_status(vdev) &
+			     VIRTIO_CONFIG_S_NEEDS_RESET)) {
 			errno = EIO;
 			return NULL;
 		}
@@ -507,16 +510,16 @@ void *vio_vdev_wait_used(struct vio_vdev *vdev, struct vio_vq *vq,
 	}
 }
 
-int vio_vdev_send_and_wait(struct vio_vdev *vdev, struct vio_vq *vq,
-			   const struct vio_sg *sg, unsigned out, unsigned in,
-			   uint32_t *len, int timeout_ms)
+int vio_drvdev_send_and_wait(struct vio_drvdev *vdev, struct vio_vq *vq,
+			     const struct vio_sg *sg, unsigned out, unsigned in,
+			     uint32_t *len, int timeout_ms)
 {
 	/* the sg array itself is the token: unique while it is in flight */
 	void *token = (void *)(uintptr_t)sg;
-	int r = vio_vdev_send(vq, sg, out, in, token);
+	int r = vio_drvdev_send(vq, sg, out, in, token);
 	if (r < 0)
 		return r;
-	void *got = vio_vdev_wait_used(vdev, vq, len, timeout_ms);
+	void *got = vio_drvdev_wait_used(vdev, vq, len, timeout_ms);
 	if (!got)
 		return -errno;
 	return got == token ? 0 : -EIO;

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The device side of the model: struct vio_dev.
+ * The device side of the model: struct vio_device.
  *
  * A transport feeds the driver's actions in (status, features, config,
  * queue setup, kicks); the device type sees them through its
- * struct vio_dev_ops.  Everything the driver asks for is checked here:
+ * struct vio_device_ops.  Everything the driver asks for is checked here:
  * the status transition (status.c), FEATURES_OK against the offer
  * (VIRTIO 1.2 3.1.1 step 5-6), queue setup against the device's limits,
  * and kicks before DRIVER_OK (2.1.2: queues are unusable before it).
  *
  * The status byte is read and written atomically: a device type may call
- * vio_dev_needs_reset() from its own thread while the transport thread
+ * vio_device_needs_reset() from its own thread while the transport thread
  * writes status.  Config space has its own lock, so the device type can
  * update it while the driver reads (the generation tells the driver).
  * Everything else follows the transport's serialisation (vio/device.h).
@@ -26,8 +26,8 @@
 #include "util/log.h"
 #include <vio/device.h>
 
-struct vio_dev_queue {
-	struct vio_dev *dev;
+struct vio_device_queue {
+	struct vio_device *dev;
 	unsigned idx;
 	uint16_t size;
 	bool has_layout;
@@ -38,15 +38,15 @@ struct vio_dev_queue {
 	struct vio_vq *vq; /* non-NULL once enabled */
 };
 
-struct vio_dev {
+struct vio_device {
 	char name[32];
 	uint32_t device_id, vendor_id;
 	struct vio_features offered, acked;
 	unsigned nq;
 	uint16_t qmax;
-	const struct vio_dev_ops *ops;
+	const struct vio_device_ops *ops;
 	void *opaque;
-	const struct vio_dev_transport *t;
+	const struct vio_device_transport *t;
 	void *t_opaque;
 	uint8_t status; /* __atomic access only */
 	struct vio_ratelimit rl;
@@ -55,19 +55,19 @@ struct vio_dev {
 	uint32_t generation;
 	unsigned config_size;
 	uint8_t config[VIO_CONFIG_MAX];
-	/* the device's own config (initial, plus vio_dev_config_update):
+	/* the device's own config (initial, plus vio_device_config_update):
 	 * reset restores it, so what one driver wrote never reaches the next */
 	uint8_t config_dev[VIO_CONFIG_MAX];
 
-	struct vio_dev_queue q[]; /* [nq] */
+	struct vio_device_queue q[]; /* [nq] */
 };
 
-static uint8_t status_load(const struct vio_dev *dev)
+static uint8_t status_load(const struct vio_device *dev)
 {
 	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
 }
 
-struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg)
+struct vio_device *vio_device_new(const struct vio_device_opts *cfg)
 {
 	if (!cfg || cfg->num_queues < 1 || cfg->num_queues > VIO_MAX_QUEUES ||
 	    cfg->queue_max_size < 1 || cfg->queue_max_size > VIO_VQ_MAX_SIZE ||
@@ -76,7 +76,7 @@ struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg)
 		errno = EINVAL;
 		return NULL;
 	}
-	struct vio_dev *dev =
+	struct vio_device *dev =
 	    calloc(1, sizeof(*dev) + cfg->num_queues * sizeof(dev->q[0]));
 	if (!dev) {
 		errno = ENOMEM;
@@ -106,7 +106,7 @@ struct vio_dev *vio_dev_new(const struct vio_dev_opts *cfg)
 	return dev;
 }
 
-static void queue_clear(struct vio_dev_queue *q)
+static void queue_clear(struct vio_device_queue *q)
 {
 	vio_vq_free(q->vq);
 	q->vq = NULL;
@@ -118,7 +118,7 @@ static void queue_clear(struct vio_dev_queue *q)
 	memset(&q->layout, 0, sizeof(q->layout));
 }
 
-void vio_dev_free(struct vio_dev *dev)
+void vio_device_free(struct vio_device *dev)
 {
 	if (!dev)
 		return;
@@ -128,45 +128,45 @@ void vio_dev_free(struct vio_dev *dev)
 	free(dev);
 }
 
-void vio_dev_attach(struct vio_dev *dev, const struct vio_dev_transport *t,
-		    void *opaque)
+void vio_device_attach(struct vio_device *dev,
+		       const struct vio_device_transport *t, void *opaque)
 {
 	dev->t = t;
 	dev->t_opaque = opaque;
 }
 
-void *vio_dev_opaque(const struct vio_dev *dev)
+void *vio_device_opaque(const struct vio_device *dev)
 {
 	return dev->opaque;
 }
 
-const char *vio_dev_name(const struct vio_dev *dev)
+const char *vio_device_name(const struct vio_device *dev)
 {
 	return dev->name;
 }
 
-uint32_t vio_dev_device_id(const struct vio_dev *dev)
+uint32_t vio_device_device_id(const struct vio_device *dev)
 {
 	return dev->device_id;
 }
 
-uint32_t vio_dev_vendor_id(const struct vio_dev *dev)
+uint32_t vio_device_vendor_id(const struct vio_device *dev)
 {
 	return dev->vendor_id;
 }
 
-unsigned vio_dev_num_queues(const struct vio_dev *dev)
+unsigned vio_device_num_queues(const struct vio_device *dev)
 {
 	return dev->nq;
 }
 
-uint8_t vio_dev_get_status(const struct vio_dev *dev)
+uint8_t vio_device_get_status(const struct vio_device *dev)
 {
 	return status_load(dev);
 }
 
 /* Status 0 (VIRTIO 1.2 2.4): stop every queue, forget the negotiation. */
-static void dev_reset(struct vio_dev *dev)
+static void dev_reset(struct vio_device *dev)
 {
 	__atomic_store_n(&dev->status, 0, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < dev->nq; i++)
@@ -181,7 +181,7 @@ static void dev_reset(struct vio_dev *dev)
 
 /* 3.1.1 / 2.2.2: the device MUST refuse FEATURES_OK for features it did
  * not offer; vio also requires VERSION_1 (no legacy interface). */
-static bool features_acceptable(struct vio_dev *dev)
+static bool features_acceptable(struct vio_device *dev)
 {
 	if (!vio_features_subset(&dev->acked, &dev->offered)) {
 		vio_log_limited(
@@ -200,7 +200,7 @@ static bool features_acceptable(struct vio_dev *dev)
 	return true;
 }
 
-int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
+int vio_device_set_status(struct vio_device *dev, uint8_t status)
 {
 	if (status == 0) {
 		dev_reset(dev);
@@ -241,7 +241,7 @@ int vio_dev_set_status(struct vio_dev *dev, uint8_t status)
 	return 0;
 }
 
-void vio_dev_needs_reset(struct vio_dev *dev, const char *reason)
+void vio_device_needs_reset(struct vio_device *dev, const char *reason)
 {
 	uint8_t old = __atomic_fetch_or(
 	    &dev->status, VIRTIO_CONFIG_S_NEEDS_RESET, __ATOMIC_ACQ_REL);
@@ -253,12 +253,13 @@ void vio_dev_needs_reset(struct vio_dev *dev, const char *reason)
 		dev->t->needs_reset(dev->t_opaque);
 }
 
-void vio_dev_offered(const struct vio_dev *dev, struct vio_features *out)
+void vio_device_offered(const struct vio_device *dev, struct vio_features *out)
 {
 	*out = dev->offered;
 }
 
-int vio_dev_set_features(struct vio_dev *dev, const struct vio_features *f)
+int vio_device_set_features(struct vio_device *dev,
+			    const struct vio_features *f)
 {
 	uint8_t s = status_load(dev);
 	/* 3.1.1 step 4: features are written in state DRIVER, before
@@ -270,33 +271,34 @@ int vio_dev_set_features(struct vio_dev *dev, const struct vio_features *f)
 	return 0;
 }
 
-void vio_dev_negotiated(const struct vio_dev *dev, struct vio_features *out)
+void vio_device_negotiated(const struct vio_device *dev,
+			   struct vio_features *out)
 {
 	*out = dev->acked;
 }
 
-bool vio_dev_has_feature(const struct vio_dev *dev, unsigned bit)
+bool vio_device_has_feature(const struct vio_device *dev, unsigned bit)
 {
 	return vio_features_has(&dev->acked, bit);
 }
 
 /* ---- config space ---- */
 
-static bool config_range_ok(const struct vio_dev *dev, unsigned off,
+static bool config_range_ok(const struct vio_device *dev, unsigned off,
 			    unsigned len)
 {
 	return off <= dev->config_size && len <= dev->config_size - off;
 }
 
-unsigned vio_dev_config_size(const struct vio_dev *dev)
+unsigned vio_device_config_size(const struct vio_device *dev)
 {
 	return dev->config_size;
 }
 
-int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
-			unsigned len)
+int vio_device_config_read(const struct vio_device *dev, unsigned off,
+			   void *buf, unsigned len)
 {
-	struct vio_dev *d = (struct vio_dev *)dev; /* the lock only */
+	struct vio_device *d = (struct vio_device *)dev; /* the lock only */
 	if (!config_range_ok(dev, off, len) || (len && !buf))
 		return -EINVAL;
 	pthread_mutex_lock(&d->cfg_lock);
@@ -305,8 +307,8 @@ int vio_dev_config_read(const struct vio_dev *dev, unsigned off, void *buf,
 	return 0;
 }
 
-int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
-			 unsigned len)
+int vio_device_config_write(struct vio_device *dev, unsigned off,
+			    const void *buf, unsigned len)
 {
 	if (!config_range_ok(dev, off, len) || (len && !buf))
 		return -EINVAL;
@@ -330,8 +332,8 @@ int vio_dev_config_write(struct vio_dev *dev, unsigned off, const void *buf,
 	return 0;
 }
 
-int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
-			  unsigned len)
+int vio_device_config_update(struct vio_device *dev, unsigned off,
+			     const void *buf, unsigned len)
 {
 	if (!config_range_ok(dev, off, len) || (len && !buf))
 		return -EINVAL;
@@ -346,27 +348,27 @@ int vio_dev_config_update(struct vio_dev *dev, unsigned off, const void *buf,
 	return 0;
 }
 
-uint32_t vio_dev_config_generation(const struct vio_dev *dev)
+uint32_t vio_device_config_generation(const struct vio_device *dev)
 {
 	return __atomic_load_n(&dev->generation, __ATOMIC_ACQUIRE);
 }
 
 /* ---- queues ---- */
 
-int vio_dev_queue_max_size(const struct vio_dev *dev, unsigned idx)
+int vio_device_queue_max_size(const struct vio_device *dev, unsigned idx)
 {
 	if (idx >= dev->nq)
 		return -EINVAL;
 	return dev->qmax;
 }
 
-int vio_dev_queue_setup(struct vio_dev *dev, unsigned idx, uint16_t size,
-			const struct vio_vq_layout *layout,
-			const struct vio_memtable *mt)
+int vio_device_queue_setup(struct vio_device *dev, unsigned idx, uint16_t size,
+			   const struct vio_vq_layout *layout,
+			   const struct vio_memtable *mt)
 {
 	if (idx >= dev->nq || size < 1 || size > dev->qmax || !layout || !mt)
 		return -EINVAL;
-	struct vio_dev_queue *q = &dev->q[idx];
+	struct vio_device_queue *q = &dev->q[idx];
 	if (q->vq)
 		return -EBUSY;
 	q->size = size;
@@ -376,11 +378,12 @@ int vio_dev_queue_setup(struct vio_dev *dev, unsigned idx, uint16_t size,
 	return 0;
 }
 
-int vio_dev_queue_set_base(struct vio_dev *dev, unsigned idx, uint16_t base)
+int vio_device_queue_set_base(struct vio_device *dev, unsigned idx,
+			      uint16_t base)
 {
 	if (idx >= dev->nq)
 		return -EINVAL;
-	struct vio_dev_queue *q = &dev->q[idx];
+	struct vio_device_queue *q = &dev->q[idx];
 	if (q->vq)
 		return -EBUSY;
 	q->base = base;
@@ -391,8 +394,8 @@ int vio_dev_queue_set_base(struct vio_dev *dev, unsigned idx, uint16_t base)
 /* The vq's notify hook, device side: interrupt the driver. */
 static void dev_vq_call(struct vio_vq *vq, void *opaque)
 {
-	struct vio_dev_queue *q = opaque;
-	struct vio_dev *dev = q->dev;
+	struct vio_device_queue *q = opaque;
+	struct vio_device *dev = q->dev;
 	(void)vq;
 	if (dev->t && dev->t->call)
 		dev->t->call(dev->t_opaque, q->idx);
@@ -401,19 +404,19 @@ static void dev_vq_call(struct vio_vq *vq, void *opaque)
 /* The vq's broken hook: a broken device queue needs a reset (2.1.2). */
 static void dev_vq_broken(struct vio_vq *vq, void *opaque)
 {
-	struct vio_dev_queue *q = opaque;
-	struct vio_dev *dev = q->dev;
+	struct vio_device_queue *q = opaque;
+	struct vio_device *dev = q->dev;
 	/* status first: whoever the transport tells sees NEEDS_RESET */
-	vio_dev_needs_reset(dev, vio_vq_error(vq));
+	vio_device_needs_reset(dev, vio_vq_error(vq));
 	if (dev->t && dev->t->queue_broken)
 		dev->t->queue_broken(dev->t_opaque, q->idx, vio_vq_error(vq));
 }
 
-int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
+int vio_device_queue_enable(struct vio_device *dev, unsigned idx, bool enable)
 {
 	if (idx >= dev->nq)
 		return -EINVAL;
-	struct vio_dev_queue *q = &dev->q[idx];
+	struct vio_device_queue *q = &dev->q[idx];
 	if (!enable) {
 		vio_vq_free(q->vq);
 		q->vq = NULL;
@@ -435,9 +438,10 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
 	struct vio_vq_opts cfg = {
 	    .index = (uint16_t)idx,
 	    .size = q->size,
-	    .packed = vio_dev_has_feature(dev, VIRTIO_F_RING_PACKED),
-	    .event_idx = vio_dev_has_feature(dev, VIRTIO_RING_F_EVENT_IDX),
-	    .indirect = vio_dev_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC),
+	    .packed = vio_device_has_feature(dev, VIRTIO_F_RING_PACKED),
+	    .event_idx = vio_device_has_feature(dev, VIRTIO_RING_F_EVENT_IDX),
+	    .indirect =
+		vio_device_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC),
 	    .notify = dev_vq_call,
 	    .broken = dev_vq_broken,
 	    .opaque = q,
@@ -452,12 +456,12 @@ int vio_dev_queue_enable(struct vio_dev *dev, unsigned idx, bool enable)
 	return 0;
 }
 
-struct vio_vq *vio_dev_queue(const struct vio_dev *dev, unsigned idx)
+struct vio_vq *vio_device_queue(const struct vio_device *dev, unsigned idx)
 {
 	return idx < dev->nq ? dev->q[idx].vq : NULL;
 }
 
-bool vio_dev_kick(struct vio_dev *dev, unsigned idx)
+bool vio_device_kick(struct vio_device *dev, unsigned idx)
 {
 	if (idx >= dev->nq)
 		return false;
