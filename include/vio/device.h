@@ -117,6 +117,52 @@ bool vio_status_legal(uint8_t old, uint8_t new_status, bool by_device);
 /* "ACKNOWLEDGE|DRIVER|..." into buf; returns buf. */
 const char *vio_status_str(uint8_t status, char *buf, size_t len);
 
+/* ---- the event loop a queue runs on (the device engine, vio/run.h) ---- */
+
+/*
+ * A loop is one thread's wait over event sources: the kick fds of the
+ * queues it serves, the devices' own fds and timers, its control fd.
+ * A device gets the loop of a queue in ops->queue_start and adds its own
+ * sources to it (io_uring's completion eventfd, a tap fd, a socket).
+ * Callbacks run on the loop's thread, the thread of that queue's kicks,
+ * never concurrently with them: a callback may pop and push on the queue
+ * like a kick does.  Callbacks must not block.  Every function of a loop
+ * is called from the loop's own thread (a device's queue_start, kick,
+ * callback, queue_stop), never from another.
+ *
+ * Busy-poll: a loop in busy-poll mode does not sleep.  It calls the
+ * queue's kick, and every callback added with VIO_LOOP_POLL, on each turn
+ * whether or not its fd is readable: such a callback checks memory (a
+ * ring's completion queue) and returns when nothing is ready.  Other fds
+ * are polled without blocking every few turns.
+ */
+struct vio_loop;
+typedef void vio_loop_fn(void *arg);
+
+enum {
+	/* fn may be called on every busy-poll turn without the fd being
+	 * readable (it checks memory, not the fd) */
+	VIO_LOOP_POLL = 1u << 0,
+};
+
+struct vio_loop {
+	/* Watch fd for readability: fn(arg) runs on this loop's thread while
+	 * it is readable (level-triggered: read or drain it).  0 or
+	 * negative errno. */
+	int (*add_fd)(struct vio_loop *l, int fd, unsigned flags,
+		      vio_loop_fn *fn, void *arg);
+	/* Stop watching fd (before closing it). */
+	void (*del_fd)(struct vio_loop *l, int fd);
+	/* Run fn(arg) once, ns nanoseconds from now (0: on the next turn,
+	 * before sleeping); a timer with the same fn and arg is replaced.
+	 * 0 or negative errno. */
+	int (*set_timer)(struct vio_loop *l, uint64_t ns, vio_loop_fn *fn,
+			 void *arg);
+	/* Cancel a pending timer of fn and arg (none: no effect). */
+	void (*cancel_timer)(struct vio_loop *l, vio_loop_fn *fn, void *arg);
+	void *priv; /* the loop implementation's */
+};
+
 /* ---- the device ---- */
 
 #define VIO_CONFIG_MAX 256u
@@ -157,6 +203,29 @@ struct vio_device_ops {
 	 * or the device's own event brings it back.
 	 */
 	bool (*kick)(struct vio_device *dev, unsigned idx, struct vio_vq *vq);
+	/*
+	 * Queue idx starts running on loop (the event loop of the thread
+	 * that will run its kicks; see struct vio_loop), after the vq was
+	 * created and before its first kick, on that thread.  loop is NULL
+	 * when the queue's caller has no event loop (inproc, or a
+	 * vhost-user backend driven by the application's own threads): the
+	 * device then completes every request within the kick that popped
+	 * it.  Return 0, or negative errno to refuse (the queue does not
+	 * start).  May be NULL.
+	 */
+	int (*queue_start)(struct vio_device *dev, unsigned idx,
+			   struct vio_vq *vq, struct vio_loop *loop);
+	/*
+	 * Queue idx stops (a GET_VRING_BASE, a memory table change, a
+	 * reset, the end of a connection), on the queue's thread, before the
+	 * vq is freed.  Return only when the device holds no chain popped
+	 * from vq: each is pushed (its work completed first, in bounded
+	 * time) or handed back with vio_vq_unpop().  Remove the fds and
+	 * timers added to the loop.  May be NULL (a device that never holds
+	 * a chain after its kick returns).
+	 */
+	void (*queue_stop)(struct vio_device *dev, unsigned idx,
+			   struct vio_vq *vq);
 };
 
 /* What a transport provides to a device. */
@@ -245,6 +314,15 @@ struct vio_vq *vio_device_queue(const struct vio_device *dev, unsigned idx);
  * stopped at its batch bound with work left (ops->kick said so): call
  * again, after checking whether the queue must stop. */
 bool vio_device_kick(struct vio_device *dev, unsigned idx);
+/* Transport or runner, on the thread that will run queue idx's kicks,
+ * after vio_device_queue_enable(true): ops->queue_start with loop (NULL
+ * when there is none).  0 or the device's negative errno. */
+int vio_device_queue_start(struct vio_device *dev, unsigned idx,
+			   struct vio_loop *loop);
+/* The same thread, before vio_device_queue_enable(false): ops->queue_stop
+ * (the device completes or hands back every chain it holds).  A queue
+ * that was never started is not stopped; harmless twice. */
+void vio_device_queue_stop(struct vio_device *dev, unsigned idx);
 
 #ifdef __cplusplus
 }

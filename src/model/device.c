@@ -36,6 +36,7 @@ struct vio_device_queue {
 	struct vio_vq_layout layout;
 	const struct vio_memtable *mt;
 	struct vio_vq *vq; /* non-NULL once enabled */
+	bool started;	   /* ops->queue_start ran, queue_stop not yet */
 };
 
 struct vio_device {
@@ -418,6 +419,9 @@ int vio_device_queue_enable(struct vio_device *dev, unsigned idx, bool enable)
 		return -EINVAL;
 	struct vio_device_queue *q = &dev->q[idx];
 	if (!enable) {
+		/* a runner stops the queue on its own thread first; a
+		 * transport that has none gets the stop here */
+		vio_device_queue_stop(dev, idx);
 		vio_vq_free(q->vq);
 		q->vq = NULL;
 		/* a later enable starts from 0 unless a base is set again */
@@ -475,4 +479,33 @@ bool vio_device_kick(struct vio_device *dev, unsigned idx)
 	/* true: the device stopped at its batch bound with work left */
 	bool more = dev->ops->kick(dev, idx, vq);
 	return more && !vio_vq_broken(vq);
+}
+
+int vio_device_queue_start(struct vio_device *dev, unsigned idx,
+			   struct vio_loop *loop)
+{
+	if (idx >= dev->nq || !dev->q[idx].vq)
+		return -EINVAL;
+	struct vio_device_queue *q = &dev->q[idx];
+	if (q->started)
+		return -EBUSY;
+	if (dev->ops && dev->ops->queue_start) {
+		int r = dev->ops->queue_start(dev, idx, q->vq, loop);
+		if (r)
+			return r;
+	}
+	q->started = true;
+	return 0;
+}
+
+void vio_device_queue_stop(struct vio_device *dev, unsigned idx)
+{
+	if (idx >= dev->nq)
+		return;
+	struct vio_device_queue *q = &dev->q[idx];
+	if (!q->started)
+		return;
+	q->started = false;
+	if (q->vq && dev->ops && dev->ops->queue_stop)
+		dev->ops->queue_stop(dev, idx, q->vq);
 }
