@@ -14,7 +14,10 @@ The first form prints, one per line:
     skip NAME (why)
 
 OK and EXPECTEDFAIL pass; FAIL, TIMEOUT, ERROR and UNEXPECTEDPASS fail;
-SKIP (exit 77) is skipped.  A test that passed but printed a line
+SKIP (exit 77) is skipped.  A test that passed but printed a
+ThreadSanitizer report ("WARNING: ThreadSanitizer: ...", e.g. from a child
+process whose exit status the test ignores) fails: the TSan run (suite
+'threads') must be clean.  A test that passed but printed a line
 starting "SKIP: io_uring" (it ran without its io_uring part: the io_uring
 backend was unavailable) is skipped too, not passed; with --io-uring (the
 machine has io_uring, see --probe-io-uring) such a test fails instead:
@@ -31,6 +34,7 @@ FAILED = {"FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"}
 PASSED = {"OK", "EXPECTEDFAIL"}
 URING_SKIP = re.compile(r"^SKIP: io_uring.*$", re.M)
 ANY_SKIP = re.compile(r"^.*\bSKIP\b.*$", re.M)
+TSAN = re.compile(r"^WARNING: ThreadSanitizer: .*$", re.M)
 
 
 def probe_io_uring():
@@ -77,9 +81,15 @@ def summarize(path, have_uring, out):
         name, res = short(t.get("name", "?")), t.get("result", "?")
         text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
         uring = URING_SKIP.search(text)
+        tsan = TSAN.search(text)
         if res in FAILED:
             nfail += 1
-            lines.append("fail %s (%s)" % (name, res))
+            lines.append("fail %s (%s%s)" % (
+                name, res, ": " + tsan.group(0).strip() if tsan else ""))
+        elif tsan:
+            nfail += 1
+            lines.append("fail %s (passed, but %s)" % (
+                name, tsan.group(0).strip()))
         elif uring and have_uring:
             nfail += 1
             lines.append("fail %s (io_uring works on this machine, but the "

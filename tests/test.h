@@ -13,14 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
+/* CHECK may run on several threads of a test: atomic counters */
 static int test_failures;
 static int test_checks;
+#define TEST_COUNT(v) __atomic_add_fetch(&(v), 1, __ATOMIC_RELAXED)
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
-		test_checks++;                                                 \
+		TEST_COUNT(test_checks);                                       \
 		if (!(cond)) {                                                 \
-			test_failures++;                                       \
+			TEST_COUNT(test_failures);                             \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
 				__LINE__, #cond);                              \
 		}                                                              \
@@ -29,9 +31,9 @@ static int test_checks;
 #define CHECK_EQ(a, b)                                                         \
 	do {                                                                   \
 		long long _a = (long long)(a), _b = (long long)(b);            \
-		test_checks++;                                                 \
+		TEST_COUNT(test_checks);                                       \
 		if (_a != _b) {                                                \
-			test_failures++;                                       \
+			TEST_COUNT(test_failures);                             \
 			fprintf(stderr,                                        \
 				"%s:%d: CHECK failed: %s == %s (%lld "         \
 				"!= %lld)\n",                                  \
@@ -51,8 +53,10 @@ static int test_checks;
 
 static inline int test_result(const char *name)
 {
-	printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
-	return test_failures ? 1 : 0;
+	int checks = __atomic_load_n(&test_checks, __ATOMIC_RELAXED);
+	int failures = __atomic_load_n(&test_failures, __ATOMIC_RELAXED);
+	printf("%s: %d checks, %d failed\n", name, checks, failures);
+	return failures ? 1 : 0;
 }
 
 /* xorshift64*: deterministic, seeded */

@@ -34,8 +34,10 @@ struct blk_opts {
 	const char *socket, *image;
 	uint64_t size;
 	int timeout_ms;
+	int reconnect_ms; /* --reconnect: vio_frontend_opts.reconnect_ms */
 	unsigned queues, queue_size, queue_depth;
 	bool readonly, no_packed, no_event_idx, no_indirect;
+	bool listen; /* --listen: vio_frontend_opts.listen */
 
 	enum verb verb;
 	/* read / write */
@@ -44,6 +46,7 @@ struct blk_opts {
 	/* verify */
 	bool has_length;
 	uint64_t seed;
+	unsigned passes; /* 0: 1 */
 	/* bench */
 	enum rw_mode rw;
 	uint64_t bs;

@@ -59,6 +59,8 @@ static int open_socket(struct blk_ctx *c, const struct blk_opts *o)
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .num_queues = o->queues,
 	    .connect_timeout_ms = o->timeout_ms,
+	    .reconnect_ms = o->reconnect_ms,
+	    .listen = o->listen,
 	};
 	char err[256] = "";
 	c->fe = vio_frontend_connect(o->socket, &fc, err, sizeof(err));

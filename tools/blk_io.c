@@ -333,6 +333,117 @@ void blk_pattern_fill(uint64_t seed, uint64_t pos, uint8_t *buf, size_t len)
 	}
 }
 
+/*
+ * One chunk of verify: op on [off, off + n) through buf, as depth
+ * requests in flight at once (each a multiple of 512 bytes, the last
+ * takes the rest).  0 or the first request's error.
+ */
+static int chunk_io(struct blk_ctx *c, int op, uint64_t off, uint8_t *buf,
+		    size_t n, unsigned depth)
+{
+	if (depth <= 1)
+		return op == VIO_BLK_OP_READ
+			   ? vio_blk_read(c->b, 0, off, buf, n)
+			   : vio_blk_write(c->b, 0, off, buf, n);
+	struct vio_blk_req req[64];
+	if (depth > 64)
+		depth = 64;
+	size_t each = n / depth / SECTOR * SECTOR;
+	if (each == 0) {
+		each = SECTOR;
+		depth = (unsigned)(n / SECTOR);
+	}
+	unsigned sent = 0;
+	int err = 0;
+	for (unsigned i = 0; i < depth; i++) {
+		size_t at = i * each;
+		req[i] = (struct vio_blk_req){
+		    .op = op,
+		    .offset = off + at,
+		    .buf = buf + at,
+		    .len = i + 1 < depth ? each : n - at,
+		};
+		int r = vio_blk_submit(c->b, 0, &req[i]);
+		if (r < 0) {
+			err = r;
+			break;
+		}
+		sent++;
+	}
+	struct vio_blk_req *done[64];
+	for (unsigned got = 0; got < sent;) {
+		int r = vio_blk_poll(c->b, 0, done, 64, -1);
+		if (r < 0)
+			return err ? err : r;
+		for (int k = 0; k < r; k++)
+			if (done[k]->result < 0 && !err)
+				err = done[k]->result;
+		got += (unsigned)r;
+	}
+	return err;
+}
+
+/* One verify pass with seed over [o->offset, +len): 0 or TOOL_EXIT_FAIL
+ * (said why). */
+static int verify_pass(struct blk_ctx *c, const struct blk_opts *o,
+		       uint64_t seed, uint64_t len, uint8_t *buf, uint8_t *want)
+{
+	double t0 = tool_now();
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+		blk_pattern_fill(seed, o->offset + done, buf, n);
+		int r = chunk_io(c, VIO_BLK_OP_WRITE, o->offset + done, buf, n,
+				 o->iodepth);
+		if (r < 0) {
+			return blk_io_err("write", o->offset + done, r);
+		}
+		done += n;
+	}
+	int r = vio_blk_flush(c->b, 0);
+	if (r < 0) {
+		return blk_io_err("flush", o->offset, r);
+	}
+	uint64_t first = UINT64_MAX, bad_sectors = 0;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+		memset(buf, 0, n);
+		r = chunk_io(c, VIO_BLK_OP_READ, o->offset + done, buf, n,
+			     o->iodepth);
+		if (r < 0) {
+			return blk_io_err("read", o->offset + done, r);
+		}
+		blk_pattern_fill(seed, o->offset + done, want, n);
+		for (size_t s = 0; s < n; s += SECTOR) {
+			if (memcmp(buf + s, want + s, SECTOR) == 0)
+				continue;
+			bad_sectors++;
+			if (first != UINT64_MAX)
+				continue;
+			size_t k = s;
+			while (buf[k] == want[k])
+				k++;
+			first = o->offset + done + k;
+			tool_err("verify: mismatch at offset %" PRIu64
+				 ": expected 0x%02x, got 0x%02x",
+				 first, want[k], buf[k]);
+		}
+		done += n;
+	}
+	double secs = tool_now() - t0;
+	if (bad_sectors) {
+		tool_err("verify: %" PRIu64 " of %" PRIu64
+			 " sectors differ; first mismatch at offset %" PRIu64,
+			 bad_sectors, len / SECTOR, first);
+		return TOOL_EXIT_FAIL;
+	}
+	printf("verified %" PRIu64 " bytes at offset %" PRIu64 " (seed %" PRIu64
+	       "): ok, %.1f MiB/s\n",
+	       len, o->offset, seed,
+	       secs > 0 ? 2.0 * (double)len / (1 << 20) / secs : 0.0);
+	fflush(stdout);
+	return 0;
+}
+
 int blk_do_verify(struct blk_ctx *c, const struct blk_opts *o)
 {
 	uint64_t cap = vio_blk_capacity_bytes(c->b);
@@ -358,60 +469,9 @@ int blk_do_verify(struct blk_ctx *c, const struct blk_opts *o)
 		ret = TOOL_EXIT_FAIL;
 		goto out;
 	}
-	double t0 = tool_now();
-	for (uint64_t done = 0; done < len;) {
-		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
-		blk_pattern_fill(o->seed, o->offset + done, buf, n);
-		int r = vio_blk_write(c->b, 0, o->offset + done, buf, n);
-		if (r < 0) {
-			ret = blk_io_err("write", o->offset + done, r);
-			goto out;
-		}
-		done += n;
-	}
-	int r = vio_blk_flush(c->b, 0);
-	if (r < 0) {
-		ret = blk_io_err("flush", o->offset, r);
-		goto out;
-	}
-	uint64_t first = UINT64_MAX, bad_sectors = 0;
-	for (uint64_t done = 0; done < len;) {
-		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
-		memset(buf, 0, n);
-		r = vio_blk_read(c->b, 0, o->offset + done, buf, n);
-		if (r < 0) {
-			ret = blk_io_err("read", o->offset + done, r);
-			goto out;
-		}
-		blk_pattern_fill(o->seed, o->offset + done, want, n);
-		for (size_t s = 0; s < n; s += SECTOR) {
-			if (memcmp(buf + s, want + s, SECTOR) == 0)
-				continue;
-			bad_sectors++;
-			if (first != UINT64_MAX)
-				continue;
-			size_t k = s;
-			while (buf[k] == want[k])
-				k++;
-			first = o->offset + done + k;
-			tool_err("verify: mismatch at offset %" PRIu64
-				 ": expected 0x%02x, got 0x%02x",
-				 first, want[k], buf[k]);
-		}
-		done += n;
-	}
-	double secs = tool_now() - t0;
-	if (bad_sectors) {
-		tool_err("verify: %" PRIu64 " of %" PRIu64
-			 " sectors differ; first mismatch at offset %" PRIu64,
-			 bad_sectors, len / SECTOR, first);
-		ret = TOOL_EXIT_FAIL;
-	} else {
-		printf("verified %" PRIu64 " bytes at offset %" PRIu64
-		       " (seed %" PRIu64 "): ok, %.1f MiB/s\n",
-		       len, o->offset, o->seed,
-		       secs > 0 ? 2.0 * (double)len / (1 << 20) / secs : 0.0);
-	}
+	unsigned passes = o->passes ? o->passes : 1;
+	for (unsigned pass = 0; pass < passes && !ret; pass++)
+		ret = verify_pass(c, o, o->seed + pass, len, buf, want);
 out:
 	free(want);
 	vio_mem_release(c->mem, buf);

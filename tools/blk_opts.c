@@ -43,6 +43,18 @@ static void blk_usage(FILE *f)
 	    "  --socket PATH      connect to a vhost-user-blk backend\n"
 	    "  --timeout MS       keep retrying the connection for MS ms "
 	    "(default 0)\n"
+	    "  --reconnect[=SECONDS]\n"
+	    "                     when the backend goes away, wait up to "
+	    "SECONDS\n"
+	    "                     (default 30) for it to return and redo what "
+	    "was in\n"
+	    "                     flight (split rings only); without it a lost "
+	    "backend\n"
+	    "                     fails the I/O\n"
+	    "  --listen           with --socket: listen at PATH for the "
+	    "backend to connect\n"
+	    "                     (vio serve in client mode) instead of "
+	    "connecting\n"
 	    "  --image FILE       serve FILE in this process\n"
 	    "  --size SIZE        with --image: create FILE with SIZE bytes "
 	    "if missing\n"
@@ -101,14 +113,19 @@ static void verify_usage(FILE *f)
 	fprintf(f,
 		"usage: vio blk (--socket PATH | --image FILE) verify "
 		"[--offset O] [--length L]\n"
-		"              [--seed S]\n\n"
+		"              [--seed S] [--passes N] [--iodepth N]\n\n"
 		"Overwrite [O, O+L) with a pattern derived from S and each "
 		"byte's position,\nflush, read it back and compare; report "
 		"the first mismatch.  DESTROYS the\ndata in that range.\n\n"
 		"  --offset O   start, a multiple of 512 (default 0)\n"
 		"  --length L   bytes, a multiple of 512 (default: up to the "
 		"capacity)\n"
-		"  --seed S     pattern seed (default 1)\n");
+		"  --seed S     pattern seed (default 1)\n"
+		"  --passes N   do it N times, pass i with seed S+i (default "
+		"1)\n"
+		"  --iodepth N  each 1 MiB step as N requests in flight at "
+		"once, 1..64\n"
+		"               (default 1)\n");
 }
 
 static void bench_usage(FILE *f)
@@ -170,6 +187,8 @@ int blk_parse_global(int argc, char **argv, struct blk_opts *o)
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 'S'},
 	    {"timeout", required_argument, NULL, 'T'},
+	    {"reconnect", optional_argument, NULL, 'R'},
+	    {"listen", no_argument, NULL, 'l'},
 	    {"image", required_argument, NULL, 'I'},
 	    {"size", required_argument, NULL, 'z'},
 	    {"readonly", no_argument, NULL, 'r'},
@@ -198,6 +217,16 @@ int blk_parse_global(int argc, char **argv, struct blk_opts *o)
 					       86400000, &v)))
 				return r;
 			o->timeout_ms = (int)v;
+			break;
+		case 'R':
+			v = 30;
+			if (optarg && (r = tool_uint_opt(ucmd, "--reconnect",
+							 optarg, 1, 86400, &v)))
+				return r;
+			o->reconnect_ms = (int)v * 1000;
+			break;
+		case 'l':
+			o->listen = true;
 			break;
 		case 'I':
 			o->image = optarg;
@@ -262,6 +291,7 @@ int blk_parse_verb(int argc, char **argv, struct blk_opts *o)
 	    {"offset", required_argument, NULL, 'O'},
 	    {"length", required_argument, NULL, 'L'},
 	    {"seed", required_argument, NULL, 'x'},
+	    {"passes", required_argument, NULL, 'p'},
 	    {"rw", required_argument, NULL, 'w'},
 	    {"bs", required_argument, NULL, 'b'},
 	    {"iodepth", required_argument, NULL, 'D'},
@@ -273,8 +303,8 @@ int blk_parse_verb(int argc, char **argv, struct blk_opts *o)
 	};
 	/* which options each verb takes */
 	static const char *const allowed[] = {
-	    [V_INFO] = "",	[V_READ] = "o",	      [V_WRITE] = "i",
-	    [V_VERIFY] = "OLx", [V_BENCH] = "wbDqtj",
+	    [V_INFO] = "",	  [V_READ] = "o",	[V_WRITE] = "i",
+	    [V_VERIFY] = "OLxpD", [V_BENCH] = "wbDqtj",
 	};
 	static void (*const usage[])(FILE *) = {
 	    [V_INFO] = info_usage,   [V_READ] = read_usage,
@@ -341,6 +371,12 @@ int blk_parse_verb(int argc, char **argv, struct blk_opts *o)
 			if ((r = tool_uint_opt(ucmd, "--seed", optarg, 0,
 					       UINT64_MAX, &o->seed)))
 				return r;
+			break;
+		case 'p':
+			if ((r = tool_uint_opt(ucmd, "--passes", optarg, 1,
+					       1000000, &v)))
+				return r;
+			o->passes = (unsigned)v;
 			break;
 		case 'w': {
 			bool found = false;

@@ -24,7 +24,7 @@
 
 int cmd_blk(int argc, char **argv)
 {
-	struct blk_opts o = {.seed = 1, .bs = 4096, .iodepth = 32, .secs = 10};
+	struct blk_opts o = {.seed = 1, .bs = 4096, .secs = 10};
 	int ret = blk_parse_global(argc, argv, &o);
 	if (ret)
 		return ret < 0 ? TOOL_EXIT_OK : ret;
@@ -34,6 +34,9 @@ int cmd_blk(int argc, char **argv)
 	ret = blk_parse_verb(argc - optind, argv + optind, &o);
 	if (ret)
 		return ret < 0 ? TOOL_EXIT_OK : ret;
+	/* --iodepth: bench 32, verify 1 unless given */
+	if (!o.iodepth)
+		o.iodepth = o.verb == V_BENCH ? 32 : 1;
 	if (!o.socket == !o.image)
 		return tool_usage_err(CMD, "%s",
 				      o.socket ? "--socket and --image "
@@ -43,8 +46,11 @@ int cmd_blk(int argc, char **argv)
 	if (o.socket && (o.size || o.readonly))
 		return tool_usage_err(CMD, "%s only goes with --image",
 				      o.size ? "--size" : "--readonly");
-	if (o.image && o.timeout_ms)
-		return tool_usage_err(CMD, "--timeout only goes with --socket");
+	if (o.image && (o.timeout_ms || o.reconnect_ms || o.listen))
+		return tool_usage_err(CMD, "%s only goes with --socket",
+				      o.timeout_ms     ? "--timeout"
+				      : o.reconnect_ms ? "--reconnect"
+						       : "--listen");
 
 	/* --image: the device gets the queues asked for (1 by default) */
 	unsigned want = o.queues;

@@ -4,12 +4,18 @@
  * (QEMU, qemu-storage-daemon's peers, vio's own frontend).
  *
  * The main thread owns the control socket (vio_backend_dispatch); each
- * started queue gets a worker thread (vio/run.h) that waits on its kick
- * eventfd.  SIGINT and SIGTERM arrive through a signalfd: the device is
+ * started queue runs on a worker thread (vio/run.h) that waits on its
+ * kick eventfd.  SIGINT and SIGTERM arrive through a signalfd: the device is
  * drained (every request popped completes and is pushed), then the
  * backend is freed (workers stopped, socket file removed), then the
- * device.  --poll is the device's own busy-poll (a queue is polled for a
- * while after it empties); the workers still sleep on their kick fds.
+ * device.  The workers (vio/run.h) are made once: --threads N of them
+ * (queue i on thread i % N), pinned with --cpus; --poll makes them
+ * busy-poll the rings for a while after they empty before sleeping.
+ *
+ * Frontend gone: listening, the next one is accepted (a restarted QEMU
+ * with reconnect=1); --client connects again to the same path, with a
+ * bounded backoff, until the frontend is back (QEMU server=on restarted);
+ * --once exits instead, in both modes.
  *
  * Readiness: the --pidfile and systemd's READY=1 (tools/ready.h) are sent
  * only once the socket accepts connections (vio_backend_listen returns
@@ -40,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vio/blk.h>
@@ -63,7 +70,8 @@ static void serve_usage(FILE *f)
 	    "                     [--poll] [--client] [--once] [--serial S]\n"
 	    "                     [--block-size 512|4096] [--no-io-uring]\n"
 	    "                     [--no-packed] [--no-event-idx]\n"
-	    "                     [--pidfile PATH]\n"
+	    "                     [--pidfile PATH] [--threads N] [--cpus "
+	    "LIST]\n"
 	    "       vio serve rng --socket PATH [--client] [--once] "
 	    "[--pidfile PATH]\n\n"
 	    "Serve a virtio device over vhost-user on a Unix socket, to one "
@@ -87,7 +95,17 @@ static void serve_usage(FILE *f)
 	    "  --readonly         read-only disk (VIRTIO_BLK_F_RO)\n"
 	    "  --poll             busy-poll each queue for a while before "
 	    "sleeping\n"
-	    "  --client           connect to PATH instead of listening\n"
+	    "  --threads N        worker threads, 1..64 (default: one per "
+	    "queue, at most\n"
+	    "                     the online CPUs); queue i runs on thread "
+	    "i %% N\n"
+	    "  --cpus LIST        pin the threads to CPUs (e.g. 0,2 or 0-3): "
+	    "thread k on\n"
+	    "                     the k-th CPU of LIST, wrapping around\n"
+	    "  --client           connect to PATH instead of listening; "
+	    "when the frontend\n"
+	    "                     goes away, connect again until it is "
+	    "back\n"
 	    "  --once             exit when the first connection ends\n"
 	    "  --serial S         GET_ID answer (at most 20 bytes)\n"
 	    "  --block-size N     logical block size, 512 or 4096 (default "
@@ -109,7 +127,10 @@ static void serve_usage(FILE *f)
 	    "socket passed in LISTEN_FDS (one; a .socket\nunit with "
 	    "ListenStream=) is served, and --socket must be left out.\n"
 	    "SIGUSR1 prints the counters (connections; per queue: requests, "
-	    "bytes,\nerrors, breaks) as one JSON line to stderr.\n");
+	    "bytes,\nerrors, breaks) as one JSON line to stderr.\n"
+	    "SIGHUP (blk) reads the image's size again and grows the disk "
+	    "to it while\nthe frontend is connected (a guest sees the new "
+	    "size); a smaller image is\nrefused and the size stays.\n");
 }
 
 enum {
@@ -128,6 +149,8 @@ enum {
 	OPT_NO_PACKED,
 	OPT_NO_EVIDX,
 	OPT_PIDFILE,
+	OPT_THREADS,
+	OPT_CPUS,
 };
 
 struct serve_opts {
@@ -140,6 +163,8 @@ struct serve_opts {
 	unsigned block_size;
 	const char *serial;
 	const char *pidfile;
+	unsigned threads;  /* --threads; 0: the engine's default */
+	const char *cpus;  /* --cpus */
 	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
 };
 
@@ -162,6 +187,8 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 	    {"no-packed", no_argument, NULL, OPT_NO_PACKED},
 	    {"no-event-idx", no_argument, NULL, OPT_NO_EVIDX},
 	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -241,6 +268,27 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 		case OPT_NO_EVIDX:
 			o->no_evidx = true;
 			break;
+		case OPT_THREADS:
+			if (tool_parse_uint(optarg, 1, VIO_MAX_QUEUES, &v))
+				return tool_usage_err(
+				    CMD, "--threads '%s': expected 1..%u",
+				    optarg, VIO_MAX_QUEUES);
+			o->threads = (unsigned)v;
+			break;
+		case OPT_CPUS: {
+			unsigned cpus[VIO_MAX_QUEUES];
+			int n = vio_run_parse_cpus(optarg, cpus,
+						   VIO_MAX_QUEUES);
+			if (n < 0)
+				return tool_usage_err(
+				    CMD,
+				    "--cpus '%s': expected CPU numbers and "
+				    "ranges, e.g. 0,2 or 0-3 (CPUs 0..1023, "
+				    "at most %u)",
+				    optarg, VIO_MAX_QUEUES);
+			o->cpus = optarg;
+			break;
+		}
 		case OPT_PIDFILE:
 			if (!*optarg)
 				return tool_usage_err(CMD,
@@ -302,10 +350,11 @@ serve_notify(const char *fmt, ...)
 	}
 }
 
-/* The frontend is gone: what next?  false: exit. */
+/* The frontend is gone: what next?  false: exit.  (--client: connect
+ * again, serve_loop's reconnect; listening: accept the next one.) */
 static bool next_connection(const struct serve_opts *o)
 {
-	return !o->once && !o->client;
+	return !o->once;
 }
 
 /* What serve_loop works on. */
@@ -378,11 +427,129 @@ static void print_stats(const struct serve_ctx *c)
 	free(buf);
 }
 
+/*
+ * --client reconnect: the frontend (QEMU -chardev socket,server=on) went
+ * away; connect again to the same path until it is back.  Tries are
+ * spaced by a backoff that doubles from RECONNECT_MIN_MS to
+ * RECONNECT_MAX_MS (bounded: a frontend that returns is found within
+ * RECONNECT_MAX_MS), forever, unless --once; signals are still served
+ * between tries (SIGTERM ends the wait at once).  A path that cannot work
+ * at all (too long) ends it.
+ */
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 2000
+
+struct reconnect {
+	bool on;	      /* waiting for the frontend to come back */
+	int delay_ms;	      /* between the last try and the next */
+	unsigned long n;      /* failed tries so far */
+	struct timespec t;    /* when the connection ended */
+	struct timespec next; /* when the next try is due */
+};
+
+static int64_t ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000 +
+	       (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* ms until the next try is due (0: now); a poll timeout.  A deadline, not
+ * a plain timeout, so that signals (SIGUSR1) cannot put tries off. */
+static int reconnect_wait_ms(const struct reconnect *rc)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = ms_between(&now, &rc->next);
+	return ms <= 0 ? 0 : ms > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : (int)ms;
+}
+
+static void reconnect_after(struct reconnect *rc, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, &rc->next);
+	rc->next.tv_nsec += (long)ms * 1000000;
+	rc->next.tv_sec += rc->next.tv_nsec / 1000000000;
+	rc->next.tv_nsec %= 1000000000;
+}
+
+static void reconnect_begin(struct reconnect *rc, const char *where)
+{
+	*rc = (struct reconnect){.on = true, .delay_ms = RECONNECT_MIN_MS};
+	clock_gettime(CLOCK_MONOTONIC, &rc->t);
+	reconnect_after(rc, rc->delay_ms);
+	fprintf(stderr,
+		"vio serve: %s: frontend gone; connecting again (every "
+		"%d..%d ms) until it is back\n",
+		where, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
+}
+
+/* One try.  0: connected again; -EAGAIN: not yet; else a lasting error. */
+static int reconnect_try(struct reconnect *rc, struct serve_ctx *c)
+{
+	int r = vio_backend_connect(c->be, c->o->socket);
+	if (r == -ENAMETOOLONG || r == -EINVAL) {
+		tool_err("connect %s: %s", c->o->socket, strerror(-r));
+		return r;
+	}
+	if (r) {
+		/* the first failure, then one line a minute at most */
+		rc->n++;
+		unsigned long every = 60000 / RECONNECT_MAX_MS;
+		if (rc->n == 1 || rc->n % every == 0)
+			fprintf(stderr,
+				"vio serve: connect %s: %s (try %lu; still "
+				"trying)\n",
+				c->o->socket, strerror(-r), rc->n);
+		rc->delay_ms = rc->delay_ms * 2 > RECONNECT_MAX_MS
+				   ? RECONNECT_MAX_MS
+				   : rc->delay_ms * 2;
+		reconnect_after(rc, rc->delay_ms);
+		return -EAGAIN;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double s = (double)ms_between(&rc->t, &now) / 1000;
+	fprintf(stderr,
+		"vio serve: %s: connected again after %.1f s (%lu failed "
+		"tr%s)\n",
+		c->o->socket, s, rc->n, rc->n == 1 ? "y" : "ies");
+	rc->on = false;
+	return 0;
+}
+
+/*
+ * SIGHUP (blk): read the image's size again and grow the disk to it
+ * (vio_blk_device_resize): the frontend is told over the backend channel
+ * (a guest's /sys/block/vdX/size follows).  A smaller image is refused
+ * and the capacity stays.  On this (the control) thread: the frontend's
+ * GET_CONFIG that follows is answered by the loop below.
+ */
+static void serve_resize(const struct serve_ctx *c)
+{
+	uint64_t old = vio_blk_device_capacity(c->bd) * 512;
+	char err[256] = "";
+	int r = vio_blk_device_resize(c->bd, 0, err, sizeof(err));
+	uint64_t now = vio_blk_device_capacity(c->bd) * 512;
+	if (r)
+		fprintf(stderr, "vio serve: blk %s: SIGHUP: %s\n", c->o->image,
+			err[0] ? err : strerror(-r));
+	else if (now == old)
+		fprintf(stderr,
+			"vio serve: blk %s: SIGHUP: size unchanged (%" PRIu64
+			" bytes)\n",
+			c->o->image, now);
+	else
+		fprintf(stderr,
+			"vio serve: blk %s: resized from %" PRIu64
+			" to %" PRIu64 " bytes\n",
+			c->o->image, old, now);
+}
+
 static int serve_loop(struct serve_ctx *c, int sfd)
 {
 	const struct serve_opts *o = c->o;
 	struct vio_backend *be = c->be;
 	bool was_connected = false;
+	struct reconnect rc = {0};
 	for (;;) {
 		bool conn = vio_backend_connected(be);
 		if (conn && !was_connected) {
@@ -402,18 +569,31 @@ static int serve_loop(struct serve_ctx *c, int sfd)
 		    {.fd = sfd, .events = POLLIN},
 		    {.fd = vio_backend_fd(be), .events = POLLIN},
 		};
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		/* --client without a frontend: no fd but the signals' (a
+		 * negative fd is ignored), and a try whenever one is due */
+		int n = poll(p, 2, rc.on ? reconnect_wait_ms(&rc) : -1);
+		if (n < 0 && errno != EINTR) {
 			tool_err("poll: %s", strerror(errno));
 			return TOOL_EXIT_FAIL;
 		}
+		if (rc.on && reconnect_wait_ms(&rc) == 0) {
+			int r = reconnect_try(&rc, c);
+			if (r && r != -EAGAIN)
+				return TOOL_EXIT_FAIL;
+			continue; /* a pending signal is read next turn */
+		}
+		if (n <= 0)
+			continue;
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			if (si.ssi_signo == SIGUSR1) {
 				print_stats(c);
+				continue;
+			}
+			if (si.ssi_signo == SIGHUP && c->bd) {
+				serve_resize(c);
 				continue;
 			}
 			const char *sig = strsignal((int)si.ssi_signo);
@@ -437,6 +617,8 @@ static int serve_loop(struct serve_ctx *c, int sfd)
 			was_connected = false;
 			if (!next_connection(o))
 				return TOOL_EXIT_OK;
+			if (o->client)
+				reconnect_begin(&rc, c->where);
 			serve_notify("STATUS=connection %lu ended; waiting for "
 				     "a frontend (%lu connection%s so far)",
 				     c->conns, c->conns,
@@ -526,7 +708,10 @@ int cmd_serve(int argc, char **argv)
 		    .queue_size = (uint16_t)o.queue_size,
 		    .blk_size = o.block_size,
 		    .readonly = o.readonly,
-		    .poll = o.poll,
+		    /* --poll: the workers busy-poll the rings and the
+		     * device's completion queue (vio/run.h); the device's
+		     * own in-kick poll is for callers without the engine */
+		    .poll = false,
 		    .no_io_uring = o.no_uring,
 		    .no_packed = o.no_packed,
 		    .no_event_idx = o.no_evidx,
@@ -560,6 +745,7 @@ int cmd_serve(int argc, char **argv)
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 	int rc = TOOL_EXIT_FAIL;
 	struct vio_backend *be = NULL;
+	struct vio_run *run = NULL;
 	struct tool_pidfile pidfile = {0};
 	if (sfd < 0) {
 		tool_err("signalfd: %s", strerror(errno));
@@ -567,7 +753,21 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	struct vio_backend_opts bc = {0};
-	vio_run_backend_hooks(&bc, false); /* blk polls itself (--poll) */
+	/* the workers: made once, queue i on thread i % N (vio/run.h);
+	 * after the signal mask, which they inherit */
+	struct vio_run_opts ro = {
+	    .threads = o.threads < o.queues ? o.threads : o.queues,
+	    .num_queues = o.queues,
+	    .cpus = o.cpus,
+	    .poll = o.poll,
+	};
+	char rerr[160];
+	run = vio_run_new(&ro, rerr, sizeof(rerr));
+	if (!run) {
+		tool_err("--threads/--cpus: %s", rerr);
+		goto out;
+	}
+	vio_run_hooks(run, &bc);
 	be = vio_backend_new(dev, &bc);
 	if (!be) {
 		tool_err("vhost-user backend: %s", strerror(errno));
@@ -628,6 +828,7 @@ out:
 		tool_err("requests still in flight after 10 s");
 	if (be)
 		vio_backend_free(be);
+	vio_run_free(run); /* after the backend: no queue left on it */
 	if (bd) {
 		vio_blk_device_free(bd);
 	} else {

@@ -28,8 +28,13 @@
  *
  * Threading: the kick for queue i touches only queue i's state, so the
  * queues of one device may be served by different threads concurrently.
- * A kick returns only when every request it popped has completed and been
- * pushed back to the driver ("a kick drains its own batch").
+ * Completion: requests complete in any order (reads and writes the page
+ * cache serves at once, the rest through io_uring).  On a queue started
+ * with an event loop (vio_device_queue_start, as vio/run.h does) they
+ * stay in flight across kicks and are pushed as they complete; the
+ * queue's stop completes and pushes all of them.  Without a loop a kick
+ * returns only when every request it popped has completed and been
+ * pushed back to the driver.
  *
  * Driver side: struct vio_blk, bound by a vio_blk driver on a vio_bus;
  * see "driver side" below and docs/blk.md.
@@ -114,11 +119,28 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd);
 /* Capacity in 512-byte sectors. */
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd);
+/*
+ * Live resize (docs/blk.md "Resizing"): the capacity becomes sectors
+ * (512 bytes each), or with sectors 0 the image's current size (rounded
+ * down to a sector: after `truncate -s` or `lvextend`).  A regular image
+ * smaller than sectors is grown (sparse).  Growing is applied at once:
+ * the device accepts the new range, then the config space changes and
+ * the transport tells the driver (vhost-user: BACKEND_CONFIG_CHANGE_MSG;
+ * a Linux guest's /sys/block/vdX/size follows).  Shrinking is refused
+ * with -EPERM and the capacity stays: the driver may have data there.
+ * 0 (also when nothing changed), -EPERM, -ENOSPC (a block device or
+ * read-only image smaller than asked), or the I/O error; err (if errlen
+ * > 0) says why in one line.  Any thread; resizes are serialised.
+ */
+int vio_blk_device_resize(struct vio_blk_device *bd, uint64_t sectors,
+			  char *err, size_t errlen);
 /* "io_uring" or "sync". */
 const char *vio_blk_device_backend(const struct vio_blk_device *bd);
 /*
- * Wait until no kick is running: every request popped so far has
- * completed (and, for FLUSH, is durable) and was pushed to the driver.
+ * Wait until no kick is running and no request is in flight: every
+ * request popped so far has completed (and, for FLUSH, is durable) and
+ * was pushed to the driver (in flight between kicks, a queue's loop
+ * completes it meanwhile).
  * Busy-polling kicks are told to return early.  Call it from any thread
  * (e.g. after SIGTERM), then stop the transport so no new kick starts.
  * timeout_ms < 0 waits forever.  0 or -ETIMEDOUT.

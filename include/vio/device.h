@@ -23,13 +23,16 @@
  *   control thread, one at a time: over vhost-user the thread that calls
  *   vio_backend_dispatch() (and vio_backend_free()'s caller); over inproc
  *   the driver's thread, the caller of the vdev's functions (vio/driver.h).
- * - kick(dev, idx, vq) runs on the thread serving queue idx.  vhost-user:
- *   the worker that the backend's queue_start hook gave that queue; with
- *   vio/run.h, one thread per queue, so kicks of different queues run at
- *   the same time on different threads, and a worker stopped and started
- *   again (memory table, ring or kick fd change, reset) may be a new
- *   thread.  inproc: the thread that calls vio_inproc_device_poll(), every
- *   queue in turn.  Kicks of one queue never overlap.
+ * - kick(dev, idx, vq) runs on the thread serving queue idx, and so do
+ *   ops->queue_start, ops->queue_stop and the callbacks the device added
+ *   to that queue's loop.  vhost-user: the worker that the backend's
+ *   queue_start hook gave that queue; with vio/run.h, a worker serves a
+ *   group of queues (vio serve --threads), so kicks of queues in
+ *   different groups run at the same time on different threads, and
+ *   queues of one group take turns on one thread.  A worker outlives a
+ *   queue's stop and start and a kick fd change.  inproc: the thread that
+ *   calls vio_inproc_device_poll(), every queue in turn, with no loop.
+ *   Kicks of one queue never overlap.
  * - What overlaps.  vhost-user: reset, and every status change but the
  *   driver's FAILED, run while no worker runs (the backend stops them
  *   all first); DRIVER_OK comes before any worker starts.  FAILED,
@@ -44,14 +47,13 @@
  *   locking.  Safe from any thread: vio_device_config_read,
  *   vio_device_config_update, vio_device_get_status, vio_device_needs_reset,
  *   vio_device_opaque, and vio_device_has_feature (fixed while queues run).
- * - A kick pushes every chain it popped before it returns: at a stop the
- *   vhost-user backend hands the ring position to the frontend from the
- *   vq, and a chain held across kicks would be lost on a reconnect.
- * - Asynchronous input (a packet or an event that arrives later, for a
- *   receive queue): not supported yet.  A device pushes only from within
- *   that queue's kick; there is no call to wake a queue's worker from
- *   outside or to learn when a queue starts and stops (the device engine
- *   adds them); until then input waits for the driver's next kick.
+ * - Chains held across kicks (asynchronous completion, receive buffers
+ *   waiting for data) are allowed when the queue has a loop: the device
+ *   completes them from its loop callbacks, and ops->queue_stop completes
+ *   or hands back (vio_vq_unpop) every held chain, so the ring position a
+ *   vhost-user backend hands to the frontend at a stop is exact.  Without
+ *   a loop (queue_start got NULL) a kick pushes every chain it popped
+ *   before it returns.
  * - ops->reset may come several times per connection, with no queue and
  *   no status change in between: vio_drvdev_connect resets first, a
  *   vhost-user SET_FEATURES, SET_STATUS 0, RESET_DEVICE and the end of a

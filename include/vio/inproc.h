@@ -49,6 +49,17 @@ int vio_inproc_device_fd(const struct vio_inproc *ip);
 int vio_inproc_device_poll(struct vio_inproc *ip, int timeout_ms);
 /* Make device_poll return -ECANCELED from now on (any thread). */
 void vio_inproc_stop(struct vio_inproc *ip);
+/*
+ * Config changes (vio_device_config_update, from any thread) reach the
+ * driver's config_changed (vio/driver.h) on a driver thread, as an
+ * interrupt would: one that waits for used buffers (vio_drvdev_wait_used,
+ * one waiter at a time) or calls vio_inproc_serve_config(), which runs
+ * it for a pending change without blocking (1, or 0 if none was
+ * pending; not concurrently with vio_bus_remove of the vdev).
+ * vio_inproc_config_fd() is readable while a change is pending.
+ */
+int vio_inproc_config_fd(const struct vio_inproc *ip);
+int vio_inproc_serve_config(struct vio_inproc *ip);
 
 #ifdef __cplusplus
 }

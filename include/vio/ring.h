@@ -253,6 +253,54 @@ bool vio_vq_enable_notify(struct vio_vq *vq);
 /* True if a chain is available (may break the queue on a bad index). */
 bool vio_vq_more_avail(struct vio_vq *vq);
 
+/*
+ * Hand back the most recently popped chain (head as pop gave it): the
+ * device did not use it, and the next pop (or the next owner of the ring,
+ * through vio_vq_get_base) sees it again.  Last in, first out: head must
+ * be the latest chain popped that was neither pushed nor handed back, and
+ * every chain popped after it must have been handed back already (a
+ * receive queue that holds buffers in the order it popped them gives
+ * them back, newest first, at a stop).  With an in-flight region its
+ * mark is cleared.  0, -EINVAL (not the latest chain), -EIO (broken).
+ */
+int vio_vq_unpop(struct vio_vq *vq, uint32_t head);
+
+/*
+ * In-flight tracking (vhost-user INFLIGHT_SHMFD, QEMU's
+ * docs/interop/vhost-user.rst "Inflight I/O tracking"): a device-side
+ * queue mirrors what it owes the driver into a region of shared memory
+ * that outlives the process, in that document's layout (QueueRegionSplit
+ * or QueueRegionPacked, native byte order).  Every pop marks its chain in
+ * flight with a counter, every push clears the marks, in an order that
+ * keeps the region recoverable at any instant the process may die.
+ *
+ * vio_inflight_queue_bytes: bytes of one queue's region for a ring of
+ * size entries and that format (64-byte multiple); 0 if size is 0 or
+ * above VIO_VQ_MAX_SIZE.
+ *
+ * vio_vq_set_inflight: attach region (8-byte aligned, at least
+ * vio_inflight_queue_bytes(size, packed) bytes, not owned: it must stay
+ * mapped until the vq is freed or detached) before the first pop, after
+ * vio_vq_set_base.  region NULL detaches.  Without resume, or when the
+ * region was never initialised (version 0), it is initialised for this
+ * ring's current position.  With resume and an initialised region it
+ * holds a previous owner's state (a backend that died): it is repaired
+ * as the document says (split: last_batch_head; packed: the old_* roll
+ * back or commit), the ring position is set from it (split: used_idx +
+ * chains in flight; packed: used_idx + their ring slots), and the next
+ * pops return the chains that were in flight, by counter, each once,
+ * before any new chain.  0; -EINVAL if the region contradicts the ring
+ * (size, version, indices, links; logged, nothing attached); -EBUSY if
+ * one is attached; -ENOMEM.  Cost without a region: one predictable
+ * branch per pop, push and more_avail (and per packed descriptor).
+ */
+size_t vio_inflight_queue_bytes(uint16_t size, bool packed);
+VIO_MUST_CHECK int vio_vq_set_inflight(struct vio_vq *vq, void *region,
+				       bool resume);
+/* Chains found in flight by the last vio_vq_set_inflight (resubmitted or
+ * still to be). */
+unsigned vio_vq_inflight_recovered(const struct vio_vq *vq);
+
 /* ---- both sides ---- */
 
 /* Transport entry: the peer notified us; runs cfg.callback. */

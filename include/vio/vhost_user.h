@@ -13,9 +13,10 @@
  *     vio_backend_listen(b, "/run/disk.sock");     // or _connect (client)
  *     for (;;) { poll(vio_backend_fd(b)); vio_backend_dispatch(b); }
  *
- * The backend owns no thread: it asks its hooks to start a worker per
- * queue (given the queue's kick eventfd) and to stop it, synchronously,
- * before it touches that queue, its fds or guest memory again.
+ * The backend owns no thread: it asks its hooks to start serving a queue
+ * on a worker (given the queue's kick eventfd), to replace the kick fd,
+ * and to stop it, synchronously, before it touches that queue or guest
+ * memory again.
  *
  * Threads (device side; vio/device.h "Threads" says what a device may
  * rely on): the thread that calls vio_backend_dispatch() is the control
@@ -24,8 +25,9 @@
  * hooks run on it; vio_backend_free() does the same work on its caller's
  * thread.  Call dispatch from one thread at a time, and not concurrently
  * with vio_backend_free.  vio_backend_queue_kick(), hence the device's
- * kick for that queue, runs on the worker a hook started (vio/run.h: one
- * thread per queue, a new one after each stop and start).
+ * kick for that queue, and its queue_start/queue_stop, run on the worker
+ * a hook gave the queue (vio/run.h: a group of workers made once, queue i
+ * on worker i % N; a stop and start or a kick fd change keeps it).
  *
  * Mapping to the model: SET_FEATURES takes the device through ACKNOWLEDGE,
  * DRIVER, the features and FEATURES_OK.  DRIVER_OK: with the STATUS
@@ -45,6 +47,17 @@
  * queue's error eventfd (SET_VRING_ERR) when the frontend gave one.  Kick,
  * call and error fds must be eventfds (else the connection ends); they are
  * made non-blocking.
+ *
+ * Config changes (vio_device_config_update, e.g. vio_blk_device_resize):
+ * with the protocol features BACKEND_REQ and CONFIG negotiated and the
+ * frontend's socket given (SET_BACKEND_REQ_FD, a Unix stream socket, else
+ * the connection ends), the backend sends BACKEND_CONFIG_CHANGE_MSG on it,
+ * from whatever thread made the change, never blocking (a frontend that
+ * does not read it misses the message).  With REPLY_ACK it asks for an
+ * ack and waits for it, at most 1 s, unless it runs on the control thread
+ * (the frontend answers only after its GET_CONFIG, which that thread
+ * serves): then the ack is collected before the next change.  A frontend
+ * that misbehaves on that channel loses it; the connection goes on.
  */
 #ifndef VIO_VHOST_USER_H
 #define VIO_VHOST_USER_H
@@ -68,16 +81,31 @@ struct vio_backend_opts {
 	/* socket file mode when listening; 0 = 0600 */
 	unsigned socket_mode;
 	/*
-	 * Start serving queue idx: run vio_backend_queue_kick(b, idx) once,
-	 * then whenever kick_fd is readable (after draining it), and again
-	 * at once while it returns true.  Return a handle, or NULL on
-	 * failure.  The worker is stopped (queue_stop) before the rings, the
-	 * kick fd or the memory change; not for a new call or error fd.
+	 * Start serving queue idx (the vq exists): on the thread that will
+	 * run its kicks, vio_device_queue_start(vio_backend_device(b), idx,
+	 * loop) (loop: that thread's event loop, or NULL), then
+	 * vio_backend_queue_kick(b, idx) once, then whenever kick_fd is
+	 * readable (after draining it), and again while it returns true.
+	 * Return a handle, or NULL on failure (the queue does not start).
+	 * The queue is stopped (queue_stop) before the rings or the memory
+	 * change, at a reset and at the end of the connection; not for a
+	 * new call or error fd, and not for a new kick fd when
+	 * queue_kick_fd takes it.  vio/run.h's hooks (vio_run_hooks) do all
+	 * of this on their workers.
 	 */
 	void *(*queue_start)(void *opaque, struct vio_backend *b, unsigned idx,
 			     int kick_fd);
-	/* Stop that worker; return only once it no longer runs. */
+	/* Stop that queue: call vio_device_queue_stop(dev, idx) on the
+	 * queue's thread (the device completes or hands back what it
+	 * holds), and return only once no kick of it runs any more; the
+	 * backend then reads the ring position and frees the vq. */
 	void (*queue_stop)(void *opaque, void *handle);
+	/* Optional: the frontend sent a new kick fd for a running queue.
+	 * Return 0 once the worker waits on kick_fd and no longer on the old
+	 * one (the backend closes that then), having kicked the queue once
+	 * (a kick may have gone to the old fd); negative errno to have the
+	 * queue stopped and started again instead.  NULL: stop and start. */
+	int (*queue_kick_fd)(void *opaque, void *handle, int kick_fd);
 	void *opaque;
 };
 
@@ -119,6 +147,8 @@ int vio_backend_dispatch(struct vio_backend *b);
 /* Worker entry: queue idx was kicked.  Does a bounded amount of work;
  * true if chains are still available (call again). */
 bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx);
+/* The device b serves (for the hooks: vio_device_queue_start/stop). */
+struct vio_device *vio_backend_device(const struct vio_backend *b);
 
 /* ---- frontend (driver side) ----
  *
@@ -179,9 +209,33 @@ struct vio_frontend_opts {
 	 * does not answer in time is treated as gone. */
 	int reply_timeout_ms;
 	/* Protocol features (1 << VHOST_USER_PROTOCOL_F_*: MQ 0, REPLY_ACK
-	 * 3, CONFIG 9, RESET_DEVICE 13, CONFIGURE_MEM_SLOTS 15, STATUS 16)
-	 * not to negotiate even when offered: tests, backend workarounds. */
+	 * 3, BACKEND_REQ 5, CONFIG 9, RESET_DEVICE 13, CONFIGURE_MEM_SLOTS
+	 * 15, STATUS 16) not to negotiate even when offered: tests, backend
+	 * workarounds. */
 	uint64_t protocol_features_off;
+	/*
+	 * Reconnect (docs/vhost-user-frontend.md "Reconnect"): when the
+	 * backend goes away (its socket hangs up, a message fails), wait up
+	 * to this many ms for one to listen at the path again, redo the
+	 * handshake (the features negotiated before must all be offered
+	 * again, else the frontend fails for good), share the same memory
+	 * and give it every ring with the buffers still in flight available
+	 * again: they are redone, and the driver sees only completions.
+	 * Meanwhile kicks and waits block (up to this wait), and after it
+	 * everything fails with -ENOTCONN.  Requests must be idempotent
+	 * (blk's are).  The rings are split: with a wait set, RING_PACKED
+	 * is not offered to the driver (a packed ring's descriptors are
+	 * overwritten by used elements, so an unused buffer cannot be
+	 * handed to a new backend).  0: no reconnect (a lost backend is
+	 * final; vio_frontend_alive() turns false).
+	 */
+	int reconnect_ms;
+	/* Listen at the path (mode 0600; a socket file there is replaced,
+	 * and removed at free) and take the backend that connects to it
+	 * (vio serve --client, the role QEMU's server=on plays), instead of
+	 * connecting.  connect_timeout_ms bounds the wait for it (0: no
+	 * limit); with reconnect_ms, a new one is accepted after a loss. */
+	bool listen;
 };
 
 /*
@@ -210,6 +264,25 @@ bool vio_frontend_alive(const struct vio_frontend *f);
 int vio_frontend_fd(const struct vio_frontend *f);
 /* Why the frontend died ("" while alive). */
 const char *vio_frontend_error(const struct vio_frontend *f);
+/*
+ * The backend channel (protocol feature BACKEND_REQ, negotiated when the
+ * backend offers it): the backend says on it that its config space
+ * changed (a disk was resized), and the bound driver's config_changed
+ * runs (vio/driver.h; blk reads its capacity again).  The frontend owns
+ * no thread: the channel is served by a thread that waits for used
+ * buffers (vio_drvdev_wait_used, one waiter at a time), or on demand:
+ * vio_frontend_backend_fd() is readable when the backend asked something
+ * (-1: no channel, e.g. the backend does not offer it), and
+ * vio_frontend_serve_backend() handles what is there without blocking:
+ * the driver's config_changed runs on the caller's thread (not
+ * concurrently with vio_bus_remove of the vdev), then the ack goes back
+ * if the backend asked for one.  Returns how many requests were handled
+ * (0: none), or negative errno: the channel broke (the backend sent
+ * something malformed or closed it; logged) and is gone, the device
+ * itself goes on.
+ */
+int vio_frontend_backend_fd(const struct vio_frontend *f);
+int vio_frontend_serve_backend(struct vio_frontend *f);
 /* Closes the connection, the queues' fds, and frees the vdev (remove it
  * from its bus first; no notify or wait may still run). */
 void vio_frontend_free(struct vio_frontend *f);

@@ -3,28 +3,14 @@
  * virtio-blk, the device side (VIRTIO 1.2 section 5.2): a disk backed by
  * an image file or a block device.
  *
- * Data path per kick (queue idx, on that queue's worker thread):
- *
- *   disable notifications;
- *   loop, until a ring's worth of chains (the queue size) was handled:
- *     pop up to a batch of chains (queue size, and as many as the
- *     preallocated segment arena holds); validate each (request.c);
- *     answer the bad ones at once, hand READ/WRITE/FLUSH to the I/O
- *     backend (io_uring: queued, one submission for the batch);
- *     wait for the whole batch; write the status bytes;
- *     push the batch with one vio_vq_push_batch, vio_vq_call;
- *     when the ring is empty: busy-poll (cfg.poll) for poll_us, then
- *     re-enable notifications and return unless chains arrived meanwhile.
- *
- * The bound keeps a kick short under any load (vio/device.h): a driver
- * that refills the ring as fast as it drains cannot keep a kick running,
- * so the transport can stop the queue between kicks.  A kick that ends on
- * the bound with chains still waiting leaves notifications disabled and
- * vio_device_kick() tells its caller to call again.
- *
- * A kick returns only after every request it popped has completed and
- * was pushed: there is never in-flight state between kicks, which is what
- * vio_blk_device_drain() waits for and why reset has nothing to drop.
+ * Data path (queue.c): chains are popped into a per-queue in-flight
+ * table and pushed as they complete, in completion order, batched per
+ * loop turn.  Reads and writes the page cache can serve complete inline
+ * (RWF_NOWAIT), the rest through io_uring, whose completions arrive on
+ * the queue's loop (ops->queue_start) or, without a loop, within the
+ * kick that popped them.  ops->queue_stop completes and pushes every
+ * chain in flight, so reset has nothing to drop and the ring base the
+ * transport reads afterwards is exact.
  *
  * Cache mode: writeback (FLUSH makes writes durable) when FLUSH was
  * negotiated, writethrough otherwise; with CONFIG_WCE the driver may
@@ -60,170 +46,38 @@
 #define IOV_MAX 1024
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
-
-/* Single writer (the queue's kick): a relaxed load and store, no locked
- * read-modify-write; readers load relaxed. */
-static void stat_add(uint64_t *p, uint64_t v)
-{
-	if (v)
-		__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
-				 __ATOMIC_RELAXED);
-}
-
-/* A pushed batch, in the queue's counters: one update per counter. */
-static void batch_count(struct blk_queue *q, unsigned n)
-{
-	struct vio_blk_queue_stats c = {.requests = n};
-	for (unsigned i = 0; i < n; i++) {
-		const struct blk_req *req = &q->reqs[i];
-		bool ok = req->result == VIRTIO_BLK_S_OK;
-		if (req->op == BLK_OP_READ) {
-			c.reads++;
-			c.bytes_read += ok ? req->len : 0;
-		} else if (req->op == BLK_OP_WRITE) {
-			c.writes++;
-			c.bytes_written += ok ? req->len : 0;
-		} else if (req->op == BLK_OP_FLUSH) {
-			c.flushes++;
-		}
-		c.errors += !ok;
-	}
-	struct vio_blk_queue_stats *st = &q->st;
-	stat_add(&st->requests, c.requests);
-	stat_add(&st->reads, c.reads);
-	stat_add(&st->writes, c.writes);
-	stat_add(&st->flushes, c.flushes);
-	stat_add(&st->bytes_read, c.bytes_read);
-	stat_add(&st->bytes_written, c.bytes_written);
-	stat_add(&st->errors, c.errors);
-}
-
-/*
- * One batch: pop, start, wait, push.  Returns the number of chains
- * handled (0: the ring was empty) or -EIO (the queue is broken).
- */
-static int blk_batch(struct blk_queue *q, struct vio_vq *vq,
-		     const struct blk_neg *neg, unsigned max)
-{
-	unsigned n = 0, used_iov = 0;
-	int r = 0;
-
-	if (max > q->nreqs)
-		max = q->nreqs;
-	while (n < max && q->iov_cap - used_iov >= q->chain_max) {
-		struct vio_chain c;
-		r = vio_vq_pop(vq, &c, q->iov + used_iov, q->chain_max);
-		struct blk_req *req = &q->reqs[n];
-		if (r == -E2BIG) {
-			/* legal but too many segments: IOERR, queue kept */
-			blk_req_too_long(q, req, &c);
-			n++;
-			used_iov += c.nr_in;
-			r = 1;
-			continue;
-		}
-		if (r <= 0)
-			break;
-		n++;
-		blk_req_start(q, req, &c, q->vec + used_iov, neg);
-		if (req->op != BLK_OP_NONE)
-			q->io->submit(q, req);
-		used_iov += (unsigned)c.nr_out + c.nr_in;
-	}
-	if (n == 0)
-		return r < 0 ? -EIO : 0;
-	/* the batch's memory (iovecs, slots) is reused next round: every
-	 * request must be finished before the next pop */
-	q->io->wait(q);
-	for (unsigned i = 0; i < n; i++) {
-		q->used[i].head = q->reqs[i].head;
-		q->used[i].len = q->reqs[i].used_len;
-	}
-	/* counted before the push: a driver that sees its completion finds
-	 * it counted (the push's release orders these stores before it) */
-	batch_count(q, n);
-	if (vio_vq_push_batch(vq, q->used, n) < 0)
-		return -EIO;
-	vio_vq_call(vq);
-	return r < 0 ? -EIO : (int)n;
-}
-
-/* Cache mode and request types, as negotiated (and configured) now. */
-static void neg_read(struct vio_blk_device *bd, struct blk_neg *neg)
-{
-	struct vio_device *dev = bd->dev;
-	bool writeback = vio_device_has_feature(dev, VIRTIO_BLK_F_FLUSH);
-	if (writeback && vio_device_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
-		uint8_t wce = 1;
-		(void)vio_device_config_read(
-		    dev, offsetof(struct virtio_blk_config, wce), &wce, 1);
-		writeback = wce != 0;
-	}
-	neg->writethrough = !writeback;
-	neg->discard = vio_device_has_feature(dev, VIRTIO_BLK_F_DISCARD);
-	neg->write_zeroes =
-	    vio_device_has_feature(dev, VIRTIO_BLK_F_WRITE_ZEROES);
-}
-
 static bool blk_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
 	struct vio_blk_device *bd = vio_device_opaque(dev);
 	if (idx >= bd->nq)
 		return false;
-	struct blk_queue *q = &bd->q[idx];
-	struct blk_neg neg;
-	neg_read(bd, &neg);
-	/* at most a ring's worth of chains per kick (vio/device.h) */
-	unsigned budget = vio_vq_size(vq);
-	uint64_t poll_end = 0;
-	bool more = false;
+	return blk_queue_kick(&bd->q[idx], vq);
+}
 
-	__atomic_add_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
-	vio_vq_disable_notify(vq);
-	for (;;) {
-		if (budget == 0) {
-			/* bound reached: re-arm only if nothing waits, else
-			 * stay disabled and let the caller call again */
-			if (!vio_vq_enable_notify(vq)) {
-				vio_vq_disable_notify(vq);
-				more = true;
-			}
-			break;
-		}
-		int n = blk_batch(q, vq, &neg, budget);
-		if (n < 0) {
-			/* broken: the model asks for a reset */
-			stat_add(&q->st.broken, 1);
-			break;
-		}
-		if (n > 0) {
-			budget -= (unsigned)n;
-			poll_end = 0;
-			continue;
-		}
-		if (bd->poll_ns &&
-		    !__atomic_load_n(&bd->draining, __ATOMIC_ACQUIRE)) {
-			uint64_t now = vio_now_ns();
-			if (!poll_end)
-				poll_end = now + bd->poll_ns;
-			if (now < poll_end) {
-				cpu_relax();
-				continue;
-			}
-		}
-		/* 2.7.10: re-arm, then look once more to close the race */
-		if (vio_vq_enable_notify(vq))
-			break;
-		vio_vq_disable_notify(vq);
-		poll_end = 0;
-	}
-	__atomic_sub_fetch(&bd->active, 1, __ATOMIC_SEQ_CST);
-	return more;
+static int blk_queue_start_op(struct vio_device *dev, unsigned idx,
+			      struct vio_vq *vq, struct vio_loop *loop)
+{
+	struct vio_blk_device *bd = vio_device_opaque(dev);
+	if (idx >= bd->nq)
+		return -EINVAL;
+	return blk_queue_start(&bd->q[idx], vq, loop);
+}
+
+static void blk_queue_stop_op(struct vio_device *dev, unsigned idx,
+			      struct vio_vq *vq)
+{
+	struct vio_blk_device *bd = vio_device_opaque(dev);
+	if (idx < bd->nq)
+		blk_queue_stop(&bd->q[idx], vq);
+}
+
+/* Every queue is already freed and was stopped first: nothing is in
+ * flight (a queue freed unstopped has its I/O waited for, dropped). */
+static void blk_reset(struct vio_device *dev)
+{
+	struct vio_blk_device *bd = vio_device_opaque(dev);
+	for (unsigned i = 0; i < bd->nq; i++)
+		blk_queue_abandon(&bd->q[i]);
 }
 
 /*
@@ -258,7 +112,10 @@ static int blk_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 
 static const struct vio_device_ops blk_ops = {
     .status = blk_status,
+    .reset = blk_reset,
     .kick = blk_kick,
+    .queue_start = blk_queue_start_op,
+    .queue_stop = blk_queue_stop_op,
     .config_writable = blk_config_writable,
 };
 
@@ -362,43 +219,6 @@ static void default_id(const char *path, uint8_t id[VIRTIO_BLK_ID_BYTES])
 	snprintf(s, sizeof(s), "vio-blk-%08x", h);
 	memset(id, 0, VIRTIO_BLK_ID_BYTES);
 	memcpy(id, s, strlen(s));
-}
-
-static int queue_init(struct vio_blk_device *bd, struct blk_queue *q,
-		      unsigned idx, uint16_t qsize)
-{
-	q->bd = bd;
-	q->idx = idx;
-	q->fd = bd->fd;
-	q->nreqs = qsize;
-	/* segments per chain: its descriptors (at most qsize, 2.7.5.3.1)
-	 * plus room for the region boundaries they cross; seg_max and
-	 * size_max are checked per descriptor, whatever the pieces */
-	q->chain_max = vio_vq_iov_max(qsize);
-	/* room for at least one whole chain plus as much again of smaller
-	 * ones: a batch stops popping when less than chain_max is left */
-	q->iov_cap = 2u * q->chain_max;
-	q->reqs = calloc(q->nreqs, sizeof(*q->reqs));
-	q->used = calloc(q->nreqs, sizeof(*q->used));
-	q->iov = calloc(q->iov_cap, sizeof(*q->iov));
-	q->vec = calloc(q->iov_cap, sizeof(*q->vec));
-	q->dwz =
-	    calloc(bd->dwz_seg, sizeof(struct virtio_blk_discard_write_zeroes));
-	if (!q->reqs || !q->used || !q->iov || !q->vec || !q->dwz)
-		return -ENOMEM;
-	return 0;
-}
-
-static void queue_fini(struct blk_queue *q)
-{
-	if (q->io && q->io->fini)
-		q->io->fini(q);
-	q->io = NULL;
-	free(q->reqs);
-	free(q->used);
-	free(q->iov);
-	free(q->vec);
-	free(q->dwz);
 }
 
 /* io_uring on every queue, or the synchronous backend on all of them. */
@@ -538,7 +358,7 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	bd->capacity = bytes / SECTOR;
 
 	for (unsigned i = 0; i < nq; i++) {
-		if (queue_init(bd, &bd->q[i], i, qsize) < 0) {
+		if (blk_queue_init(bd, &bd->q[i], i, qsize) < 0) {
 			set_err(err, errlen, "out of memory");
 			r = -ENOMEM;
 			goto fail;
@@ -610,7 +430,7 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	return bd;
 fail:
 	for (unsigned i = 0; i < nq; i++)
-		queue_fini(&bd->q[i]);
+		blk_queue_fini(&bd->q[i]);
 	if (bd->fd >= 0)
 		close(bd->fd);
 	free(bd);
@@ -625,7 +445,8 @@ struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd)
 
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd)
 {
-	return bd->capacity;
+	/* vio_blk_device_resize may store it from another thread */
+	return __atomic_load_n(&bd->capacity, __ATOMIC_ACQUIRE);
 }
 
 unsigned vio_blk_device_num_queues(const struct vio_blk_device *bd)
@@ -656,6 +477,18 @@ const char *vio_blk_device_backend(const struct vio_blk_device *bd)
 	return bd->io->name;
 }
 
+/* A kick runs, or a queue owes the driver chains (in flight between
+ * kicks, completed by its loop's events). */
+static bool busy(struct vio_blk_device *bd)
+{
+	if (__atomic_load_n(&bd->active, __ATOMIC_SEQ_CST) > 0)
+		return true;
+	for (unsigned i = 0; i < bd->nq; i++)
+		if (__atomic_load_n(&bd->q[i].owed, __ATOMIC_ACQUIRE))
+			return true;
+	return false;
+}
+
 int vio_blk_device_drain(struct vio_blk_device *bd, int timeout_ms)
 {
 	uint64_t deadline =
@@ -664,7 +497,7 @@ int vio_blk_device_drain(struct vio_blk_device *bd, int timeout_ms)
 	int r = 0;
 
 	__atomic_add_fetch(&bd->draining, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&bd->active, __ATOMIC_SEQ_CST) > 0) {
+	while (busy(bd)) {
 		if (vio_now_ns() >= deadline) {
 			r = -ETIMEDOUT;
 			break;
@@ -682,7 +515,7 @@ void vio_blk_device_free(struct vio_blk_device *bd)
 		return;
 	vio_device_free(bd->dev);
 	for (unsigned i = 0; i < bd->nq; i++)
-		queue_fini(&bd->q[i]);
+		blk_queue_fini(&bd->q[i]);
 	if (bd->fd >= 0)
 		close(bd->fd);
 	free(bd);

@@ -61,8 +61,9 @@ static int req_check(const struct vio_blk *b, const struct vio_blk_req *req)
 		return 0;
 	if (req->offset % SECTOR || req->len % SECTOR)
 		return -EINVAL;
-	if (req->offset > b->cap_bytes ||
-	    (uint64_t)req->len > b->cap_bytes - req->offset)
+	/* the capacity may grow under us (blk_config_changed) */
+	uint64_t cap = __atomic_load_n(&b->cap_bytes, __ATOMIC_ACQUIRE);
+	if (req->offset > cap || (uint64_t)req->len > cap - req->offset)
 		return -ERANGE;
 	return 0;
 }
@@ -251,7 +252,7 @@ int vio_blk_get_id(struct vio_blk *b, unsigned q, char id[21])
 
 uint64_t vio_blk_capacity_bytes(const struct vio_blk *b)
 {
-	return b->cap_bytes;
+	return __atomic_load_n(&b->cap_bytes, __ATOMIC_ACQUIRE);
 }
 
 unsigned vio_blk_num_queues(const struct vio_blk *b)
@@ -277,4 +278,7 @@ bool vio_blk_has_feature(const struct vio_blk *b, unsigned bit)
 void vio_blk_get_info(const struct vio_blk *b, struct vio_blk_info *out)
 {
 	*out = b->info;
+	/* the one field a config change updates (blk_config_changed) */
+	out->capacity =
+	    __atomic_load_n(&b->cap_bytes, __ATOMIC_ACQUIRE) / SECTOR;
 }

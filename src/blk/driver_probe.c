@@ -5,6 +5,7 @@
  * per-request limits, slots and rings) and remove.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct blk_driver {
 
 static int blk_probe(struct vio_drvdev *vdev);
 static void blk_remove(struct vio_drvdev *vdev);
+static void blk_config_changed(struct vio_drvdev *vdev);
 
 static const unsigned blk_features[] = {
     VIRTIO_BLK_F_SIZE_MAX,
@@ -68,6 +70,7 @@ const struct vio_driver vio_blk_driver = {
     .feature_table_size = N_BLK_FEATURES,
     .probe = blk_probe,
     .remove = blk_remove,
+    .config_changed = blk_config_changed,
 };
 
 static const struct vio_blk_driver_opts default_cfg;
@@ -486,4 +489,37 @@ static void blk_remove(struct vio_drvdev *vdev)
 		q->in_poll = false;
 	}
 	free_state(vdev, b);
+}
+
+/*
+ * The device says its config space changed (5.2.6: the capacity, after a
+ * resize).  Runs on a driver thread (the transport's: one that waits for
+ * used buffers, or an explicit serve call), possibly while other queues'
+ * threads submit: the capacity is published with an atomic store, which
+ * req_check and the getters load.  Requests already sent keep the range
+ * they were checked against; the device refuses what is past its own
+ * capacity.  A capacity that cannot be read or is 0 keeps the old one.
+ */
+static void blk_config_changed(struct vio_drvdev *vdev)
+{
+	struct vio_blk *b = vio_drvdev_priv(vdev);
+	if (!b)
+		return; /* not probed (yet): probe reads the config itself */
+	uint64_t sectors = 0;
+	int r = cfg_u64(vdev, CFG_OFF(capacity), &sectors);
+	if (r < 0 || sectors == 0) {
+		vio_log_warn("blk driver: config change: capacity %s; "
+			     "keeping %" PRIu64 " bytes",
+			     r < 0 ? strerror(-r) : "0",
+			     vio_blk_capacity_bytes(b));
+		return;
+	}
+	if (sectors > UINT64_MAX / SECTOR)
+		sectors = UINT64_MAX / SECTOR;
+	uint64_t old = __atomic_exchange_n(&b->cap_bytes, sectors * SECTOR,
+					   __ATOMIC_RELEASE);
+	if (old != sectors * SECTOR)
+		vio_log_info("blk driver: capacity changed from %" PRIu64
+			     " to %" PRIu64 " bytes",
+			     old, sectors * SECTOR);
 }

@@ -88,12 +88,19 @@ static void sync_fini(struct blk_queue *q)
 
 static void sync_submit(struct blk_queue *q, struct blk_req *req)
 {
-	blk_req_done(q, req, blk_sync_finish(q->fd, req));
+	blk_req_end(q, req, blk_sync_finish(q->fd, req));
 }
 
-static void sync_wait(struct blk_queue *q)
+static void sync_commit(struct blk_queue *q)
 {
 	(void)q; /* everything completed in submit */
+}
+
+static unsigned sync_reap(struct blk_queue *q, bool wait)
+{
+	(void)q;
+	(void)wait;
+	return 0;
 }
 
 const struct blk_io_ops blk_io_sync = {
@@ -101,5 +108,6 @@ const struct blk_io_ops blk_io_sync = {
     .init = sync_init,
     .fini = sync_fini,
     .submit = sync_submit,
-    .wait = sync_wait,
+    .commit = sync_commit,
+    .reap = sync_reap,
 };

@@ -62,8 +62,9 @@ static void req_bad(struct blk_queue *q, struct blk_req *req, uint8_t status,
 static bool range_ok(const struct vio_blk_device *bd, uint64_t sector,
 		     uint64_t bytes)
 {
-	return sector <= bd->capacity &&
-	       bytes <= (bd->capacity - sector) * (uint64_t)SECTOR;
+	/* one load: a live resize (resize.c) may grow it meanwhile */
+	uint64_t cap = __atomic_load_n(&bd->capacity, __ATOMIC_ACQUIRE);
+	return sector <= cap && bytes <= (cap - sector) * (uint64_t)SECTOR;
 }
 
 /*

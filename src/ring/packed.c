@@ -365,6 +365,10 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 				return -EIO;
 			}
 		}
+		/* an in-flight region keeps a copy (used entries will
+		 * overwrite this slot while the chain is still in flight) */
+		if (vio_unlikely(vq->inf != NULL))
+			vio_inflight_packed_desc(vq, &d, flags);
 		if (vio_walk_desc(&w, le64toh(d.addr), le32toh(d.len),
 				  flags &
 				      (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE |
@@ -386,6 +390,36 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 	if (vq->event_idx && !vq->notify_disabled)
 		set_avail_event(vq, pos, wrap);
 	return ret;
+}
+
+/* Hand back the chain popped last: head encodes its id and ring slots
+ * (vio_packed_pop); those slots end at our avail position, lie between
+ * the used and avail positions, and the last one carries the id.  No
+ * used entry was written there (they go below the used position). */
+int vio_packed_unpop(struct vio_vq *vq, uint32_t head)
+{
+	uint32_t nd = head >> 16;
+	int32_t held = (int32_t)vq->last_avail - vq->next_used;
+	if (vq->dev_avail_wrap != vq->dev_used_wrap)
+		held += vq->size;
+	if (nd == 0 || (int32_t)nd > held)
+		return -EINVAL;
+	int32_t pos = (int32_t)vq->last_avail - (int32_t)nd;
+	bool wrap = vq->dev_avail_wrap;
+	if (pos < 0) {
+		pos += vq->size;
+		wrap = !wrap;
+	}
+	uint32_t tail = ((uint32_t)pos + nd - 1) % vq->size;
+	uint16_t flags = le16toh(VIO_LOAD(&vq->pdesc[pos].flags));
+	if (!is_avail(flags, wrap) ||
+	    le16toh(VIO_LOAD(&vq->pdesc[tail].id)) != (uint16_t)head)
+		return -EINVAL;
+	vq->last_avail = (uint16_t)pos;
+	vq->dev_avail_wrap = wrap;
+	if (vq->event_idx && !vq->notify_disabled)
+		set_avail_event(vq, (uint16_t)pos, wrap);
+	return 0;
 }
 
 int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)

@@ -262,6 +262,36 @@ bool vio_split_more_avail(struct vio_vq *vq)
 	return vq->last_avail != vq->avail_idx_cache || read_avail(vq);
 }
 
+/* The chain at head (< size), through the walker: 1, -E2BIG or -EIO. */
+static inline int walk_chain(struct vio_vq *vq, uint16_t head,
+			     struct vio_chain *c, struct vio_iov *iov,
+			     unsigned max_iov)
+{
+	struct vio_walk w;
+	vio_walk_init(&w, vq, iov, max_iov);
+	for (uint16_t i = head;;) {
+		struct vring_desc d;
+		vio_copy_once(&d, &vq->desc[i], sizeof(d));
+		uint16_t flags = le16toh(d.flags);
+		if (vio_walk_desc(&w, le64toh(d.addr), le32toh(d.len), flags))
+			return -EIO;
+		if (!(flags & VRING_DESC_F_NEXT))
+			break;
+		i = le16toh(d.next);
+		if (vio_unlikely(i >= vq->size)) {
+			vio_vq_bad(vq, "next descriptor %u out of range", i);
+			return -EIO;
+		}
+	}
+	return vio_walk_finish(&w, c, head);
+}
+
+int vio_split_walk(struct vio_vq *vq, uint16_t head, struct vio_chain *c,
+		   struct vio_iov *iov, unsigned max_iov)
+{
+	return walk_chain(vq, head, c, iov, max_iov);
+}
+
 int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		  unsigned max_iov)
 {
@@ -285,23 +315,9 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			   vq->size);
 		return -EIO;
 	}
-	struct vio_walk w;
-	vio_walk_init(&w, vq, iov, max_iov);
-	for (uint16_t i = head;;) {
-		struct vring_desc d;
-		vio_copy_once(&d, &vq->desc[i], sizeof(d));
-		uint16_t flags = le16toh(d.flags);
-		if (vio_walk_desc(&w, le64toh(d.addr), le32toh(d.len), flags))
-			return -EIO;
-		if (!(flags & VRING_DESC_F_NEXT))
-			break;
-		i = le16toh(d.next);
-		if (vio_unlikely(i >= vq->size)) {
-			vio_vq_bad(vq, "next descriptor %u out of range", i);
-			return -EIO;
-		}
-	}
-	int ret = vio_walk_finish(&w, c, head);
+	int ret = walk_chain(vq, head, c, iov, max_iov);
+	if (ret == -EIO)
+		return -EIO;
 	vq->last_avail = (uint16_t)(last + 1);
 	if (vq->event_idx && !vq->notify_disabled)
 		VIO_STORE(avail_event(vq), htole16(vq->last_avail));
@@ -323,6 +339,21 @@ int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 	vq->next_used = (uint16_t)(idx + n);
 	VIO_STORE_REL(&vq->used->idx, htole16(vq->next_used));
 	vq->pushed_n += n;
+	return 0;
+}
+
+/* Hand back the chain popped last: its head is the avail entry just
+ * before our position, and something popped is not yet used (split: the
+ * distance between the avail and used positions counts those). */
+int vio_split_unpop(struct vio_vq *vq, uint32_t head)
+{
+	uint16_t pos = (uint16_t)(vq->last_avail - 1);
+	if (vq->last_avail == vq->next_used ||
+	    le16toh(VIO_LOAD(&vq->avail->ring[pos & vq->mask])) != head)
+		return -EINVAL;
+	vq->last_avail = pos;
+	if (vq->event_idx && !vq->notify_disabled)
+		VIO_STORE(avail_event(vq), htole16(pos));
 	return 0;
 }
 

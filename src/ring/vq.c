@@ -182,6 +182,8 @@ void vio_vq_free(struct vio_vq *vq)
 		vio_mem_release(vq->mem, vq->indirect_pool);
 		vio_mem_release(vq->mem, vq->ring_mem);
 	}
+	if (vq->inf)
+		vio_inflight_free(vq);
 	free(vq->state);
 	free(vq->next);
 	free(vq);
@@ -394,8 +396,21 @@ int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		return -EIO;
 	if (max_iov > UINT16_MAX)
 		max_iov = UINT16_MAX;
+	if (vio_unlikely(vq->inf != NULL))
+		return vio_inflight_pop(vq, c, iov, max_iov);
 	return vq->packed ? vio_packed_pop(vq, c, iov, max_iov)
 			  : vio_split_pop(vq, c, iov, max_iov);
+}
+
+int vio_vq_unpop(struct vio_vq *vq, uint32_t head)
+{
+	DEVICE_ONLY(vq, -EINVAL);
+	if (vio_unlikely(vq->is_broken))
+		return -EIO;
+	if (vq->inf)
+		return vio_inflight_unpop(vq, head);
+	return vq->packed ? vio_packed_unpop(vq, head)
+			  : vio_split_unpop(vq, head);
 }
 
 int vio_vq_push(struct vio_vq *vq, uint32_t head, uint32_t len)
@@ -413,6 +428,8 @@ int vio_vq_push_batch(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 		return 0;
 	if (n > vq->size)
 		return -EINVAL;
+	if (vio_unlikely(vq->inf != NULL))
+		return vio_inflight_push(vq, u, n);
 	return vq->packed ? vio_packed_push(vq, u, n)
 			  : vio_split_push(vq, u, n);
 }
@@ -463,6 +480,8 @@ bool vio_vq_more_avail(struct vio_vq *vq)
 	DEVICE_ONLY(vq, false);
 	if (vq->is_broken)
 		return false;
+	if (vio_unlikely(vq->inf != NULL) && vio_inflight_pending(vq))
+		return true; /* recovered chains wait to be popped again */
 	return vq->packed ? vio_packed_more_avail(vq)
 			  : vio_split_more_avail(vq);
 }

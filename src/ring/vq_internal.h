@@ -96,6 +96,9 @@ struct vio_vq {
 	bool signalled_wrap;
 	bool notify_disabled;
 	uint32_t pushed_n; /* slots pushed since the last call_prepare */
+	/* in-flight region mirror (inflight.c); NULL: none, and then the
+	 * data path costs one predictable branch per verb */
+	struct vio_inflight *inf;
 
 	/* broken: sticky */
 	bool is_broken;
@@ -169,6 +172,28 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
 bool vio_packed_call_prepare(struct vio_vq *vq);
 void vio_packed_set_notify(struct vio_vq *vq, bool enable);
 bool vio_packed_more_avail(struct vio_vq *vq);
+
+/* split.c: walk the chain at head (a resubmitted one: inflight.c);
+ * 1, -E2BIG or -EIO as vio_vq_pop.  unpop: see vio_vq_unpop. */
+int vio_split_walk(struct vio_vq *vq, uint16_t head, struct vio_chain *c,
+		   struct vio_iov *iov, unsigned max_iov);
+int vio_split_unpop(struct vio_vq *vq, uint32_t head);
+/* packed.c */
+int vio_packed_unpop(struct vio_vq *vq, uint32_t head);
+
+/* inflight.c: the verbs with a region attached (vq->inf), and the packed
+ * pop's per-descriptor hook (the region keeps copies of packed
+ * descriptors: used entries overwrite them in the ring). */
+struct vio_inflight;
+int vio_inflight_pop(struct vio_vq *vq, struct vio_chain *c,
+		     struct vio_iov *iov, unsigned max_iov);
+int vio_inflight_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
+int vio_inflight_unpop(struct vio_vq *vq, uint32_t head);
+bool vio_inflight_pending(const struct vio_vq *vq);
+void vio_inflight_packed_desc(struct vio_vq *vq,
+			      const struct vring_packed_desc *d,
+			      uint16_t flags);
+void vio_inflight_free(struct vio_vq *vq);
 
 /* The spec's event index test (2.7.7.2 / 2.8.10): true if event_idx lies
  * in [old, new_idx), all modulo 2^16. */

@@ -17,9 +17,11 @@
  * or grow the vio_mem with vio_mem_add_region() before the queues start.
  *
  * Notifications: per queue one eventfd for kicks (driver -> device) and
- * one for calls (device -> driver).  The kick eventfds and a stop eventfd
- * sit in an epoll set: vio_inproc_device_poll() waits on it and
- * dispatches.
+ * one for calls (device -> driver); one more for config changes (device
+ * -> driver: the driver's config_changed runs on a waiter's thread or in
+ * vio_inproc_serve_config, never inside the device's call).  The kick
+ * eventfds and a stop eventfd sit in an epoll set:
+ * vio_inproc_device_poll() waits on it and dispatches.
  *
  * Locking: ip->lock serialises the device-side model, as vio/device.h
  * asks of a transport: the driver thread's control ops (status, features,
@@ -38,6 +40,7 @@
 
 #include <linux/virtio_ring.h>
 
+#include "model/model_internal.h"
 #include "util/log.h"
 #include <vio/inproc.h>
 
@@ -53,8 +56,13 @@ struct vio_inproc {
 	unsigned synced; /* regions of mem mapped in mt: __atomic access */
 	pthread_mutex_t lock;
 	int epfd, stopfd;
-	bool stopped;  /* __atomic access */
-	bool attached; /* dev's transport hooks point at us */
+	/* config changes: the device side signals cfgfd; a driver thread
+	 * (a waiter, cfg_polled: one at a time, or serve_config) drains it
+	 * and runs the driver's config_changed */
+	int cfgfd;
+	bool cfg_polled; /* __atomic */
+	bool stopped;	 /* __atomic access */
+	bool attached;	 /* dev's transport hooks point at us */
 	struct vio_ratelimit rl;
 	unsigned nq;
 	int kickfd[VIO_MAX_QUEUES];
@@ -269,18 +277,46 @@ static void ip_notify(void *t, unsigned idx)
 	signal_fd(ip->kickfd[idx]);
 }
 
+int vio_inproc_serve_config(struct vio_inproc *ip)
+{
+	uint64_t v;
+	if (read(ip->cfgfd, &v, sizeof(v)) != sizeof(v))
+		return 0; /* EAGAIN: none pending (or another thread took it) */
+	vio_drvdev_config_changed(ip->vdev);
+	return 1;
+}
+
+int vio_inproc_config_fd(const struct vio_inproc *ip)
+{
+	return ip->cfgfd;
+}
+
 static int ip_wait(void *t, unsigned idx, int timeout_ms)
 {
 	struct vio_inproc *ip = t;
 	if (idx >= ip->nq)
 		return -EINVAL;
-	struct pollfd p = {.fd = ip->callfd[idx], .events = POLLIN};
-	int r = poll(&p, 1, timeout_ms);
+	/* one waiter at a time also waits for config changes (else -1,
+	 * which poll ignores); a change alone wakes with 0 */
+	bool no = false;
+	bool cfg =
+	    __atomic_compare_exchange_n(&ip->cfg_polled, &no, true, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	struct pollfd p[2] = {{.fd = ip->callfd[idx], .events = POLLIN},
+			      {.fd = cfg ? ip->cfgfd : -1, .events = POLLIN}};
+	int r = poll(p, 2, timeout_ms);
+	int e = errno;
+	if (cfg) {
+		if (r > 0 && p[1].revents)
+			(void)vio_inproc_serve_config(ip);
+		__atomic_store_n(&ip->cfg_polled, false, __ATOMIC_RELEASE);
+	}
 	if (r < 0)
-		return -errno;
+		return -e;
 	if (r == 0)
 		return -ETIMEDOUT;
-	drain_fd(ip->callfd[idx]); /* EAGAIN: another waiter took it */
+	if (p[0].revents)
+		drain_fd(ip->callfd[idx]); /* EAGAIN: another waiter took it */
 	return 0;
 }
 
@@ -329,10 +365,18 @@ static void dev_needs_reset(void *t)
 		signal_fd(ip->callfd[i]);
 }
 
+/* Any thread: the driver's config_changed runs on a driver thread
+ * (ip_wait, vio_inproc_serve_config), never inside the device's call. */
+static void dev_config_changed(void *t)
+{
+	struct vio_inproc *ip = t;
+	signal_fd(ip->cfgfd);
+}
+
 static const struct vio_device_transport inproc_hooks = {
-    .call = dev_call, .needs_reset = dev_needs_reset,
-    /* config_changed: no config interrupt in this transport; drivers
-     * read the generation */
+    .call = dev_call,
+    .needs_reset = dev_needs_reset,
+    .config_changed = dev_config_changed,
 };
 
 /* ---- lifetime ---- */
@@ -351,7 +395,7 @@ struct vio_inproc *vio_inproc_new(struct vio_device *dev, struct vio_mem *mem)
 	ip->dev = dev;
 	ip->mem = mem;
 	ip->nq = vio_device_num_queues(dev);
-	ip->epfd = ip->stopfd = -1;
+	ip->epfd = ip->stopfd = ip->cfgfd = -1;
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		ip->kickfd[i] = ip->callfd[i] = -1;
 	pthread_mutex_init(&ip->lock, NULL);
@@ -362,7 +406,8 @@ struct vio_inproc *vio_inproc_new(struct vio_device *dev, struct vio_mem *mem)
 		goto fail;
 	ip->epfd = epoll_create1(EPOLL_CLOEXEC);
 	ip->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ip->epfd < 0 || ip->stopfd < 0)
+	ip->cfgfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ip->epfd < 0 || ip->stopfd < 0 || ip->cfgfd < 0)
 		goto fail_errno;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = STOP_TAG};
 	if (epoll_ctl(ip->epfd, EPOLL_CTL_ADD, ip->stopfd, &ev) < 0)
@@ -421,6 +466,8 @@ void vio_inproc_free(struct vio_inproc *ip)
 	}
 	if (ip->stopfd >= 0)
 		close(ip->stopfd);
+	if (ip->cfgfd >= 0)
+		close(ip->cfgfd);
 	if (ip->epfd >= 0)
 		close(ip->epfd);
 	vio_memtable_free(ip->mt);

@@ -17,6 +17,10 @@
  *   submitted than there are slots), with callbacks and with completion
  *   arrays, reads and writes of up to 256 KiB on private blocks checked
  *   against a shadow copy, then the whole image against the shadow.
+ * - Out of order: the same with the device sending a random half of the
+ *   reads and writes through io_uring (IOSQE_ASYNC, a test hook) while
+ *   the rest complete inline, so completions come back in another order
+ *   than submitted (counted, must happen), split and packed.
  * - A sync call with async requests in flight; -EDEADLK from a callback;
  *   a broken queue fails its requests with -EIO.
  * - Teardown: every fd back, temp files removed.
@@ -38,6 +42,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
+#include "blk/blk_internal.h"
 #include "test.h"
 #include "util/log.h"
 #include <vio/blk.h>
@@ -429,7 +434,8 @@ struct as_req {
 	unsigned block;
 	uint8_t *buf;
 	bool zc;
-	bool out; /* submitted, not yet checked */
+	bool out;     /* submitted, not yet checked */
+	uint64_t seq; /* submission order on its queue */
 };
 
 struct as_q {
@@ -443,6 +449,7 @@ struct as_q {
 	struct as_req reqs[AS_INFLIGHT];
 	unsigned inflight;
 	uint64_t done, target, reads, writes, bytes;
+	uint64_t next_seq, last_seq, out_of_order;
 	int errors;
 	int deadlk;
 };
@@ -461,6 +468,9 @@ static void as_check(struct as_req *a, int result)
 			fprintf(stderr, "q%u: read at %llu differs\n", aq->q,
 				(unsigned long long)a->r.offset);
 	}
+	if (a->seq < aq->last_seq)
+		aq->out_of_order++;
+	aq->last_seq = a->seq;
 	aq->busy[a->block] = false;
 	a->out = false;
 	aq->inflight--;
@@ -520,6 +530,7 @@ static bool as_start(struct as_q *aq, struct as_req *a)
 		return false;
 	aq->busy[blk] = true;
 	a->out = true;
+	a->seq = aq->next_seq++;
 	aq->inflight++;
 	aq->bytes += len;
 	return true;
@@ -581,13 +592,16 @@ static void *as_thread(void *arg)
 	return NULL;
 }
 
-static void test_async(bool packed, bool use_cb, uint64_t seed)
+/* ooo: the device completes in random order (test hook) */
+static void test_async(bool packed, bool use_cb, bool ooo, uint64_t seed)
 {
 	int fds = test_count_fds();
 	struct vio_blk_device_opts dc = {.num_queues = 2, .no_packed = !packed};
 	struct vio_blk_driver_opts drc = {.queue_depth = 32};
 	struct env e;
 	env_up(&e, dc, &drc, seed);
+	if (ooo && strcmp(vio_blk_device_backend(e.bd), "io_uring") == 0)
+		e.bd->test_async_pct = 50;
 	struct vio_blk_info in;
 	vio_blk_get_info(e.b, &in);
 	CHECK_EQ(in.queue_depth, 32);
@@ -609,7 +623,7 @@ static void test_async(bool packed, bool use_cb, uint64_t seed)
 		aq[q].rs = (seed + q) | 1;
 		aq[q].base = (uint64_t)q * (IMG_SIZE / 2);
 		aq[q].shadow = shadow + aq[q].base;
-		aq[q].target = 3000;
+		aq[q].target = ooo ? 1500 : 3000;
 		for (unsigned i = 0; i < AS_INFLIGHT; i++) {
 			struct as_req *a = &aq[q].reqs[i];
 			a->aq = &aq[q];
@@ -631,6 +645,8 @@ static void test_async(bool packed, bool use_cb, uint64_t seed)
 		CHECK(aq[q].reads > 100 && aq[q].writes > 100);
 		if (use_cb)
 			CHECK(aq[q].deadlk > 0);
+		if (e.bd->test_async_pct)
+			CHECK(aq[q].out_of_order > 0);
 	}
 	CHECK_EQ(vio_blk_flush(e.b, 0), 0);
 	CHECK(image_equals(&e, 0, shadow, IMG_SIZE));
@@ -640,13 +656,17 @@ static void test_async(bool packed, bool use_cb, uint64_t seed)
 			if (!aq[q].reqs[i].zc)
 				free(aq[q].reqs[i].buf);
 	vio_mem_release(e.mem, shm);
-	printf("async %s %s: q0 %llu requests (%llu MiB), q1 %llu "
-	       "requests (%llu MiB): ok\n",
+	printf("async %s %s%s: q0 %llu requests (%llu MiB), q1 %llu "
+	       "requests (%llu MiB), %llu + %llu out of order: ok\n",
 	       packed ? "packed" : "split", use_cb ? "callbacks" : "arrays",
+	       e.bd->test_async_pct ? ", device completing in random order"
+				    : "",
 	       (unsigned long long)aq[0].done,
 	       (unsigned long long)(aq[0].bytes >> 20),
 	       (unsigned long long)aq[1].done,
-	       (unsigned long long)(aq[1].bytes >> 20));
+	       (unsigned long long)(aq[1].bytes >> 20),
+	       (unsigned long long)aq[0].out_of_order,
+	       (unsigned long long)aq[1].out_of_order);
 	free(aq);
 	free(shadow);
 	env_down(&e);
@@ -762,10 +782,12 @@ int main(void)
 	test_split(true, false, seed + 5);
 	test_readonly(seed + 6);
 	test_no_discard(seed + 7);
-	test_async(false, true, seed + 8);
-	test_async(true, false, seed + 9);
-	test_async(true, true, seed + 10);
-	test_async(false, false, seed + 11);
+	test_async(false, true, false, seed + 8);
+	test_async(true, false, false, seed + 9);
+	test_async(true, true, false, seed + 10);
+	test_async(false, false, false, seed + 11);
+	test_async(false, true, true, seed + 13);
+	test_async(true, false, true, seed + 14);
 	test_poll_and_broken(seed + 12);
 	CHECK_EQ(test_count_fds(), fds);
 	return test_result("blk_inproc");

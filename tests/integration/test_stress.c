@@ -20,13 +20,17 @@
  * enable_cb refusing because used buffers slipped in, enable_cb_delayed,
  * sleeping on interrupts (a lost one times out and fails); the device
  * pops until empty or runs disable_notify/enable_notify loops, and calls
- * after each push or once per batch.  Thread timing varies from run to
- * run; the data, sizes and decisions follow the seed.
+ * after each push or once per batch.  Out of order: in about half of its
+ * kicks the device collects what it popped and pushes it back shuffled
+ * (a device whose completions come in random order), which the driver
+ * must take in any order (counted, must happen).  Thread timing varies from run
+ * to run; the data, sizes and decisions follow the seed.
  *
  * Shutdown: buffers left in flight (kicked or not) come back exactly once
  * through vio_vq_detach_unused in the driver's remove; no fd is leaked.
  *
- * Buffers: 1,000,000 in total (200,000 under AddressSanitizer);
+ * Buffers: 1,000,000 in total (200,000 under AddressSanitizer or
+ * ThreadSanitizer);
  * VIO_STRESS_BUFFERS overrides.
  */
 #include <dirent.h>
@@ -60,6 +64,16 @@
 #endif
 #ifndef UNDER_ASAN
 #define UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
 #endif
 
 #define ECHO_DEVICE_ID 0xfff0u /* not a real virtio device id */
@@ -130,7 +144,7 @@ struct echo_dev {
 	struct vio_iov iov[64];
 	struct vio_used used[QMAX];
 	/* read by the main thread after the device thread is joined */
-	uint64_t chains, calls_made;
+	uint64_t chains, calls_made, reordered;
 	int errors;
 	char err[200];
 };
@@ -161,26 +175,41 @@ static void echo_serve(struct echo_dev *ed, const struct vio_chain *c,
 	ed->chains++;
 }
 
-static void echo_push(struct echo_dev *ed, struct vio_vq *vq, unsigned *nu)
-{
-	if (!*nu)
-		return;
-	int r = vio_vq_push_batch(vq, ed->used, *nu);
-	if (r)
-		echo_fail(ed, "vio_vq_push_batch", r);
-	*nu = 0;
-}
-
 static void echo_call(struct echo_dev *ed, struct vio_vq *vq)
 {
 	if (vio_vq_call(vq))
 		ed->calls_made++;
 }
 
+/* Push the nu collected entries, push_batch at a time, first shuffled
+ * (completion in random order) if asked. */
+static void echo_push(struct echo_dev *ed, struct vio_vq *vq, unsigned *nu,
+		      unsigned push_batch, bool call_each, bool shuffle)
+{
+	unsigned n = *nu;
+	for (unsigned i = n; shuffle && i > 1; i--) {
+		unsigned j = (unsigned)(test_rand(&ed->rs) % i);
+		struct vio_used t = ed->used[i - 1];
+		ed->used[i - 1] = ed->used[j];
+		ed->used[j] = t;
+		ed->reordered += j != i - 1;
+	}
+	for (unsigned k = 0; k < n; k += push_batch) {
+		unsigned m = n - k < push_batch ? n - k : push_batch;
+		int r = vio_vq_push_batch(vq, ed->used + k, m);
+		if (r)
+			echo_fail(ed, "vio_vq_push_batch", r);
+		if (call_each)
+			echo_call(ed, vq);
+	}
+	*nu = 0;
+}
+
 /* Pop until empty.  Pushes one at a time or in batches, calls after each
- * push or once at the end: all chosen by the device's own dice. */
+ * push or once at the end, in pop order or shuffled (up to QMAX chains
+ * at a time): all chosen by the device's own dice. */
 static void echo_drain(struct echo_dev *ed, struct vio_vq *vq, unsigned q,
-		       unsigned push_batch, bool call_each)
+		       unsigned push_batch, bool call_each, bool shuffle)
 {
 	struct vio_chain c;
 	unsigned nu = 0;
@@ -188,15 +217,12 @@ static void echo_drain(struct echo_dev *ed, struct vio_vq *vq, unsigned q,
 
 	while ((r = vio_vq_pop(vq, &c, ed->iov, 64)) == 1) {
 		echo_serve(ed, &c, q, &ed->used[nu++]);
-		if (nu >= push_batch) {
-			echo_push(ed, vq, &nu);
-			if (call_each)
-				echo_call(ed, vq);
-		}
+		if (nu >= (shuffle ? QMAX : push_batch))
+			echo_push(ed, vq, &nu, push_batch, call_each, shuffle);
 	}
 	if (r < 0)
 		echo_fail(ed, vio_vq_error(vq), r);
-	echo_push(ed, vq, &nu);
+	echo_push(ed, vq, &nu, push_batch, false, shuffle);
 }
 
 static bool echo_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
@@ -205,17 +231,18 @@ static bool echo_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 	uint64_t d = test_rand(&ed->rs);
 	unsigned push_batch = 1 + (unsigned)(d % 32);
 	bool call_each = (d >> 8) % 4 == 0;
+	bool shuffle = (d >> 24) % 2 == 0;
 
 	if ((d >> 16) % 3 == 0) {
 		/* the busy-device pattern: no kicks while we work, then
 		 * re-enable and look again (closes the race) */
 		do {
 			vio_vq_disable_notify(vq);
-			echo_drain(ed, vq, idx, push_batch, call_each);
+			echo_drain(ed, vq, idx, push_batch, call_each, shuffle);
 		} while (!vio_vq_enable_notify(vq) && !vio_vq_broken(vq));
 	} else {
 		/* pop until empty: an empty pop re-arms kicks */
-		echo_drain(ed, vq, idx, push_batch, call_each);
+		echo_drain(ed, vq, idx, push_batch, call_each, shuffle);
 	}
 	echo_call(ed, vq);
 	return false;
@@ -721,17 +748,19 @@ static void run_scenario(struct scenario *s, double *secs)
 	/* every token came back once: used or detached */
 	CHECK_EQ(added, done_total(s) + s->detached);
 	CHECK(ed->chains >= done_total(s));
+	CHECK(ed->reordered > 0);
 	CHECK(done_total(s) >= s->target || s->errors);
 
 	printf("  %-6s event_idx=%d indirect=%d sizes %3u/%3u: %llu buffers "
 	       "in %.2f s (%.0f/s), %llu device calls, %llu callbacks, %llu "
-	       "detached\n",
+	       "detached, %llu reordered\n",
 	       s->packed ? "packed" : "split", s->event_idx, s->indirect,
 	       s->q[0].size, s->q[1].size, (unsigned long long)done_total(s),
 	       *secs, (double)done_total(s) / (*secs > 0 ? *secs : 1),
 	       (unsigned long long)ed->calls_made,
 	       (unsigned long long)s->callbacks,
-	       (unsigned long long)s->detached);
+	       (unsigned long long)s->detached,
+	       (unsigned long long)ed->reordered);
 	fflush(stdout);
 
 	for (unsigned i = 0; i < NQ; i++)
@@ -743,13 +772,15 @@ static void run_scenario(struct scenario *s, double *secs)
 int main(void)
 {
 	uint64_t seed = test_seed();
-	uint64_t total = UNDER_ASAN ? 200000 : 1000000;
+	uint64_t total = UNDER_ASAN || UNDER_TSAN ? 200000 : 1000000;
 	const char *env = getenv("VIO_STRESS_BUFFERS");
 	if (env && strtoull(env, NULL, 0) > 0)
 		total = strtoull(env, NULL, 0);
 	printf("stress: seed 0x%llx (VIO_TEST_SEED), %llu buffers%s%s\n",
 	       (unsigned long long)seed, (unsigned long long)total,
-	       UNDER_ASAN ? " (AddressSanitizer build: fewer buffers)" : "",
+	       UNDER_ASAN   ? " (AddressSanitizer build: fewer buffers)"
+	       : UNDER_TSAN ? " (ThreadSanitizer build: fewer buffers)"
+			    : "",
 	       env ? " (VIO_STRESS_BUFFERS)" : "");
 	memset(canary_block, CANARY, sizeof(canary_block));
 

@@ -321,7 +321,7 @@ static void *load_main(void *p)
 		void *t;
 		while ((t = vio_vq_get(r->vq, &len))) {
 			free_rq[(typeof(&rq[0]))t - rq] = true;
-			ld->done++;
+			__atomic_add_fetch(&ld->done, 1, __ATOMIC_RELAXED);
 		}
 		if (vio_vq_broken(r->vq))
 			break;

@@ -167,13 +167,18 @@ if [ "$rc" != 0 ]; then
 fi
 
 # the guest is off.  Client mode: QEMU closed the connection, so vio serve
-# exits by itself; listening: SIGTERM must end it cleanly
+# waits for it to come back (it connects again, issue 8.5), still running;
+# either way SIGTERM must end it cleanly
 if [ "$client" = 1 ]; then
-	timeout 10 tail --pid="$serve_pid" -f /dev/null ||
-		fail "vio serve --client still runs after its frontend left"
-else
-	kill -TERM "$serve_pid"
+	end=$((SECONDS + 10))
+	until grep -q 'frontend gone; connecting again' "$tmp/serve.log"; do
+		kill -0 "$serve_pid" 2>/dev/null ||
+			fail "vio serve --client exited when its frontend left"
+		[ "$SECONDS" -le "$end" ] || fail "vio serve --client: no reconnect after its frontend left"
+		sleep 0.05
+	done
 fi
+kill -TERM "$serve_pid"
 src=0
 wait "$serve_pid" || src=$?
 serve_pid=

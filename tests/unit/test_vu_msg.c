@@ -68,8 +68,14 @@ static const struct expect spec[] = {
     {17, "GET_QUEUE_NUM", VIO_VU_SZ_NONE, VIO_VU_FD_NONE, VIO_VU_REPLY_U64},
     {18, "SET_VRING_ENABLE", VIO_VU_SZ_STATE, VIO_VU_FD_NONE,
      VIO_VU_REPLY_NONE},
+    {21, "SET_BACKEND_REQ_FD", VIO_VU_SZ_NONE, VIO_VU_FD_ONE,
+     VIO_VU_REPLY_NONE},
     {24, "GET_CONFIG", VIO_VU_SZ_CONFIG, VIO_VU_FD_NONE, VIO_VU_REPLY_CONFIG},
     {25, "SET_CONFIG", VIO_VU_SZ_CONFIG, VIO_VU_FD_NONE, VIO_VU_REPLY_NONE},
+    {31, "GET_INFLIGHT_FD", VIO_VU_SZ_INFLIGHT, VIO_VU_FD_NONE,
+     VIO_VU_REPLY_INFLIGHT},
+    {32, "SET_INFLIGHT_FD", VIO_VU_SZ_INFLIGHT, VIO_VU_FD_ONE,
+     VIO_VU_REPLY_NONE},
     {34, "RESET_DEVICE", VIO_VU_SZ_NONE, VIO_VU_FD_NONE, VIO_VU_REPLY_NONE},
     {36, "GET_MAX_MEM_SLOTS", VIO_VU_SZ_NONE, VIO_VU_FD_NONE, VIO_VU_REPLY_U64},
     {37, "ADD_MEM_REG", VIO_VU_SZ_MEMREG, VIO_VU_FD_ONE, VIO_VU_REPLY_NONE},
@@ -129,8 +135,8 @@ static void test_table(void)
 	CHECK_EQ(known, NSPEC);
 	/* numbers a frontend may send that this codec refuses */
 	static const uint32_t unknown[] = {
-	    0,	6,  7,	19, 20, 21, 22, 23, 26,	 27,	      28,
-	    29, 30, 31, 32, 33, 35, 41, 42, 255, 0x80000001u, UINT32_MAX};
+	    0,	6,  7,	19, 20, 22, 23,	 26,	      27,	 28,
+	    29, 30, 33, 35, 41, 42, 255, 0x80000001u, UINT32_MAX};
 	for (unsigned k = 0; k < sizeof(unknown) / sizeof(unknown[0]); k++)
 		CHECK(vio_vu_request_info(unknown[k]) == NULL);
 }
@@ -151,6 +157,8 @@ static int fixed_size(enum vio_vu_size_rule s)
 		return 40;
 	case VIO_VU_SZ_MEMREG:
 		return 40;
+	case VIO_VU_SZ_INFLIGHT:
+		return 24;
 	default:
 		return -1;
 	}

@@ -14,8 +14,11 @@
  * rings start disabled until SET_VRING_ENABLE; without it a kick fd
  * enables them); with the STATUS protocol feature it also waits for the
  * driver's DRIVER_OK (VIRTIO 1.x 3.1.1: no buffers are used before it).
- * Anything that changes a running queue's rings, kick fd or the guest
- * memory first stops its worker, then starts it again.  The call and
+ * Anything that changes a running queue's rings or the guest memory
+ * first stops the queue (its worker runs the device's queue_stop, which
+ * completes what the device holds), then starts it again.  A new kick fd
+ * goes to the running worker when the hooks can swap it (queue_kick_fd,
+ * vio/run.h does); else the queue is stopped and started.  The call and
  * error fds are swapped under the queue's fd lock while the worker runs:
  * QEMU replaces the call fd on every MSI-X mask and unmask.
  *
@@ -91,6 +94,7 @@ const struct vio_device_transport vio_vu_backend_hooks = {
     .call = hook_call,
     .needs_reset = hook_needs_reset,
     .queue_broken = hook_queue_broken,
+    .config_changed = vio_vu_backend_config_changed, /* backend_req.c */
 };
 
 /* ---- queues ---- */
@@ -190,6 +194,8 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 		r = vio_device_queue_set_base(b->dev, idx, (uint16_t)q->base);
 	if (!r)
 		r = vio_device_queue_enable(b->dev, idx, true);
+	if (!r) /* before any pop: the in-flight region, if there is one */
+		r = vio_vu_inflight_attach(b, idx);
 	if (r) {
 		vio_log_err("vhost-user: connection %lu: queue %u: cannot "
 			    "start (size %u): %s",
@@ -226,6 +232,11 @@ bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
 	return vio_device_kick(b->dev, idx);
 }
 
+struct vio_device *vio_backend_device(const struct vio_backend *b)
+{
+	return b->dev;
+}
+
 /* Forget everything a connection set up (not the memory). */
 static void reset_queues(struct vio_backend *b)
 {
@@ -246,10 +257,12 @@ static void reset_queues(struct vio_backend *b)
 void vio_vu_backend_end(struct vio_backend *b)
 {
 	reset_queues(b);
+	vio_vu_inflight_unmap(b);
 	vio_memtable_clear(b->mt);
 	b->protocol = 0;
 	b->protocol_acked = false;
 	b->status_driven = false;
+	vio_vu_backend_req_close(b);
 	vio_vu_close_fd(&b->conn_fd);
 }
 
@@ -519,11 +532,19 @@ static int h_vring_fd(struct vio_backend *b, struct vio_vu_msg *m)
 		if (fd < 0)
 			return BAD("SET_VRING_KICK without an fd (polling "
 				   "mode is not supported)");
+		if (!b->protocol_acked)
+			q->enabled = true;
+		/* a running worker takes the new fd without stopping (if
+		 * its hooks can); else it is stopped and started again */
+		if (q->running && b->cfg.queue_kick_fd &&
+		    b->cfg.queue_kick_fd(b->cfg.opaque, q->worker, fd) == 0) {
+			vio_vu_close_fd(&q->kick_fd);
+			q->kick_fd = fd;
+			return 0;
+		}
 		queue_stop(b, idx); /* the worker polls the kick fd */
 		vio_vu_close_fd(&q->kick_fd);
 		q->kick_fd = fd;
-		if (!b->protocol_acked)
-			q->enabled = true;
 		return queue_try_start(b, idx);
 	}
 	/* call or error fd: swapped under the running worker */
@@ -637,8 +658,11 @@ static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
     [VIO_VU_SET_PROTOCOL_FEATURES] = h_set_protocol,
     [VIO_VU_GET_QUEUE_NUM] = h_get_queue_num,
     [VIO_VU_SET_VRING_ENABLE] = h_vring_enable,
+    [VIO_VU_SET_BACKEND_REQ_FD] = vio_vu_backend_req_set,
     [VIO_VU_GET_CONFIG] = h_get_config,
     [VIO_VU_SET_CONFIG] = h_set_config,
+    [VIO_VU_GET_INFLIGHT_FD] = vio_vu_h_get_inflight,
+    [VIO_VU_SET_INFLIGHT_FD] = vio_vu_h_set_inflight,
     [VIO_VU_RESET_DEVICE] = h_reset,
     [VIO_VU_GET_MAX_MEM_SLOTS] = h_get_slots,
     [VIO_VU_ADD_MEM_REG] = h_add_mem_reg,
@@ -667,11 +691,17 @@ int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m)
 	m->hdr.flags = VIO_VU_VERSION | VIO_VU_FLAG_REPLY;
 	m->hdr.size = vio_vu_payload_size(m);
 	m->nfds = 0;
+	if (b->has_reply_fd) { /* GET_INFLIGHT_FD's region rides along */
+		b->has_reply_fd = false;
+		m->fds[m->nfds++] = b->reply_fd;
+	}
 	if (r == 0 || need_ack) {
 		int s = vio_vu_send(b->conn_fd, m);
+		vio_vu_close_fds(m);
 		if (s)
 			return s;
 	}
+	vio_vu_close_fds(m);
 	/* The one refusal a connection survives: SET_VRING_NUM above the
 	 * device's maximum (but within the spec's), acked as refused.
 	 * vhost-user has no message that tells the maximum; a frontend

@@ -41,6 +41,7 @@ struct vio_backend *vio_backend_new(struct vio_device *dev,
 		b->cfg.socket_mode = 0600;
 	b->nq = vio_device_num_queues(dev);
 	b->listen_fd = b->conn_fd = -1;
+	vio_vu_backend_req_init(b);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		b->q[i].kick_fd = b->q[i].call_fd = b->q[i].err_fd = -1;
 		pthread_mutex_init(&b->q[i].fd_lock, NULL);
@@ -69,6 +70,7 @@ void vio_backend_free(struct vio_backend *b)
 	}
 	vio_memtable_free(b->mt);
 	vio_device_attach(b->dev, NULL, NULL);
+	vio_vu_backend_req_fini(b);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++)
 		pthread_mutex_destroy(&b->q[i].fd_lock);
 	free(b);

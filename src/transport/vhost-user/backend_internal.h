@@ -20,7 +20,9 @@
 #define PROTOCOL_OFFERED                                                       \
 	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
-	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) | (1ull << VIO_VU_PF_STATUS))
+	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) |                             \
+	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ) |        \
+	 (1ull << VIO_VU_PF_INFLIGHT_SHMFD))
 
 struct vu_queue {
 	uint32_t num;
@@ -53,6 +55,28 @@ struct vio_backend {
 	unsigned nq;
 	struct vu_queue q[VIO_MAX_QUEUES];
 	struct vio_ratelimit rl;
+	/* the backend channel (backend_req.c): the hook runs on any thread,
+	 * so all of it is under req_lock, with what it needs of the
+	 * connection copied at SET_BACKEND_REQ_FD */
+	pthread_mutex_t req_lock;
+	int req_fd;
+	unsigned req_owed;	  /* acks not collected yet */
+	bool req_ack, req_config; /* REPLY_ACK, CONFIG negotiated */
+	unsigned long req_conn;	  /* the connection's number */
+	pthread_t req_ctl;	  /* the thread that dispatched it */
+	/* the in-flight region (backend_inflight.c): SET_INFLIGHT_FD's
+	 * mapping, num_queues parts of inflight_stride bytes for rings of
+	 * up to inflight_qsize; mapped and unmapped by the control thread
+	 * while no queue runs */
+	void *inflight_map;
+	size_t inflight_map_len;
+	uint8_t *inflight_base;
+	size_t inflight_stride;
+	unsigned inflight_nq, inflight_qsize;
+	/* an fd the reply of the message being handled carries
+	 * (GET_INFLIGHT_FD); vio_vu_backend_handle sends and closes it */
+	bool has_reply_fd;
+	int reply_fd;
 };
 
 /* The model's transport hooks for this backend (vio_device_attach). */
@@ -65,5 +89,23 @@ int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m);
 void vio_vu_backend_end(struct vio_backend *b);
 /* Close *fd if open; -1 it. */
 void vio_vu_close_fd(int *fd);
+
+/* backend_req.c: the backend channel.  init/fini: vio_backend_new/free;
+ * close: the connection's end; set: SET_BACKEND_REQ_FD's handler;
+ * config_changed: the model's hook (any thread). */
+void vio_vu_backend_req_init(struct vio_backend *b);
+void vio_vu_backend_req_fini(struct vio_backend *b);
+void vio_vu_backend_req_close(struct vio_backend *b);
+int vio_vu_backend_req_set(struct vio_backend *b, struct vio_vu_msg *m);
+void vio_vu_backend_config_changed(void *t);
+
+/* backend_inflight.c: GET_INFLIGHT_FD and SET_INFLIGHT_FD's handlers;
+ * attach: queue idx was enabled, give its vq its part of the region
+ * (on failure the queue is disabled again); unmap: forget the region
+ * (every queue stopped). */
+int vio_vu_h_get_inflight(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_h_set_inflight(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_inflight_attach(struct vio_backend *b, unsigned idx);
+void vio_vu_inflight_unmap(struct vio_backend *b);
 
 #endif

@@ -27,6 +27,9 @@
  * (request code, REPLY flag, exact size, no fds) and its values are
  * bounded here.  A broken, closed or silent socket marks the frontend
  * dead: every op fails cleanly from then on, waits return -ENOTCONN.
+ * With a reconnect wait (cfg.reconnect_ms) it marks it down instead: the
+ * next message, kick or wait connects again and each queue's ring is
+ * handed to the new backend by its own thread (frontend_reconnect.c).
  *
  * Locking: f->lock serialises the socket (one request and its reply at a
  * time) and the control state.  The data path (notify, wait) takes it
@@ -72,7 +75,7 @@
  * socket stays open (shut down, so it polls as hung up) until free. */
 void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
 {
-	if (is_dead(f))
+	if (is_dead(f) || is_down(f))
 		return;
 	va_list ap;
 	va_start(ap, fmt);
@@ -87,8 +90,19 @@ void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
 			 f->size_unacked);
 		snprintf(f->size_why, sizeof(f->size_why), "%s", f->why);
 	}
-	__atomic_store_n(&f->dead, true, __ATOMIC_RELEASE);
 	shutdown(f->sock, SHUT_RDWR);
+	if (fe_reconnects(f)) {
+		/* not final: frontend_reconnect.c connects again */
+		if (!f->reconnecting) {
+			f->down_since_ms = vio_now_ns() / 1000000u;
+			vio_log_warn("vhost-user frontend: %s; waiting up to "
+				     "%d ms for the backend to return",
+				     f->why, f->cfg.reconnect_ms);
+		}
+		__atomic_store_n(&f->down, true, __ATOMIC_RELEASE);
+		return;
+	}
+	__atomic_store_n(&f->dead, true, __ATOMIC_RELEASE);
 	vio_log_warn("vhost-user frontend: %s", f->why);
 }
 
@@ -122,8 +136,12 @@ static int xfer(struct vio_frontend *f, struct vio_vu_msg *m,
 		return -EINVAL;
 	if (is_dead(f))
 		return -ENOTCONN;
-	bool ack =
-	    info->reply == VIO_VU_REPLY_NONE && has_pf(f, VIO_VU_PF_REPLY_ACK);
+	/* lost: connect again first (callers see a delay, not an error);
+	 * not from within the reconnect's own handshake */
+	if (is_down(f) && (f->reconnecting || vio_fe_reconnect_locked(f) != 0))
+		return -ENOTCONN;
+	bool ack = info->reply == VIO_VU_REPLY_NONE &&
+		   has_pf(f, VIO_VU_PF_REPLY_ACK) && !f->no_ack;
 	if (ack)
 		m->hdr.flags |= VIO_VU_FLAG_NEED_REPLY;
 	m->hdr.size = vio_vu_payload_size(m);
@@ -157,6 +175,11 @@ static int xfer(struct vio_frontend *f, struct vio_vu_msg *m,
 		return -EIO;
 	}
 	return 0;
+}
+
+int vio_fe_xfer(struct vio_frontend *f, struct vio_vu_msg *m)
+{
+	return xfer(f, m, 0);
 }
 
 int vio_fe_xfer_u64(struct vio_frontend *f, uint32_t req, uint64_t in,
@@ -310,7 +333,7 @@ static void queue_stop_locked(struct vio_frontend *f, unsigned idx)
 	struct fe_queue *q = &f->q[idx];
 	if (!q_started(q))
 		return;
-	if (!is_dead(f)) {
+	if (can_talk(f)) {
 		if (f->proto)
 			(void)xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 0);
 		struct vio_vu_msg m;
@@ -332,7 +355,7 @@ static void reset_locked(struct vio_frontend *f)
 		any |= q_started(&f->q[i]);
 		queue_stop_locked(f, i);
 	}
-	if (any && !is_dead(f)) {
+	if (any && can_talk(f)) {
 		if (has_pf(f, VIO_VU_PF_STATUS))
 			(void)vio_fe_xfer_u64(f, VIO_VU_SET_STATUS, 0, NULL);
 		else if (has_pf(f, VIO_VU_PF_RESET_DEVICE))
@@ -358,6 +381,16 @@ static uint32_t fe_vendor_id(void *t)
 	return 0; /* vhost-user does not say */
 }
 
+/* A request that is safe to send again (a read) failed with the
+ * connection: with reconnect, try it again (the next xfer connects
+ * again first), a few times. */
+static bool again_after_loss(const struct vio_frontend *f, int r,
+			     unsigned *tries)
+{
+	return r == -ENOTCONN && fe_reconnects(f) && !is_dead(f) &&
+	       (*tries)++ < 3;
+}
+
 static uint8_t fe_get_status(void *t)
 {
 	struct vio_frontend *f = t;
@@ -369,8 +402,12 @@ static uint8_t fe_get_status(void *t)
 	/* a running backend may ask for a reset (STATUS only) */
 	if (has_pf(f, VIO_VU_PF_STATUS) && (s & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		uint64_t v = 0;
+		unsigned tries = 0;
+		int r;
 		pthread_mutex_lock(&f->lock);
-		int r = vio_fe_xfer_u64(f, VIO_VU_GET_STATUS, 0, &v);
+		do
+			r = vio_fe_xfer_u64(f, VIO_VU_GET_STATUS, 0, &v);
+		while (again_after_loss(f, r, &tries));
 		pthread_mutex_unlock(&f->lock);
 		if (r == 0 && v > 0xff) {
 			pthread_mutex_lock(&f->lock);
@@ -509,11 +546,15 @@ static int fe_config_read(void *t, unsigned off, void *buf, unsigned len)
 	if (!len)
 		return 0;
 	struct vio_vu_msg m;
-	vio_vu_request_init(&m, VIO_VU_GET_CONFIG, 0);
-	m.p.config.offset = 0;
-	m.p.config.size = ask;
+	unsigned tries = 0;
+	int r;
 	pthread_mutex_lock(&f->lock);
-	int r = xfer(f, &m, ask);
+	do {
+		vio_vu_request_init(&m, VIO_VU_GET_CONFIG, 0);
+		m.p.config.offset = 0;
+		m.p.config.size = ask;
+		r = xfer(f, &m, ask);
+	} while (again_after_loss(f, r, &tries));
 	if (r == 0 && m.hdr.size == 0) {
 		vio_log_limited(&f->rl,
 				"vhost-user frontend: backend refused "
@@ -571,6 +612,50 @@ static int fe_queue_max_size(void *t, unsigned idx)
 	return idx < f->nq ? (int)f->qmax[idx] : 0;
 }
 
+/* The ring messages of queue idx, from its recorded size and layout:
+ * NUM, BASE, ADDR, CALL, KICK.  Caller holds lock. */
+static int ring_msgs_locked(struct vio_frontend *f, unsigned idx, uint32_t base)
+{
+	struct fe_queue *q = &f->q[idx];
+	int r = xfer_state(f, VIO_VU_SET_VRING_NUM, idx, q->size);
+	if (r == -EIO) {
+		/* refused although the connect probe accepted it (or could
+		 * not probe): say so, not just "refused" */
+		snprintf(f->size_why, sizeof(f->size_why),
+			 "backend refused queue size %u at SET_VRING_NUM "
+			 "(queue %u); set queue_size to its maximum",
+			 q->size, idx);
+		vio_log_limited(&f->rl, "vhost-user frontend: %s", f->size_why);
+	}
+	if (!r)
+		r = xfer_state(f, VIO_VU_SET_VRING_BASE, idx, base);
+	if (!r) {
+		struct vio_vu_msg m;
+		vio_vu_request_init(&m, VIO_VU_SET_VRING_ADDR, 0);
+		m.p.addr.index = idx;
+		m.p.addr.desc = q->layout.desc_addr;
+		m.p.addr.avail = q->layout.driver_addr;
+		m.p.addr.used = q->layout.device_addr;
+		r = xfer(f, &m, 0);
+	}
+	/* the call fd before the kick fd: without protocol features the
+	 * kick fd starts the ring */
+	if (!r)
+		r = xfer_vring_fd(f, VIO_VU_SET_VRING_CALL, idx, q->call_fd);
+	if (!r)
+		r = xfer_vring_fd(f, VIO_VU_SET_VRING_KICK, idx, q->kick_fd);
+	return r;
+}
+
+int vio_fe_ring_setup_locked(struct vio_frontend *f, unsigned idx,
+			     uint32_t base)
+{
+	int r = ring_msgs_locked(f, idx, base);
+	if (!r && f->proto)
+		r = xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 1);
+	return r;
+}
+
 static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 			  const struct vio_vq_layout *layout)
 {
@@ -580,7 +665,9 @@ static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 	struct fe_queue *q = &f->q[idx];
 	pthread_mutex_lock(&f->lock);
 	int r = -ENOTCONN;
-	if (is_dead(f))
+	if (is_down(f))
+		(void)vio_fe_reconnect_locked(f);
+	if (!can_talk(f))
 		goto out;
 	queue_stop_locked(f, idx);
 	r = vio_fe_mem_sync_locked(f);
@@ -593,34 +680,12 @@ static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
 	bool packed = f->acked & (1ull << VIRTIO_F_RING_PACKED);
 	if (!has_pf(f, VIO_VU_PF_REPLY_ACK))
 		f->size_unacked = size; /* until the ring is set up */
-	r = xfer_state(f, VIO_VU_SET_VRING_NUM, idx, size);
-	if (r == -EIO) {
-		/* refused although the connect probe accepted it (or could
-		 * not probe): say so, not just "refused" */
-		snprintf(f->size_why, sizeof(f->size_why),
-			 "backend refused queue size %u at SET_VRING_NUM "
-			 "(queue %u); set queue_size to its maximum",
-			 size, idx);
-		vio_log_limited(&f->rl, "vhost-user frontend: %s", f->size_why);
-	}
-	if (!r)
-		r = xfer_state(f, VIO_VU_SET_VRING_BASE, idx,
-			       packed ? PACKED_INITIAL_BASE : 0);
-	if (!r) {
-		struct vio_vu_msg m;
-		vio_vu_request_init(&m, VIO_VU_SET_VRING_ADDR, 0);
-		m.p.addr.index = idx;
-		m.p.addr.desc = layout->desc_addr;
-		m.p.addr.avail = layout->driver_addr;
-		m.p.addr.used = layout->device_addr;
-		r = xfer(f, &m, 0);
-	}
-	/* the call fd before the kick fd: without protocol features the
-	 * kick fd starts the ring */
-	if (!r)
-		r = xfer_vring_fd(f, VIO_VU_SET_VRING_CALL, idx, q->call_fd);
-	if (!r)
-		r = xfer_vring_fd(f, VIO_VU_SET_VRING_KICK, idx, q->kick_fd);
+	q->size = size;
+	q->layout = *layout;
+	/* this connection has the ring (reconnect: see fe_needs_restore) */
+	__atomic_store_n(&q->gen, __atomic_load_n(&f->gen, __ATOMIC_RELAXED),
+			 __ATOMIC_RELEASE);
+	r = ring_msgs_locked(f, idx, packed ? PACKED_INITIAL_BASE : 0);
 	/* from here on a stop is needed */
 	__atomic_store_n(&q->started, true, __ATOMIC_RELEASE);
 	if (!r && f->proto)
@@ -676,6 +741,9 @@ static void fe_notify(void *t, unsigned idx)
 	const struct fe_queue *q = &f->q[idx];
 	if (!q_started(q))
 		return; /* no ring: nobody to kick */
+	/* a new backend first gets the ring (this is the vq's thread) */
+	if (fe_needs_restore(f, idx) && vio_fe_restore(f, idx) != 0)
+		return;
 	/* a stop may come now: the fd stays ours (see the top) */
 	uint64_t one = 1;
 	if (write(q->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -699,14 +767,24 @@ static int fe_wait(void *t, unsigned idx, int timeout_ms)
 		return -ENOTCONN;
 	if (!q_started(q))
 		return -ECANCELED;
+	/* reconnect: a new backend gets the ring first (this is the vq's
+	 * thread); then the caller looks at the used ring again */
+	if (fe_needs_restore(f, idx))
+		return vio_fe_restore(f, idx);
 	/* the backend never writes to the socket unasked: a hang-up there
 	 * is the only other thing worth waking for.  A stop after the check
 	 * above signals the call fd: the poll cannot miss it. */
-	struct pollfd p[2] = {{.fd = q->call_fd, .events = POLLIN},
-			      {.fd = f->sock, .events = POLLRDHUP}};
-	int r = poll(p, 2, timeout_ms);
+	/* and the backend channel, if this waiter serves it (frontend_req.c;
+	 * -1 else): a config change alone wakes with 0, as an interrupt */
+	int rfd = vio_fe_req_wait_begin(f);
+	struct pollfd p[3] = {{.fd = q->call_fd, .events = POLLIN},
+			      {.fd = f->sock, .events = POLLRDHUP},
+			      {.fd = rfd, .events = POLLIN}};
+	int r = poll(p, 3, timeout_ms);
+	int e = errno;
+	vio_fe_req_wait_end(f, rfd, r > 0 ? p[2].revents : 0);
 	if (r < 0)
-		return -errno;
+		return -e;
 	if (r == 0)
 		return -ETIMEDOUT;
 	if (p[0].revents & POLLIN) {
@@ -721,8 +799,12 @@ static int fe_wait(void *t, unsigned idx, int timeout_ms)
 	}
 	if (p[1].revents) {
 		pthread_mutex_lock(&f->lock);
-		vio_fe_die(f, "backend closed the connection");
+		/* reconnect: a new connection may already be in place */
+		if (!fe_reconnects(f) || vio_fe_sock_hung_up(f))
+			vio_fe_die(f, "backend closed the connection");
 		pthread_mutex_unlock(&f->lock);
+		if (fe_reconnects(f))
+			return vio_fe_restore(f, idx);
 		return -ENOTCONN;
 	}
 	return 0;

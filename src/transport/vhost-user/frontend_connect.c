@@ -35,7 +35,7 @@ static uint64_t now_ms(void)
 	return vio_now_ns() / 1000000u;
 }
 
-static int sock_connect(const char *path, int timeout_ms, char *err,
+int vio_fe_sock_connect(const char *path, int timeout_ms, char *err,
 			size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -124,6 +124,10 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		goto fail;
 	f->proto = v & (1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	f->offered = v & ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
+	/* reconnect hands unused buffers to the next backend, which a
+	 * packed ring cannot (frontend_reconnect.c): split rings only */
+	if (fe_reconnects(f))
+		f->offered &= ~(1ull << VIRTIO_F_RING_PACKED);
 	if (!(f->offered & (1ull << VIRTIO_F_VERSION_1))) {
 		ERR("%s: the backend does not offer VIRTIO_F_VERSION_1 "
 		    "(features 0x%" PRIx64 "): legacy devices are not "
@@ -144,6 +148,10 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		f->protocol = want; /* REPLY_ACK applies from here on */
 	}
 	r = vio_fe_xfer_u64(f, VIO_VU_SET_OWNER, 0, NULL);
+	if (r)
+		goto fail;
+	/* the backend channel, if offered (frontend_req.c) */
+	r = vio_fe_req_setup_locked(f);
 	if (r)
 		goto fail;
 
@@ -206,7 +214,11 @@ fail:
 static int open_conn(struct vio_frontend *f, const char *path, char *err,
 		     size_t errlen)
 {
-	int r = sock_connect(path, f->cfg.connect_timeout_ms, err, errlen);
+	/* listening: 0 is no limit */
+	int tmo_ms = f->cfg.connect_timeout_ms;
+	if (f->lsock >= 0 && tmo_ms <= 0)
+		tmo_ms = -1;
+	int r = vio_fe_sock_open(f, tmo_ms, err, errlen);
 	if (r < 0)
 		return r;
 	f->sock = r;
@@ -228,6 +240,7 @@ static int open_conn(struct vio_frontend *f, const char *path, char *err,
 static void conn_reset(struct vio_frontend *f)
 {
 	vio_fe_close_fd(&f->sock);
+	vio_fe_req_close(f);
 	__atomic_store_n(&f->dead, false, __ATOMIC_RELEASE);
 	f->why[0] = f->refused[0] = '\0';
 	f->offered = 0;
@@ -258,7 +271,7 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 	unsigned qs = cfg->queue_size ? cfg->queue_size : DEFAULT_QUEUE_SIZE;
 	unsigned cs = cfg->config_size;
 	if (qs > VIO_VQ_MAX_SIZE || cs > VIO_VU_CONFIG_MAX ||
-	    cfg->num_queues > VIO_MAX_QUEUES) {
+	    cfg->num_queues > VIO_MAX_QUEUES || cfg->reconnect_ms < 0) {
 		ERR("bad configuration (queue size %u, config size %u, "
 		    "%u queues)",
 		    qs, cs, cfg->num_queues);
@@ -274,14 +287,21 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 	f->cfg = *cfg;
 	f->queue_size = qs;
 	f->config_size = cs;
-	f->sock = -1;
+	f->sock = f->lsock = -1;
+	snprintf(f->path, sizeof(f->path), "%s", path);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		f->q[i].kick_fd = f->q[i].call_fd = -1;
 		f->qmax[i] = qs;
 	}
 	pthread_mutex_init(&f->lock, NULL);
+	vio_fe_req_init(f);
 
 	int r;
+	if (cfg->listen) {
+		r = vio_fe_listen(f, err, errlen);
+		if (r)
+			goto fail;
+	}
 	for (unsigned attempt = 1;; attempt++) {
 		r = open_conn(f, path, err, errlen);
 		if (r == 0) {
@@ -333,7 +353,9 @@ struct vio_drvdev *vio_frontend_vdev(struct vio_frontend *f)
 
 bool vio_frontend_alive(const struct vio_frontend *f)
 {
-	return f && !is_dead(f) && !vio_fe_sock_hung_up(f);
+	/* with reconnect a hang-up is not the end: dead says when it is */
+	return f && !is_dead(f) &&
+	       (fe_reconnects(f) || !vio_fe_sock_hung_up(f));
 }
 
 int vio_frontend_fd(const struct vio_frontend *f)
@@ -344,8 +366,9 @@ int vio_frontend_fd(const struct vio_frontend *f)
 const char *vio_frontend_error(const struct vio_frontend *f)
 {
 	if (!is_dead(f))
-		return vio_fe_sock_hung_up(f) ? "backend closed the connection"
-					      : "";
+		return !fe_reconnects(f) && vio_fe_sock_hung_up(f)
+			   ? "backend closed the connection"
+			   : "";
 	return f->why;
 }
 
@@ -362,7 +385,9 @@ void vio_frontend_free(struct vio_frontend *f)
 		vio_fe_close_fd(&f->q[i].kick_fd);
 		vio_fe_close_fd(&f->q[i].call_fd);
 	}
+	vio_fe_req_fini(f);
 	vio_fe_close_fd(&f->sock);
+	vio_fe_unlisten(f);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }

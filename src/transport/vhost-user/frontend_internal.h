@@ -13,6 +13,7 @@
 
 #include "transport/vhost-user/msg.h"
 #include "util/log.h"
+#include <vio/ring.h>
 #include <vio/transport.h>
 #include <vio/vhost_user.h>
 
@@ -26,18 +27,36 @@
 #define PROTOCOL_WANTED                                                        \
 	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
-	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) | (1ull << VIO_VU_PF_STATUS))
+	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) |                             \
+	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ))
 
 struct fe_queue {
 	int kick_fd, call_fd; /* from connect until free (see the top) */
 	bool started;	      /* __atomic: written under lock */
+	/* reconnect (frontend_reconnect.c): the ring as the driver set it
+	 * up, and the connection generation the backend has it for */
+	uint16_t size;
+	struct vio_vq_layout layout;
+	unsigned gen; /* __atomic: written under lock */
 };
 
 struct vio_frontend {
 	struct vio_frontend_opts cfg;
-	int sock;
+	int sock; /* the same number for the frontend's life (reconnect
+		   * dup3s a new connection onto it) */
 	pthread_mutex_t lock;
 	bool dead; /* __atomic */
+	/* reconnect (cfg.reconnect_ms > 0, frontend_reconnect.c): the
+	 * connection is lost and a new one is due (dead stays false until
+	 * the wait runs out); gen counts connections; reconnecting: the
+	 * handshake of a new one runs (vio_fe_die then only marks down) */
+	bool down;    /* __atomic: written under lock */
+	unsigned gen; /* __atomic: written under lock */
+	bool reconnecting;
+	bool no_ack; /* reconnecting, before SET_PROTOCOL_FEATURES */
+	uint64_t down_since_ms;
+	char path[108];
+	int lsock; /* cfg.listen: the listening socket at path, else -1 */
 	char why[200];
 	char refused[120]; /* the last request the backend acked an error */
 	uint64_t offered;  /* GET_FEATURES, without PROTOCOL_FEATURES */
@@ -62,6 +81,12 @@ struct vio_frontend {
 	struct vio_drvdev *vdev;
 	struct vio_ratelimit rl;
 	struct fe_queue q[VIO_MAX_QUEUES];
+	/* the backend channel (frontend_req.c): our end of the socketpair
+	 * (__atomic; replaced and closed under req_lock), and whether a
+	 * waiter polls it now (__atomic) */
+	pthread_mutex_t req_lock;
+	int req_fd;
+	bool req_polled;
 };
 
 static inline bool has_pf(const struct vio_frontend *f, unsigned bit)
@@ -72,6 +97,22 @@ static inline bool has_pf(const struct vio_frontend *f, unsigned bit)
 static inline bool is_dead(const struct vio_frontend *f)
 {
 	return __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
+}
+
+static inline bool is_down(const struct vio_frontend *f)
+{
+	return __atomic_load_n(&f->down, __ATOMIC_ACQUIRE);
+}
+
+/* Messages may go out: neither dead nor waiting for a reconnect. */
+static inline bool can_talk(const struct vio_frontend *f)
+{
+	return !is_dead(f) && !is_down(f);
+}
+
+static inline bool fe_reconnects(const struct vio_frontend *f)
+{
+	return f->cfg.reconnect_ms > 0;
 }
 
 /* Mark the frontend dead (once; logged) and shut the socket down. */
@@ -89,6 +130,66 @@ int vio_fe_mem_sync_locked(struct vio_frontend *f);
 /* The socket polls as hung up (the backend closed it). */
 bool vio_fe_sock_hung_up(const struct vio_frontend *f);
 void vio_fe_close_fd(int *fd);
+/* Connect to path (retrying ENOENT/ECONNREFUSED for timeout_ms): the
+ * socket, or negative errno with a reason in err. */
+int vio_fe_sock_connect(const char *path, int timeout_ms, char *err,
+			size_t errlen);
+/* Send the ring of queue idx as the driver set it up: NUM, BASE, ADDR,
+ * CALL, KICK, ENABLE.  Caller holds lock.  0 or as vio_fe_xfer_u64. */
+int vio_fe_ring_setup_locked(struct vio_frontend *f, unsigned idx,
+			     uint32_t base);
+
+/* ---- frontend_reconnect.c ---- */
+
+/* cfg.listen: listen at f->path (a stale socket file is replaced). */
+int vio_fe_listen(struct vio_frontend *f, char *err, size_t errlen);
+/* Close the listening socket and remove its file. */
+void vio_fe_unlisten(struct vio_frontend *f);
+/* A new connection: connect to f->path (retrying while nothing listens),
+ * or listening, accept one; within timeout_ms (-1: no limit).  The fd,
+ * or negative errno with a reason in err (-ETIMEDOUT: nobody came). */
+int vio_fe_sock_open(struct vio_frontend *f, int timeout_ms, char *err,
+		     size_t errlen);
+
+/* The connection was lost (f->down): connect again within the reconnect
+ * wait and redo the handshake (same features), memory and status; the
+ * rings follow per queue (vio_fe_restore).  Caller holds lock.  0, or
+ * -ENOTCONN with f dead for good. */
+int vio_fe_reconnect_locked(struct vio_frontend *f);
+/* On the thread that owns queue idx's vq (its notify or wait): reconnect
+ * if needed, then give the new backend the ring with every buffer still
+ * in flight available again.  0 or -ENOTCONN (dead for good). */
+int vio_fe_restore(struct vio_frontend *f, unsigned idx);
+/* Queue idx needs vio_fe_restore before its next kick or sleep. */
+static inline bool fe_needs_restore(const struct vio_frontend *f, unsigned idx)
+{
+	return fe_reconnects(f) &&
+	       (is_down(f) ||
+		__atomic_load_n(&f->q[idx].gen, __ATOMIC_ACQUIRE) !=
+		    __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE));
+}
+
+/* Any request (fds attached, payload filled), answered as its kind
+ * says; as vio_fe_xfer_u64.  Caller holds lock. */
+int vio_fe_xfer(struct vio_frontend *f, struct vio_vu_msg *m);
+
+/* ---- frontend_req.c: the backend channel ---- */
+
+/* init: at connect, before anything can fail; fini: at free; close:
+ * when a connection is dropped (another one makes its own channel). */
+void vio_fe_req_init(struct vio_frontend *f);
+void vio_fe_req_fini(struct vio_frontend *f);
+void vio_fe_req_close(struct vio_frontend *f);
+/* In the handshake, after SET_PROTOCOL_FEATURES: if BACKEND_REQ was
+ * negotiated, give the backend its end of a new channel
+ * (SET_BACKEND_REQ_FD).  Caller holds lock.  0 (also when the backend
+ * refused it: no channel then), or -ENOTCONN/-EPROTO (dead). */
+int vio_fe_req_setup_locked(struct vio_frontend *f);
+/* fe_wait: the channel's fd if this waiter is to poll it too (one
+ * waiter at a time), else -1; after the poll, vio_fe_req_wait_end with
+ * that fd and its revents serves it and gives the turn back. */
+int vio_fe_req_wait_begin(struct vio_frontend *f);
+void vio_fe_req_wait_end(struct vio_frontend *f, int fd, short revents);
 
 extern const struct vio_transport_ops vio_fe_ops;
 

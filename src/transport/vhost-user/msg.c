@@ -11,6 +11,9 @@
 
 #include "transport/vhost-user/msg.h"
 
+_Static_assert(sizeof(struct vio_vu_inflight) == 24,
+	       "the inflight description is 24 bytes on the wire");
+
 #define ROW(req, sz, fd, rep)                                                  \
 	[VIO_VU_##req] = {#req, VIO_VU_SZ_##sz, VIO_VU_FD_##fd,                \
 			  VIO_VU_REPLY_##rep, true}
@@ -35,8 +38,11 @@ static const struct vio_vu_request_info table[VIO_VU_REQUEST_MAX] = {
     ROW(SET_PROTOCOL_FEATURES, U64, NONE, NONE),
     ROW(GET_QUEUE_NUM, NONE, NONE, U64),
     ROW(SET_VRING_ENABLE, STATE, NONE, NONE),
+    ROW(SET_BACKEND_REQ_FD, NONE, ONE, NONE),
     ROW(GET_CONFIG, CONFIG, NONE, CONFIG),
     ROW(SET_CONFIG, CONFIG, NONE, NONE),
+    ROW(GET_INFLIGHT_FD, INFLIGHT, NONE, INFLIGHT),
+    ROW(SET_INFLIGHT_FD, INFLIGHT, ONE, NONE),
     ROW(RESET_DEVICE, NONE, NONE, NONE),
     ROW(GET_MAX_MEM_SLOTS, NONE, NONE, U64),
     ROW(ADD_MEM_REG, MEMREG, ONE, NONE),
@@ -73,6 +79,8 @@ uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 			return 8;
 		case VIO_VU_REPLY_STATE:
 			return sizeof(struct vio_vu_state);
+		case VIO_VU_REPLY_INFLIGHT:
+			return sizeof(struct vio_vu_inflight);
 		default:
 			break;
 		}
@@ -91,6 +99,8 @@ uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 			       (uint32_t)sizeof(struct vio_vu_region);
 	case VIO_VU_SZ_MEMREG:
 		return sizeof(struct vio_vu_mem_reg);
+	case VIO_VU_SZ_INFLIGHT:
+		return sizeof(struct vio_vu_inflight);
 	case VIO_VU_SZ_CONFIG:
 		return 12 + (m->p.config.size <= VIO_VU_CONFIG_MAX
 				 ? m->p.config.size
@@ -132,6 +142,9 @@ static int check_size(const struct vio_vu_request_info *i, uint32_t size,
 		break;
 	case VIO_VU_SZ_MEMREG:
 		want = sizeof(struct vio_vu_mem_reg);
+		break;
+	case VIO_VU_SZ_INFLIGHT:
+		want = sizeof(struct vio_vu_inflight);
 		break;
 	case VIO_VU_SZ_MEMTAB:
 		if (size < 8 || size > sizeof(struct vio_vu_mem_table))
@@ -348,6 +361,12 @@ void vio_vu_request_init(struct vio_vu_msg *m, uint32_t request, uint32_t flags)
 	m->hdr.flags = VIO_VU_VERSION | flags;
 }
 
+static int reply_check(int sock, uint32_t req,
+		       const struct vio_vu_request_info *i, const char *name,
+		       uint32_t config_size, ssize_t n, unsigned nfds,
+		       bool ctrunc, struct vio_vu_msg *m, char *why,
+		       size_t whylen);
+
 int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 		      struct vio_vu_msg *m, char *why, size_t whylen)
 {
@@ -379,7 +398,10 @@ int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 			 name);
 		return -ECONNRESET;
 	}
-	bool had_fds = false;
+	/* Only GET_INFLIGHT_FD's reply carries an fd (exactly one); it is
+	 * kept in m->fds and closed on every failure below. */
+	bool want_fd = i && i->reply == VIO_VU_REPLY_INFLIGHT;
+	unsigned nfds = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
 	     c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -390,11 +412,30 @@ int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 		     j++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(fd));
-			close(fd);
-			had_fds = true;
+			if (want_fd && m->nfds == 0)
+				m->fds[m->nfds++] = fd;
+			else
+				close(fd);
+			nfds++;
 		}
 	}
-	if (had_fds || (mh.msg_flags & MSG_CTRUNC))
+	int r = reply_check(sock, req, i, name, config_size, n, nfds,
+			    (mh.msg_flags & MSG_CTRUNC) != 0, m, why, whylen);
+	if (r)
+		vio_vu_close_fds(m);
+	return r;
+}
+
+/* The rest of vio_vu_recv_reply: header bytes (n read so far), the fd
+ * count (nfds arrived, ctrunc), the payload. */
+static int reply_check(int sock, uint32_t req,
+		       const struct vio_vu_request_info *i, const char *name,
+		       uint32_t config_size, ssize_t n, unsigned nfds,
+		       bool ctrunc, struct vio_vu_msg *m, char *why,
+		       size_t whylen)
+{
+	bool want_fd = i && i->reply == VIO_VU_REPLY_INFLIGHT;
+	if (ctrunc || nfds > (want_fd ? 1u : 0u))
 		return WHY("%s: reply carries fds", name);
 	if ((size_t)n < sizeof(m->hdr)) {
 		int r = read_full(sock, (uint8_t *)&m->hdr + n,
@@ -422,6 +463,9 @@ int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 			return WHY("%s: config size %u", name, config_size);
 		want = m->hdr.size == 0 ? 0 : 12 + config_size;
 		break;
+	case VIO_VU_REPLY_INFLIGHT:
+		want = sizeof(struct vio_vu_inflight);
+		break;
 	default: /* u64 answers and REPLY_ACK */
 		want = 8;
 		break;
@@ -432,5 +476,7 @@ int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 	memset(&m->p, 0, sizeof(m->p));
 	if (want && read_full(sock, &m->p, want))
 		return WHY("%s: truncated reply payload", name);
+	if (want_fd && nfds != 1)
+		return WHY("%s: reply without its fd", name);
 	return 0;
 }

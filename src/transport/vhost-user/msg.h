@@ -28,7 +28,9 @@
 /* protocol feature bits */
 #define VIO_VU_PF_MQ 0
 #define VIO_VU_PF_REPLY_ACK 3
+#define VIO_VU_PF_BACKEND_REQ 5
 #define VIO_VU_PF_CONFIG 9
+#define VIO_VU_PF_INFLIGHT_SHMFD 12
 #define VIO_VU_PF_RESET_DEVICE 13
 #define VIO_VU_PF_CONFIGURE_MEM_SLOTS 15
 #define VIO_VU_PF_STATUS 16
@@ -52,8 +54,11 @@ enum vio_vu_request {
 	VIO_VU_SET_PROTOCOL_FEATURES = 16,
 	VIO_VU_GET_QUEUE_NUM = 17,
 	VIO_VU_SET_VRING_ENABLE = 18,
+	VIO_VU_SET_BACKEND_REQ_FD = 21,
 	VIO_VU_GET_CONFIG = 24,
 	VIO_VU_SET_CONFIG = 25,
+	VIO_VU_GET_INFLIGHT_FD = 31,
+	VIO_VU_SET_INFLIGHT_FD = 32,
 	VIO_VU_RESET_DEVICE = 34,
 	VIO_VU_GET_MAX_MEM_SLOTS = 36,
 	VIO_VU_ADD_MEM_REG = 37,
@@ -115,6 +120,23 @@ struct vio_vu_config {
 	uint8_t data[VIO_VU_CONFIG_MAX];
 };
 
+/*
+ * GET_INFLIGHT_FD / SET_INFLIGHT_FD (protocol feature INFLIGHT_SHMFD).
+ * GET: the frontend fills num_queues and queue_size (mmap fields 0); the
+ * backend replies with all four and one fd (a memfd of mmap_size bytes
+ * from mmap_offset: num_queues regions of vio_inflight_queue_bytes()).
+ * SET: the frontend sends the same four fields with that fd (or the one a
+ * previous backend gave it).  Natural alignment: 24 bytes on the wire,
+ * as QEMU and libvhost-user send it (sizeof of their unpacked struct).
+ */
+struct vio_vu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t padding;
+};
+
 union vio_vu_payload {
 	uint64_t u64;
 	struct vio_vu_state state;
@@ -122,6 +144,7 @@ union vio_vu_payload {
 	struct vio_vu_mem_table mem;
 	struct vio_vu_mem_reg reg;
 	struct vio_vu_config config;
+	struct vio_vu_inflight inflight;
 };
 
 struct vio_vu_msg {
@@ -132,13 +155,14 @@ struct vio_vu_msg {
 };
 
 enum vio_vu_size_rule {
-	VIO_VU_SZ_NONE,	  /* no payload */
-	VIO_VU_SZ_U64,	  /* exactly 8 bytes */
-	VIO_VU_SZ_STATE,  /* exactly struct vio_vu_state */
-	VIO_VU_SZ_ADDR,	  /* exactly struct vio_vu_addr */
-	VIO_VU_SZ_MEMTAB, /* 8 + nregions * 32, nregions <= 8 */
-	VIO_VU_SZ_MEMREG, /* exactly struct vio_vu_mem_reg */
-	VIO_VU_SZ_CONFIG, /* 12 + size, size <= VIO_VU_CONFIG_MAX */
+	VIO_VU_SZ_NONE,	    /* no payload */
+	VIO_VU_SZ_U64,	    /* exactly 8 bytes */
+	VIO_VU_SZ_STATE,    /* exactly struct vio_vu_state */
+	VIO_VU_SZ_ADDR,	    /* exactly struct vio_vu_addr */
+	VIO_VU_SZ_MEMTAB,   /* 8 + nregions * 32, nregions <= 8 */
+	VIO_VU_SZ_MEMREG,   /* exactly struct vio_vu_mem_reg */
+	VIO_VU_SZ_CONFIG,   /* 12 + size, size <= VIO_VU_CONFIG_MAX */
+	VIO_VU_SZ_INFLIGHT, /* exactly struct vio_vu_inflight (24) */
 };
 
 enum vio_vu_reply {
@@ -146,6 +170,7 @@ enum vio_vu_reply {
 	VIO_VU_REPLY_U64,
 	VIO_VU_REPLY_STATE,
 	VIO_VU_REPLY_CONFIG,
+	VIO_VU_REPLY_INFLIGHT, /* struct vio_vu_inflight + exactly one fd */
 };
 
 enum vio_vu_fds {
@@ -201,6 +226,9 @@ void vio_vu_request_init(struct vio_vu_msg *m, uint32_t request,
  * config_size bytes, or 0 bytes: some backends' way of refusing).  A
  * reply that breaks any rule is -EPROTO with why[]; the stream is then
  * out of step and must be abandoned.  -ECONNRESET if the peer closed.
+ * GET_INFLIGHT_FD's reply is a struct vio_vu_inflight with exactly one
+ * fd: on success it is m->fds[0] (m->nfds == 1), the caller's to close;
+ * a reply without one, or with more, is -EPROTO (every fd closed).
  */
 int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 		      struct vio_vu_msg *m, char *why, size_t whylen);
