@@ -147,7 +147,9 @@ static void drain(int s, struct expect *e)
 				fz_fail("a reply the model does not expect");
 			continue;
 		}
-		if (n == 0)
+		/* ECONNRESET: the other end closed with our bytes unread
+		 * (once; then 0) */
+		if (n == 0 || errno == ECONNRESET)
 			e->eof = true;
 		else if (errno != EINTR)
 			return;

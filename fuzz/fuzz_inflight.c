@@ -90,6 +90,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *gen_dir;
+static bool verbose; /* FZ_VERBOSE set: log lines and a trace */
 
 static void fz_fail(const char *what)
 {
@@ -101,7 +102,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	vio_log_set_quiet(getenv("FZ_VERBOSE") == NULL);
+	verbose = getenv("FZ_VERBOSE") != NULL;
+	vio_log_set_quiet(!verbose);
 	gen_dir = getenv("FZ_GEN");
 	return 0;
 }
@@ -491,6 +493,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t in_len)
 		if (vio_vq_get_base(vq) != base1)
 			fz_fail("ring position differs from life 1's");
 	}
+	if (verbose)
+		fprintf(stderr,
+			"fuzz_inflight: %s size %u: life 1 attach %d, %u held, "
+			"%s; life 2 attach %d, %u recovered%s\n",
+			z.packed ? "packed" : "split", z.qsize, a, nexp,
+			exact ? "exact" : "not checked", a2,
+			vio_vq_inflight_recovered(vq),
+			vio_vq_broken(vq) ? ", broken" : "");
 	serve(&z, vq, 0, false, exact ? exp : NULL, exact ? nexp : 0);
 	vio_vq_free(vq);
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seeds of fuzz_backend_req (input format: fuzz_backend_req.c).
+"""Write the seeds of fuzz_backend_req and fuzz_backend_ack (input
+formats: fuzz_backend_req.c, fuzz_backend_ack.c): the two ends of the
+backend channel.
 
+fuzz_backend_req, what a backend sends the frontend:
 What a backend writes on the backend channel: config changes with and
 without NEED_REPLY, runs of them, unknown and IOTLB / host notifier
 requests (answered "not supported"), and every reason the frontend
@@ -9,8 +12,14 @@ drops the channel: a bad version, the REPLY flag, fds attached (flags
 bits 8-11, the target's), a payload over 64 bytes, a header or payload
 cut short, garbage.
 
-Usage: fuzz/gen_backend_req_corpus.py [OUTDIR]
-       (default fuzz/corpus/backend_req)
+fuzz_backend_ack, what a frontend sends the backend: acks (0 and
+failed), acks before every config change and late, with and without
+REPLY_ACK or CONFIG negotiated, and what drops the channel: a request
+instead of an ack, an ack without REPLY or of the wrong size, fds, a
+flood of 64 acks, garbage.
+
+Usage: fuzz/gen_backend_req_corpus.py [CORPUSDIR]
+       (default fuzz/corpus: writes backend_req/ and backend_ack/)
 """
 import os
 import struct
@@ -30,10 +39,54 @@ def fds(n):
     return VERSION | n << 8
 
 
-def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "corpus", "backend_req")
+def write(out, seeds):
     os.makedirs(out, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(out, "seed-%s.bin" % name), "wb") as f:
+            f.write(data)
+
+
+def ack_seeds():
+    ACK, NO_CONFIG = 1, 2  # byte 0 of fuzz_backend_ack
+    ok = msg(CONFIG_CHANGE, VERSION | REPLY, struct.pack("<Q", 0))
+    ok_hook = msg(CONFIG_CHANGE, VERSION | REPLY | SERVE,
+                  struct.pack("<Q", 0))
+    failed = msg(CONFIG_CHANGE, VERSION | REPLY, struct.pack("<Q", 1))
+    hook = msg(CONFIG_CHANGE, VERSION | SERVE, size=0)  # not an ack
+    return {
+        "empty": b"",
+        "ack-only-mode": bytes([ACK]),
+        "acks-each-hook": bytes([ACK]) + ok_hook * 8,
+        "acks-late": bytes([ACK]) + ok + ok + ok_hook + failed + ok_hook,
+        "ack-failed": bytes([ACK]) + failed + ok_hook,
+        "no-reply-ack": bytes([0]) + ok_hook * 3,
+        "no-config": bytes([ACK | NO_CONFIG]) + ok_hook * 3,
+        "request-not-ack": bytes([ACK]) + ok_hook + hook + ok_hook,
+        "ack-no-reply-flag": bytes([ACK]) + msg(
+            CONFIG_CHANGE, VERSION | SERVE, struct.pack("<Q", 0)),
+        "ack-short": bytes([ACK]) + msg(CONFIG_CHANGE,
+                                        VERSION | REPLY | SERVE, bytes(4)),
+        "ack-other-request": bytes([ACK]) + msg(
+            IOTLB, VERSION | REPLY | SERVE, struct.pack("<Q", 0)),
+        "ack-with-fd": bytes([ACK]) + msg(
+            CONFIG_CHANGE, VERSION | REPLY | SERVE | 1 << 8,
+            struct.pack("<Q", 0)),
+        "ack-bad-version": bytes([ACK]) + msg(
+            CONFIG_CHANGE, 2 | REPLY | SERVE, struct.pack("<Q", 0)),
+        "ack-payload-65": bytes([ACK]) + msg(CONFIG_CHANGE, VERSION | REPLY,
+                                             bytes(65)) + ok_hook,
+        "ack-cut": bytes([ACK]) + ok_hook + ok[:15],
+        "flood-63": bytes([ACK]) + ok * 62 + ok_hook,
+        "flood-64": bytes([ACK]) + ok * 63 + ok_hook,
+        "flood-100": bytes([ACK]) + ok * 100,
+        "garbage": bytes([ACK]) + bytes(range(255, 0, -1)),
+    }
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "corpus")
+    write(os.path.join(root, "backend_ack"), ack_seeds())
     change = msg(CONFIG_CHANGE)
     change_ack = msg(CONFIG_CHANGE, VERSION | NEED_REPLY)
     seeds = {
@@ -68,9 +121,7 @@ def main():
                                         bytes(40))[:30],
         "garbage": bytes(range(256)),
     }
-    for name, data in seeds.items():
-        with open(os.path.join(out, "seed-%s.bin" % name), "wb") as f:
-            f.write(data)
+    write(os.path.join(root, "backend_req"), seeds)
 
 
 if __name__ == "__main__":

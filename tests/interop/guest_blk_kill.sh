@@ -388,6 +388,13 @@ if [ "$rc" != 0 ]; then
 	fail "the guest saw errors (io_errors=${io_errors:-?} fio_write=${fio_w:-?} fio_verify=${fio_v:-?})"
 fi
 [ "$done_kills" = "$kills" ] || fail "only $done_kills of $kills kills"
+# the last backend ends cleanly on SIGTERM (under ASan: no report either)
+kill -TERM "$bpid"
+brc=0
+timeout 15 tail --pid="$bpid" -f /dev/null || fail "backend instance $inst ignores SIGTERM"
+wait "$bpid" || brc=$?
+bpid=
+[ "$brc" = 0 ] || fail "backend instance $inst: exit status $brc after SIGTERM"
 if [ "${io_errors:-x}" != 0 ] || [ "$fio_w" != 0 ] || [ "$fio_v" != 0 ]; then
 	fail "guest result: $result"
 fi
