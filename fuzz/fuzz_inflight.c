@@ -210,6 +210,19 @@ static struct vio_vq *new_vq(const struct fz *z, uint16_t base, bool set_base)
 	return vq;
 }
 
+/* More ring slots in flight than the ring has: a driver that made
+ * slots available again before they were used (packed: nothing tells
+ * the device without an in-flight region), after which the ring's
+ * distance between its avail and used positions no longer counts what
+ * is held, and unpop may refuse (-EINVAL). */
+static bool overpopped(const struct fz *z)
+{
+	uint32_t slots = 0;
+	for (unsigned k = 0; k < z->nheld; k++)
+		slots += z->packed ? z->held[k].head >> 16 : 1;
+	return slots > z->qsize;
+}
+
 /* Complete held[from..nheld): reversed or not, batched or not. */
 static void push_from(struct fz *z, struct vio_vq *vq, unsigned from)
 {
@@ -331,6 +344,8 @@ static void serve(struct fz *z, struct vio_vq *vq, unsigned keep, bool patches,
 			while (n-- && z->nheld > first && z->nheld > keep) {
 				const struct held *h = &z->held[z->nheld - 1];
 				int r = vio_vq_unpop(vq, h->head);
+				if (r == -EINVAL && overpopped(z))
+					break; /* the ring's count is lost */
 				if (r)
 					fz_fail("unpop of the chain just "
 						"popped");

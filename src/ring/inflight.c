@@ -602,6 +602,15 @@ static int mark_packed(struct vio_vq *vq, uint32_t head)
 			       "size");
 		return -EIO;
 	}
+	/* held[] has one entry per ring slot: a driver's buffer id past
+	 * the queue size (found by fuzz_inflight) would index past it */
+	if (vio_unlikely(id >= vq->size)) {
+		vio_vq_bad(vq,
+			   "buffer id %u is not below the queue size %u "
+			   "(in-flight tracking is on)",
+			   id, vq->size);
+		return -EIO;
+	}
 	if (vio_unlikely(f->held[id])) {
 		vio_vq_bad(vq, "buffer id %u is already in flight", id);
 		return -EIO;

@@ -147,6 +147,10 @@ int vio_vu_h_set_inflight(struct vio_backend *b, struct vio_vu_msg *m)
 	b->inflight_stride = stride;
 	b->inflight_nq = in->num_queues;
 	b->inflight_qsize = in->queue_size;
+	/* once per (re)connection: says in-flight tracking is on */
+	vio_log("vhost-user: connection %lu: in-flight region for %u queues "
+		"of up to %u entries",
+		b->conns, in->num_queues, in->queue_size);
 	return 0; /* the caller closes the fd: the mapping stays */
 }
 

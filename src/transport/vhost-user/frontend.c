@@ -15,7 +15,8 @@
  * gained some: at queue setup and on every notify (cheap check first),
  * before the kick that may publish buffers in them.
  *
- * Connecting, the handshake and free are in frontend_connect.c.
+ * Connecting, the handshake and free are in frontend_connect.c; the
+ * queues (ring setup and stop, notify, wait) in frontend_queue.c.
  *
  * Status: without VHOST_USER_PROTOCOL_F_STATUS the status byte lives
  * here; FEATURES_OK is the moment SET_FEATURES goes out (checked to be a
@@ -35,15 +36,6 @@
  * time) and the control state.  The data path (notify, wait) takes it
  * only when memory must be sent.
  *
- * Kick and call fds: a pair of eventfds per queue, made at connect and
- * closed only by vio_frontend_free, so notify and wait use them without
- * the lock, on any thread, while another thread resets or removes the
- * device: a number they loaded is never closed and reused under them.  A
- * started ring gets the same pair each time (as QEMU does).  A stop marks
- * the queue stopped (notify then writes nothing) and signals its call fd,
- * so a thread asleep in wait wakes and returns -ECANCELED instead of
- * sleeping on a ring that is gone.
- *
  * Config size: the caller's config_size, else the bound driver's
  * (struct vio_driver.config_size), else each GET_CONFIG asks for what
  * the read needs.  The transport knows no device type's layout.
@@ -59,7 +51,6 @@
 #include <unistd.h>
 
 #include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
 
 #include "transport/vhost-user/frontend_internal.h"
 #include "transport/vhost-user/msg.h"
@@ -67,9 +58,6 @@
 #include <vio/driver.h>
 #include <vio/mem.h>
 #include <vio/vhost_user.h>
-
-/* packed rings: avail and used wrap counters start at 1 (bits 15, 31) */
-#define PACKED_INITIAL_BASE 0x80008000u
 
 /* The backend is gone or broke the protocol: stop talking to it.  The
  * socket stays open (shut down, so it polls as hung up) until free. */
@@ -111,14 +99,6 @@ void vio_fe_close_fd(int *fd)
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
-}
-
-/* Empty an eventfd of ours (non-blocking). */
-static void drain(int fd)
-{
-	uint64_t v;
-	ssize_t n = read(fd, &v, sizeof(v));
-	(void)n; /* EAGAIN: it was empty */
 }
 
 /*
@@ -210,18 +190,6 @@ int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
 	return xfer_state(f, req, idx, num);
 }
 
-/* SET_VRING_KICK / SET_VRING_CALL with fd (not given away). */
-static int xfer_vring_fd(struct vio_frontend *f, uint32_t req, unsigned idx,
-			 int fd)
-{
-	struct vio_vu_msg m;
-	vio_vu_request_init(&m, req, 0);
-	m.p.u64 = idx & VIO_VU_VRING_IDX_MASK;
-	m.fds[0] = fd;
-	m.nfds = 1;
-	return xfer(f, &m, 0);
-}
-
 /* ---- memory ---- */
 
 static int region_of(struct vio_frontend *f, unsigned i,
@@ -310,50 +278,14 @@ int vio_fe_mem_sync_locked(struct vio_frontend *f)
 	return mem_barrier(f);
 }
 
-/* ---- queues ---- */
-
-static bool q_started(const struct fe_queue *q)
-{
-	return __atomic_load_n(&q->started, __ATOMIC_ACQUIRE);
-}
-
-/* Wake whoever waits on queue idx (it then sees the queue stopped). */
-static void wake_waiters(struct vio_frontend *f, unsigned idx)
-{
-	uint64_t one = 1;
-	ssize_t n = write(f->q[idx].call_fd, &one, sizeof(one));
-	(void)n; /* EAGAIN: the counter is full, a wake-up is pending */
-}
-
-/* Stop ring idx: disable it, GET_VRING_BASE (the ring stops there), wake
- * its waiters.  The fds stay (see the top).  Caller holds lock.  Errors
- * only matter while alive. */
-static void queue_stop_locked(struct vio_frontend *f, unsigned idx)
-{
-	struct fe_queue *q = &f->q[idx];
-	if (!q_started(q))
-		return;
-	if (can_talk(f)) {
-		if (f->proto)
-			(void)xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 0);
-		struct vio_vu_msg m;
-		vio_vu_request_init(&m, VIO_VU_GET_VRING_BASE, 0);
-		m.p.state.index = idx;
-		if (xfer(f, &m, 0) == 0 && m.p.state.index != idx)
-			vio_fe_die(
-			    f, "GET_VRING_BASE: reply for queue %u, asked %u",
-			    m.p.state.index, idx);
-	}
-	__atomic_store_n(&q->started, false, __ATOMIC_RELEASE);
-	wake_waiters(f, idx);
-}
+/* ---- reset ---- */
 
 static void reset_locked(struct vio_frontend *f)
 {
 	bool any = f->features_sent;
 	for (unsigned i = 0; i < f->nq; i++) {
 		any |= q_started(&f->q[i]);
-		queue_stop_locked(f, i);
+		vio_fe_queue_stop_locked(f, i);
 	}
 	if (any && can_talk(f)) {
 		if (has_pf(f, VIO_VU_PF_STATUS))
@@ -600,120 +532,7 @@ static uint32_t fe_config_generation(void *t)
 	return 0; /* vhost-user has none */
 }
 
-static unsigned fe_num_queues(void *t)
-{
-	struct vio_frontend *f = t;
-	return f->nq;
-}
-
-static int fe_queue_max_size(void *t, unsigned idx)
-{
-	struct vio_frontend *f = t;
-	return idx < f->nq ? (int)f->qmax[idx] : 0;
-}
-
-/* The ring messages of queue idx, from its recorded size and layout:
- * NUM, BASE, ADDR, CALL, KICK.  Caller holds lock. */
-static int ring_msgs_locked(struct vio_frontend *f, unsigned idx, uint32_t base)
-{
-	struct fe_queue *q = &f->q[idx];
-	int r = xfer_state(f, VIO_VU_SET_VRING_NUM, idx, q->size);
-	if (r == -EIO) {
-		/* refused although the connect probe accepted it (or could
-		 * not probe): say so, not just "refused" */
-		snprintf(f->size_why, sizeof(f->size_why),
-			 "backend refused queue size %u at SET_VRING_NUM "
-			 "(queue %u); set queue_size to its maximum",
-			 q->size, idx);
-		vio_log_limited(&f->rl, "vhost-user frontend: %s", f->size_why);
-	}
-	if (!r)
-		r = xfer_state(f, VIO_VU_SET_VRING_BASE, idx, base);
-	if (!r) {
-		struct vio_vu_msg m;
-		vio_vu_request_init(&m, VIO_VU_SET_VRING_ADDR, 0);
-		m.p.addr.index = idx;
-		m.p.addr.desc = q->layout.desc_addr;
-		m.p.addr.avail = q->layout.driver_addr;
-		m.p.addr.used = q->layout.device_addr;
-		r = xfer(f, &m, 0);
-	}
-	/* the call fd before the kick fd: without protocol features the
-	 * kick fd starts the ring */
-	if (!r)
-		r = xfer_vring_fd(f, VIO_VU_SET_VRING_CALL, idx, q->call_fd);
-	if (!r)
-		r = xfer_vring_fd(f, VIO_VU_SET_VRING_KICK, idx, q->kick_fd);
-	return r;
-}
-
-int vio_fe_ring_setup_locked(struct vio_frontend *f, unsigned idx,
-			     uint32_t base)
-{
-	int r = ring_msgs_locked(f, idx, base);
-	if (!r && f->proto)
-		r = xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 1);
-	return r;
-}
-
-static int fe_queue_setup(void *t, unsigned idx, uint16_t size,
-			  const struct vio_vq_layout *layout)
-{
-	struct vio_frontend *f = t;
-	if (idx >= f->nq || !layout || !size || size > f->qmax[idx])
-		return -EINVAL;
-	struct fe_queue *q = &f->q[idx];
-	pthread_mutex_lock(&f->lock);
-	int r = -ENOTCONN;
-	if (is_down(f))
-		(void)vio_fe_reconnect_locked(f);
-	if (!can_talk(f))
-		goto out;
-	queue_stop_locked(f, idx);
-	r = vio_fe_mem_sync_locked(f);
-	if (r)
-		goto out;
-	/* no stale kick for the new ring; the call fd is left alone: a
-	 * wake-up left from the last stop is at worst one spurious return
-	 * of a wait, while emptying it could take one a waiter still needs */
-	drain(q->kick_fd);
-	bool packed = f->acked & (1ull << VIRTIO_F_RING_PACKED);
-	if (!has_pf(f, VIO_VU_PF_REPLY_ACK))
-		f->size_unacked = size; /* until the ring is set up */
-	q->size = size;
-	q->layout = *layout;
-	/* this connection has the ring (reconnect: see fe_needs_restore) */
-	__atomic_store_n(&q->gen, __atomic_load_n(&f->gen, __ATOMIC_RELAXED),
-			 __ATOMIC_RELEASE);
-	r = ring_msgs_locked(f, idx, packed ? PACKED_INITIAL_BASE : 0);
-	/* from here on a stop is needed */
-	__atomic_store_n(&q->started, true, __ATOMIC_RELEASE);
-	if (!r && f->proto)
-		r = xfer_state(f, VIO_VU_SET_VRING_ENABLE, idx, 1);
-	if (!r && f->size_unacked)
-		/* a message with a reply after SET_VRING_NUM: the backend
-		 * handled it, so it took the size */
-		r = vio_fe_xfer_u64(f, VIO_VU_GET_FEATURES, 0, NULL);
-	f->size_unacked = 0;
-	if (r)
-		queue_stop_locked(f, idx);
-out:
-	pthread_mutex_unlock(&f->lock);
-	return r;
-}
-
-static int fe_queue_disable(void *t, unsigned idx)
-{
-	struct vio_frontend *f = t;
-	if (idx >= f->nq)
-		return -EINVAL;
-	pthread_mutex_lock(&f->lock);
-	queue_stop_locked(f, idx);
-	pthread_mutex_unlock(&f->lock);
-	return is_dead(f) ? -ENOTCONN : 0;
-}
-
-static int fe_sync_mem(void *t)
+int vio_fe_sync_mem(void *t)
 {
 	struct vio_frontend *f = t;
 	if (is_dead(f))
@@ -731,25 +550,6 @@ static int fe_sync_mem(void *t)
 	return r;
 }
 
-static void fe_notify(void *t, unsigned idx)
-{
-	struct vio_frontend *f = t;
-	if (idx >= f->nq || is_dead(f))
-		return;
-	/* for drivers that did not sync before adding */
-	(void)fe_sync_mem(f);
-	const struct fe_queue *q = &f->q[idx];
-	if (!q_started(q))
-		return; /* no ring: nobody to kick */
-	/* a new backend first gets the ring (this is the vq's thread) */
-	if (fe_needs_restore(f, idx) && vio_fe_restore(f, idx) != 0)
-		return;
-	/* a stop may come now: the fd stays ours (see the top) */
-	uint64_t one = 1;
-	if (write(q->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		vio_log_limited(&f->rl, "vhost-user frontend: kick: %m");
-}
-
 bool vio_fe_sock_hung_up(const struct vio_frontend *f)
 {
 	struct pollfd p = {.fd = f->sock, .events = POLLRDHUP};
@@ -757,66 +557,7 @@ bool vio_fe_sock_hung_up(const struct vio_frontend *f)
 	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
-static int fe_wait(void *t, unsigned idx, int timeout_ms)
-{
-	struct vio_frontend *f = t;
-	if (idx >= f->nq)
-		return -EINVAL;
-	const struct fe_queue *q = &f->q[idx];
-	if (is_dead(f))
-		return -ENOTCONN;
-	if (!q_started(q))
-		return -ECANCELED;
-	/* reconnect: a new backend gets the ring first (this is the vq's
-	 * thread); then the caller looks at the used ring again */
-	if (fe_needs_restore(f, idx))
-		return vio_fe_restore(f, idx);
-	/* the backend never writes to the socket unasked: a hang-up there
-	 * is the only other thing worth waking for.  A stop after the check
-	 * above signals the call fd: the poll cannot miss it. */
-	/* and the backend channel, if this waiter serves it (frontend_req.c;
-	 * -1 else): a config change alone wakes with 0, as an interrupt */
-	int rfd = vio_fe_req_wait_begin(f);
-	struct pollfd p[3] = {{.fd = q->call_fd, .events = POLLIN},
-			      {.fd = f->sock, .events = POLLRDHUP},
-			      {.fd = rfd, .events = POLLIN}};
-	int r = poll(p, 3, timeout_ms);
-	int e = errno;
-	vio_fe_req_wait_end(f, rfd, r > 0 ? p[2].revents : 0);
-	if (r < 0)
-		return -e;
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (p[0].revents & POLLIN) {
-		uint64_t v;
-		ssize_t n = read(q->call_fd, &v, sizeof(v));
-		(void)n; /* EAGAIN: another waiter took it */
-		if (q_started(q))
-			return 0;
-		/* stopped: pass the wake-up on to the other waiters */
-		wake_waiters(f, idx);
-		return -ECANCELED;
-	}
-	if (p[1].revents) {
-		pthread_mutex_lock(&f->lock);
-		/* reconnect: a new connection may already be in place */
-		if (!fe_reconnects(f) || vio_fe_sock_hung_up(f))
-			vio_fe_die(f, "backend closed the connection");
-		pthread_mutex_unlock(&f->lock);
-		if (fe_reconnects(f))
-			return vio_fe_restore(f, idx);
-		return -ENOTCONN;
-	}
-	return 0;
-}
-
-/* Valid, and the same number, from connect until vio_frontend_free. */
-static int fe_call_fd(void *t, unsigned idx)
-{
-	struct vio_frontend *f = t;
-	return idx < f->nq ? f->q[idx].call_fd : -1;
-}
-
+/* the queue ops are in frontend_queue.c */
 const struct vio_transport_ops vio_fe_ops = {
     .name = "vhost-user",
     .device_id = fe_device_id,
@@ -828,13 +569,13 @@ const struct vio_transport_ops vio_fe_ops = {
     .config_read = fe_config_read,
     .config_write = fe_config_write,
     .config_generation = fe_config_generation,
-    .num_queues = fe_num_queues,
-    .queue_max_size = fe_queue_max_size,
-    .queue_setup = fe_queue_setup,
-    .queue_disable = fe_queue_disable,
-    .notify = fe_notify,
-    .wait = fe_wait,
-    .call_fd = fe_call_fd,
-    .sync_mem = fe_sync_mem,
+    .num_queues = vio_fe_num_queues,
+    .queue_max_size = vio_fe_queue_max_size,
+    .queue_setup = vio_fe_queue_setup,
+    .queue_disable = vio_fe_queue_disable,
+    .notify = vio_fe_notify,
+    .wait = vio_fe_wait,
+    .call_fd = vio_fe_call_fd,
+    .sync_mem = vio_fe_sync_mem,
     /* release: the vdev belongs to the frontend */
 };

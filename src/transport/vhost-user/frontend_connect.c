@@ -2,8 +2,9 @@
 /*
  * The vhost-user frontend: connecting (the socket, with retries while a
  * backend starts), the handshake, the queues' fds, free, and the bus
- * across processes (vio_bus_connect).  The messages, memory, queues and
- * transport ops are in frontend.c; see docs/vhost-user-frontend.md.
+ * across processes (vio_bus_connect).  The messages, memory and
+ * transport ops are in frontend.c, the queues in frontend_queue.c; see
+ * docs/vhost-user-frontend.md.
  */
 #include <errno.h>
 #include <fcntl.h>

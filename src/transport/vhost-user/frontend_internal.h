@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal to the vhost-user frontend: frontend.c (the messages, memory,
- * queues and the transport ops) and frontend_connect.c (connect, the
- * handshake, free, the bus across processes).  Not installed.
+ * status, config and the transport ops table), frontend_queue.c (the
+ * queues: ring setup and stop, notify, wait), frontend_connect.c
+ * (connect, the handshake, free, the bus across processes),
+ * frontend_reconnect.c and frontend_req.c (the backend channel).  Not
+ * installed.
  */
 #ifndef VIO_VU_FRONTEND_INTERNAL_H
 #define VIO_VU_FRONTEND_INTERNAL_H
@@ -31,7 +34,7 @@
 	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ))
 
 struct fe_queue {
-	int kick_fd, call_fd; /* from connect until free (see the top) */
+	int kick_fd, call_fd; /* from connect until free (frontend_queue.c) */
 	bool started;	      /* __atomic: written under lock */
 	/* reconnect (frontend_reconnect.c): the ring as the driver set it
 	 * up, and the connection generation the backend has it for */
@@ -115,6 +118,12 @@ static inline bool fe_reconnects(const struct vio_frontend *f)
 	return f->cfg.reconnect_ms > 0;
 }
 
+/* The ring is set up (a stop is due before another setup or a reset). */
+static inline bool q_started(const struct fe_queue *q)
+{
+	return __atomic_load_n(&q->started, __ATOMIC_ACQUIRE);
+}
+
 /* Mark the frontend dead (once; logged) and shut the socket down. */
 void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -127,6 +136,9 @@ int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
 		      uint32_t num);
 /* Send the regions the vio_mem gained; caller holds lock. */
 int vio_fe_mem_sync_locked(struct vio_frontend *f);
+/* The sync_mem transport op (t: the frontend): as above when the
+ * vio_mem gained regions, taking the lock; also called by notify. */
+int vio_fe_sync_mem(void *t);
 /* The socket polls as hung up (the backend closed it). */
 bool vio_fe_sock_hung_up(const struct vio_frontend *f);
 void vio_fe_close_fd(int *fd);
@@ -134,10 +146,25 @@ void vio_fe_close_fd(int *fd);
  * socket, or negative errno with a reason in err. */
 int vio_fe_sock_connect(const char *path, int timeout_ms, char *err,
 			size_t errlen);
+
+/* ---- frontend_queue.c ---- */
+
 /* Send the ring of queue idx as the driver set it up: NUM, BASE, ADDR,
  * CALL, KICK, ENABLE.  Caller holds lock.  0 or as vio_fe_xfer_u64. */
 int vio_fe_ring_setup_locked(struct vio_frontend *f, unsigned idx,
 			     uint32_t base);
+/* Stop ring idx if started (disable, GET_VRING_BASE) and wake its
+ * waiters.  Caller holds lock. */
+void vio_fe_queue_stop_locked(struct vio_frontend *f, unsigned idx);
+/* The queue transport ops (t: the frontend), for vio_fe_ops. */
+unsigned vio_fe_num_queues(void *t);
+int vio_fe_queue_max_size(void *t, unsigned idx);
+int vio_fe_queue_setup(void *t, unsigned idx, uint16_t size,
+		       const struct vio_vq_layout *layout);
+int vio_fe_queue_disable(void *t, unsigned idx);
+void vio_fe_notify(void *t, unsigned idx);
+int vio_fe_wait(void *t, unsigned idx, int timeout_ms);
+int vio_fe_call_fd(void *t, unsigned idx);
 
 /* ---- frontend_reconnect.c ---- */
 
