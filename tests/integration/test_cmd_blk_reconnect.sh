@@ -10,9 +10,11 @@
 # the test kills the server with SIGKILL twice at random moments (once
 # I/O runs) and starts it again on the same socket.  The client must
 # finish with exit 0 (no I/O error, every byte verified) and say twice
-# that the backend came back.  Cases: a server offering packed rings (the
-# frontend then uses split: see docs/vhost-user-frontend.md), a server
-# without packed (--no-packed), two queues, bench (randwrite, iodepth 32;
+# that the backend came back.  Cases: a server offering packed rings
+# (with its in-flight region, INFLIGHT_SHMFD, the frontend keeps packed:
+# checked with `vio blk info`, and the new server must take the ring over
+# from the region: see docs/vhost-user-frontend.md), a server without
+# packed (--no-packed: split, the frontend rewrites the ring), two queues, bench (randwrite, iodepth 32;
 # and 2 queues on 2 threads), and the roles of the sockets swapped (`vio
 # blk --listen`, `vio serve blk --client`).  Without --reconnect the old
 # behaviour stays: a kill fails the client with a clear error; with it,
@@ -104,6 +106,17 @@ wait_started() {
 	done
 }
 
+# wait_back N: until the client has said N times that the backend came
+# back (bounded; the counts are checked at the end)
+wait_back() {
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$cpid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+		[ "$(grep -c 'backend back' "$tmp/err" || true)" -lt "$1" ] ||
+			return 0
+		sleep 0.02
+	done
+}
+
 # wait_client SECS: wait for $cpid (bounded); its exit status in $crc
 wait_client() {
 	local deadline=$((SECONDS + $1))
@@ -169,6 +182,9 @@ run_case() {
 		kill_server
 		# shellcheck disable=SC2086
 		start_server $sopts
+		# the next kill is for the next connection, not this one's
+		# handshake (a loaded machine can make it slow)
+		wait_back "$k"
 	done
 	wait_client 90
 	local back
@@ -186,11 +202,30 @@ run_case() {
 # passes enough to outlast the two kills by far (each is 8M each way)
 verify=(verify --length 8M --passes 400 --iodepth 16)
 
-run_case "verify, server offers packed" "" "" "${verify[@]}"
+# packed: negotiated with --reconnect (the server has INFLIGHT_SHMFD), and
+# handed over through the in-flight region at each reconnect
+start_server
+rc=0
+"$vio" blk --socket "$sock" --reconnect=10 info >"$tmp/out" 2>"$tmp/err" || rc=$?
+stop_server
+if [ "$rc" -ne 0 ] || ! grep -q '^ring .*packed ring' "$tmp/out"; then
+	fail "packed: not negotiated with --reconnect (exit $rc): $(grep '^ring' "$tmp/out") $(tail -n 3 "$tmp/err")"
+else
+	ok "packed: $(grep '^ring' "$tmp/out")"
+fi
+run_case "verify, packed (in-flight region)" "" "" "${verify[@]}"
+handed=$(grep -c 'packed ring handed over' "$tmp/err" || true)
+if [ "$handed" -lt 2 ]; then
+	fail "packed: the ring was handed over $handed times, expected 2: $(tail -n 5 "$tmp/err")"
+else
+	ok "packed: handed over $handed times, $(grep -o 'in flight resubmitted' "$tmp/serve.log" | wc -l) resumes with requests in flight"
+fi
+run_case "bench randwrite iodepth 32, packed" "" "" \
+	bench --rw randwrite --bs 4K --iodepth 32 --time 3
 run_case "verify, split (server --no-packed)" "--no-packed" "" \
 	"${verify[@]}"
 run_case "verify, 2 queues" "--queues 2" "" "${verify[@]}"
-run_case "bench randwrite iodepth 32" "" "" \
+run_case "bench randwrite iodepth 32, split" "--no-packed" "" \
 	bench --rw randwrite --bs 4K --iodepth 32 --time 3
 # two I/O threads: each hands its own ring over after a reconnect
 run_case "bench randwrite, 2 queues, 2 threads" "--queues 2" "" \

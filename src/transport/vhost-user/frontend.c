@@ -297,6 +297,9 @@ static void reset_locked(struct vio_frontend *f)
 	}
 	f->features_sent = false;
 	f->acked = 0;
+	/* a new device: a fresh in-flight region at the next ring setup (the
+	 * old one describes rings that are gone) */
+	vio_fe_inflight_drop(f);
 }
 
 /* ---- the transport ops ---- */

@@ -125,10 +125,6 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		goto fail;
 	f->proto = v & (1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	f->offered = v & ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
-	/* reconnect hands unused buffers to the next backend, which a
-	 * packed ring cannot (frontend_reconnect.c): split rings only */
-	if (fe_reconnects(f))
-		f->offered &= ~(1ull << VIRTIO_F_RING_PACKED);
 	if (!(f->offered & (1ull << VIRTIO_F_VERSION_1))) {
 		ERR("%s: the backend does not offer VIRTIO_F_VERSION_1 "
 		    "(features 0x%" PRIx64 "): legacy devices are not "
@@ -140,14 +136,21 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		r = vio_fe_xfer_u64(f, VIO_VU_GET_PROTOCOL_FEATURES, 0, &v);
 		if (r)
 			goto fail;
-		uint64_t want =
-		    v & PROTOCOL_WANTED & ~f->cfg.protocol_features_off;
+		uint64_t wanted = PROTOCOL_WANTED;
+		if (fe_reconnects(f))
+			wanted |= PROTOCOL_WANTED_RECONNECT;
+		uint64_t want = v & wanted & ~f->cfg.protocol_features_off;
 		r = vio_fe_xfer_u64(f, VIO_VU_SET_PROTOCOL_FEATURES, want,
 				    NULL);
 		if (r)
 			goto fail;
 		f->protocol = want; /* REPLY_ACK applies from here on */
 	}
+	/* reconnect rewrites a split ring for the next backend; a packed
+	 * one it can hand over only through the backend's in-flight region
+	 * (frontend_reconnect.c): without INFLIGHT_SHMFD, split rings only */
+	if (fe_reconnects(f) && !has_pf(f, VIO_VU_PF_INFLIGHT_SHMFD))
+		f->offered &= ~(1ull << VIRTIO_F_RING_PACKED);
 	r = vio_fe_xfer_u64(f, VIO_VU_SET_OWNER, 0, NULL);
 	if (r)
 		goto fail;
@@ -200,6 +203,10 @@ static int handshake(struct vio_frontend *f, const char *path, char *err,
 		ERR("%s: cannot share memory: %s", path, strerror(-r));
 		return r;
 	}
+	/* the in-flight region, once, for every later connection */
+	r = vio_fe_inflight_get_locked(f);
+	if (r)
+		goto fail;
 	return 0;
 fail:
 	if (is_dead(f))
@@ -252,6 +259,7 @@ static void conn_reset(struct vio_frontend *f)
 	__atomic_store_n(&f->synced, 0, __ATOMIC_RELEASE);
 	f->size_refused = false;
 	f->size_why[0] = '\0';
+	vio_fe_inflight_drop(f);
 }
 
 struct vio_frontend *vio_frontend_connect(const char *path,
@@ -288,7 +296,7 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 	f->cfg = *cfg;
 	f->queue_size = qs;
 	f->config_size = cs;
-	f->sock = f->lsock = -1;
+	f->sock = f->lsock = f->inf_fd = -1;
 	snprintf(f->path, sizeof(f->path), "%s", path);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		f->q[i].kick_fd = f->q[i].call_fd = -1;
@@ -387,6 +395,7 @@ void vio_frontend_free(struct vio_frontend *f)
 		vio_fe_close_fd(&f->q[i].call_fd);
 	}
 	vio_fe_req_fini(f);
+	vio_fe_inflight_drop(f);
 	vio_fe_close_fd(&f->sock);
 	vio_fe_unlisten(f);
 	pthread_mutex_destroy(&f->lock);

@@ -32,6 +32,9 @@
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
 	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) |                             \
 	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ))
+/* and with a reconnect wait: packed rings are handed over through the
+ * backend's in-flight region (frontend_reconnect.c) */
+#define PROTOCOL_WANTED_RECONNECT (1ull << VIO_VU_PF_INFLIGHT_SHMFD)
 
 struct fe_queue {
 	int kick_fd, call_fd; /* from connect until free (frontend_queue.c) */
@@ -90,6 +93,13 @@ struct vio_frontend {
 	pthread_mutex_t req_lock;
 	int req_fd;
 	bool req_polled;
+	/* the in-flight region (frontend_reconnect.c; with reconnect and
+	 * INFLIGHT_SHMFD): the backend's memfd and GET_INFLIGHT_FD's reply,
+	 * kept across connections (-1: none, asked again at the next ring
+	 * setup); inf_sent: SET_INFLIGHT_FD went out on this connection */
+	int inf_fd;
+	struct vio_vu_inflight inf;
+	bool inf_sent;
 };
 
 static inline bool has_pf(const struct vio_frontend *f, unsigned bit)
@@ -195,6 +205,19 @@ static inline bool fe_needs_restore(const struct vio_frontend *f, unsigned idx)
 		__atomic_load_n(&f->q[idx].gen, __ATOMIC_ACQUIRE) !=
 		    __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE));
 }
+
+/* The in-flight region (packed rings across a reconnect; see
+ * frontend_reconnect.c).  get: GET_INFLIGHT_FD for every queue at the
+ * largest size offered, if the backend has INFLIGHT_SHMFD and packed
+ * rings and the frontend reconnects (else nothing); drop: forget the
+ * region (a device reset: the next ring setup asks for a fresh one);
+ * prepare: before the driver sets up ring idx, with a packed ring: a
+ * region given to this
+ * connection (SET_INFLIGHT_FD) whose part for idx is empty (a new ring).
+ * Caller holds lock.  0 or as vio_fe_xfer_u64. */
+int vio_fe_inflight_get_locked(struct vio_frontend *f);
+void vio_fe_inflight_drop(struct vio_frontend *f);
+int vio_fe_inflight_prepare_locked(struct vio_frontend *f, unsigned idx);
 
 /* Any request (fds attached, payload filled), answered as its kind
  * says; as vio_fe_xfer_u64.  Caller holds lock. */

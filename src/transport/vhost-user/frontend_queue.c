@@ -165,6 +165,9 @@ int vio_fe_queue_setup(void *t, unsigned idx, uint16_t size,
 	 * of a wait, while emptying it could take one a waiter still needs */
 	drain(q->kick_fd);
 	bool packed = f->acked & (1ull << VIRTIO_F_RING_PACKED);
+	r = vio_fe_inflight_prepare_locked(f, idx);
+	if (r)
+		goto out;
 	if (!has_pf(f, VIO_VU_PF_REPLY_ACK))
 		f->size_unacked = size; /* until the ring is set up */
 	q->size = size;

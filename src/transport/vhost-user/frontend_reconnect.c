@@ -39,9 +39,26 @@
  * are), and the driver sees one completion per buffer.  Then one kick,
  * in case the backend waits for one.
  *
- * Packed rings cannot do this: used elements overwrite descriptors of
- * buffers still in flight (completion out of order), so the frontend
- * with a reconnect wait does not offer RING_PACKED.
+ * Packed rings cannot be rewritten: used elements overwrite descriptors
+ * of buffers still in flight (completion out of order).  They are handed
+ * over through the backend's in-flight region instead (INFLIGHT_SHMFD;
+ * without it the frontend with a reconnect wait does not offer
+ * RING_PACKED): GET_INFLIGHT_FD once after the first handshake (every
+ * queue, at the largest ring size offered), the fd and its description
+ * kept for the frontend's life; SET_INFLIGHT_FD with it on the first
+ * connection before the first packed ring is set up, and on every new
+ * connection before any ring.  The backend copies every chain it pops
+ * into the region; a new one, given the region, pops the chains the dead
+ * one left in flight from there and takes its used position from it, so
+ * the ring is given back unchanged.  A ring the driver sets up (not a
+ * restore) starts from an empty part of the region; a device reset asks
+ * for a new region (as QEMU does).
+ *
+ * Split rings keep the rewrite even when a region exists (the region is
+ * then not given to the backend): it works the same with backends
+ * without INFLIGHT_SHMFD (qemu-storage-daemon), and a backend resuming
+ * from a region would not look at the rewritten avail ring, so the two
+ * cannot be mixed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +132,112 @@ static int take_sock(struct vio_frontend *f, int fd)
 	return r;
 }
 
+/* ---- the in-flight region (packed rings; see the top) ---- */
+
+static bool region_wanted(const struct vio_frontend *f)
+{
+	return fe_reconnects(f) && has_pf(f, VIO_VU_PF_INFLIGHT_SHMFD) &&
+	       (f->acked & (1ull << VIRTIO_F_RING_PACKED));
+}
+
+int vio_fe_inflight_get_locked(struct vio_frontend *f)
+{
+	/* only packed rings use it: a backend without them (libvhost-user's)
+	 * is not asked */
+	if (!fe_reconnects(f) || !has_pf(f, VIO_VU_PF_INFLIGHT_SHMFD) ||
+	    !(f->offered & (1ull << VIRTIO_F_RING_PACKED)))
+		return 0;
+	vio_fe_inflight_drop(f);
+	unsigned qs = 0;
+	for (unsigned i = 0; i < f->nq; i++)
+		qs = f->qmax[i] > qs ? f->qmax[i] : qs;
+	struct vio_vu_msg m;
+	vio_vu_request_init(&m, VIO_VU_GET_INFLIGHT_FD, 0);
+	m.p.inflight.num_queues = (uint16_t)f->nq;
+	m.p.inflight.queue_size = (uint16_t)qs;
+	int r = vio_fe_xfer(f, &m);
+	if (r == -EIO)
+		return 0; /* refused: no region (packed rings then cannot be
+			   * restored: such a queue fails at the reconnect) */
+	if (r)
+		return r;
+	/* a region too small for the queues asked for is no region */
+	size_t need =
+	    (size_t)f->nq * vio_inflight_queue_bytes((uint16_t)qs, true);
+	if (m.p.inflight.num_queues != f->nq || m.p.inflight.queue_size != qs ||
+	    m.p.inflight.mmap_size < need) {
+		vio_log_warn("vhost-user frontend: %s: in-flight region of "
+			     "%" PRIu64 " bytes for %u queues of %u, asked "
+			     "%u of %u: not used",
+			     f->path, m.p.inflight.mmap_size,
+			     m.p.inflight.num_queues, m.p.inflight.queue_size,
+			     f->nq, qs);
+		close(m.fds[0]);
+		return 0;
+	}
+	f->inf_fd = m.fds[0];
+	f->inf = m.p.inflight;
+	return 0;
+}
+
+void vio_fe_inflight_drop(struct vio_frontend *f)
+{
+	vio_fe_close_fd(&f->inf_fd);
+	memset(&f->inf, 0, sizeof(f->inf));
+	f->inf_sent = false;
+}
+
+/* SET_INFLIGHT_FD on this connection, once, if a packed ring needs it.
+ * Caller holds lock; no ring runs.  0 or as vio_fe_xfer_u64. */
+static int inflight_set_locked(struct vio_frontend *f)
+{
+	if (f->inf_sent || f->inf_fd < 0 || !region_wanted(f))
+		return 0;
+	struct vio_vu_msg m;
+	vio_vu_request_init(&m, VIO_VU_SET_INFLIGHT_FD, 0);
+	m.p.inflight = f->inf;
+	m.fds[0] = f->inf_fd;
+	m.nfds = 1;
+	int r = vio_fe_xfer(f, &m);
+	if (r == 0)
+		f->inf_sent = true;
+	return r;
+}
+
+int vio_fe_inflight_prepare_locked(struct vio_frontend *f, unsigned idx)
+{
+	if (!region_wanted(f))
+		return 0;
+	int r = 0;
+	if (f->inf_fd < 0) /* after a reset: a fresh region */
+		r = vio_fe_inflight_get_locked(f);
+	if (!r && f->inf_sent) {
+		/* a new ring: its part must not describe the old one (the
+		 * backend reads a part only when the ring starts, and this
+		 * ring is stopped) */
+		size_t part = vio_inflight_queue_bytes(f->inf.queue_size, true);
+		static const char zero[4096];
+		off_t at = (off_t)(f->inf.mmap_offset + (uint64_t)idx * part);
+		for (size_t done = 0; done < part;) {
+			size_t k = part - done < sizeof(zero) ? part - done
+							      : sizeof(zero);
+			ssize_t w =
+			    pwrite(f->inf_fd, zero, k, at + (off_t)done);
+			if (w <= 0) {
+				vio_log_warn("vhost-user frontend: in-flight "
+					     "region: %s: not used",
+					     strerror(w < 0 ? errno : EIO));
+				vio_fe_inflight_drop(f);
+				return 0;
+			}
+			done += (size_t)w;
+		}
+	} else if (!r) {
+		r = inflight_set_locked(f);
+	}
+	return r == -EIO ? 0 : r; /* refused: as without a region */
+}
+
 /*
  * The handshake on a new connection, checked against the first: 0,
  * -ENOTCONN/-EPROTO (the connection died: try again), E_MISMATCH (this
@@ -165,11 +288,6 @@ static int handshake_again_(struct vio_frontend *f, uint64_t protocol,
 	r = vio_fe_req_setup_locked(f);
 	if (r)
 		return r;
-	/* a new backend channel (frontend_req.c): the old one died with
-	 * the old backend */
-	r = vio_fe_req_setup_locked(f);
-	if (r)
-		return r;
 	if (has_pf(f, VIO_VU_PF_MQ)) {
 		r = vio_fe_xfer_u64(f, VIO_VU_GET_QUEUE_NUM, 0, &v);
 		if (r)
@@ -198,6 +316,14 @@ static int handshake_again_(struct vio_frontend *f, uint64_t protocol,
 	}
 	if (r || !f->features_sent)
 		return r;
+	/* packed rings: the in-flight region, before any ring */
+	r = inflight_set_locked(f);
+	if (r == -EIO) {
+		snprintf(why, n, "the backend refused the in-flight region");
+		return E_MISMATCH;
+	}
+	if (r)
+		return r;
 	v = f->acked;
 	if (f->proto)
 		v |= 1ull << VIO_VU_F_PROTOCOL_FEATURES;
@@ -214,6 +340,7 @@ static int handshake_again_(struct vio_frontend *f, uint64_t protocol,
 
 static int handshake_again(struct vio_frontend *f, char *why, size_t n)
 {
+	f->inf_sent = false; /* a new backend has no region yet */
 	/* a new backend has no protocol feature until SET_PROTOCOL_FEATURES
 	 * (no REPLY_ACK before it: xfer looks at no_ack) */
 	f->no_ack = true;
@@ -446,9 +573,21 @@ static int ring_restore_locked(struct vio_frontend *f, unsigned idx)
 	uint32_t base = 0;
 	char why[200] = "";
 	int r = 0;
-	if (vq && vio_vq_is_packed(vq)) {
-		snprintf(why, sizeof(why), "a packed ring cannot be restored");
+	if (vq && vio_vq_is_packed(vq) && !f->inf_sent) {
+		snprintf(why, sizeof(why),
+			 "a packed ring cannot be restored without the "
+			 "backend's in-flight region");
 		r = -EPROTO;
+	} else if (vq && vio_vq_is_packed(vq)) {
+		/* unchanged: the backend resumes from the region (its used
+		 * position too).  The base is only for a backend that finds
+		 * this queue's part empty (it never started the ring: nothing
+		 * was taken): avail and used where the driver reads next */
+		uint32_t pos = vq->last_used | (uint32_t)vq->used_wrap << 15;
+		base = pos | pos << 16;
+		vio_log("vhost-user frontend: queue %u: packed ring handed "
+			"over with the in-flight region",
+			vq->index);
 	} else if (vq) {
 		r = rebase_split(vq, &base, why, sizeof(why));
 	}
