@@ -71,6 +71,9 @@ struct vio_run_opts {
 	/* busy-poll; spin at most poll_us (0: 50) without work, then sleep */
 	bool poll;
 	unsigned poll_us;
+	/* queues per group: queue idx runs on worker (idx / group) % threads
+	 * (net: 2, a receiveq and its transmitq on one thread); 0: 1 */
+	unsigned group;
 };
 
 /* Make the group and start its threads.  NULL with errno and a one-line
@@ -129,7 +132,7 @@ void vio_run_detach(struct vio_run_queue *q);
 
 /*
  * The backend's queue hooks (struct vio_backend_opts) served by r: queue
- * idx on worker idx % threads; the queue's device gets the worker's loop
+ * idx on worker (idx / group) % threads; the queue's device gets the worker's loop
  * (vio_device_queue_start) and a kick fd change keeps the worker.
  * r must outlive the backend.
  */

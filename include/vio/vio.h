@@ -31,6 +31,7 @@
 #include <vio/vhost_user.h>
 
 #include <vio/blk.h>
+#include <vio/net.h>
 #include <vio/rng.h>
 
 #endif

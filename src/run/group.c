@@ -26,6 +26,7 @@
 
 struct vio_run {
 	unsigned n;
+	unsigned group; /* queues per group (vio_run_opts.group), >= 1 */
 	/* the default group: a worker is made when its first queue comes
 	 * and freed when its last one goes (no thread or fd stays behind a
 	 * backend that is gone) */
@@ -127,6 +128,7 @@ struct vio_run *vio_run_new(const struct vio_run_opts *o, char *err,
 			n = VIO_MAX_QUEUES;
 	}
 	r->n = n;
+	r->group = o->group ? o->group : 1;
 	r->poll = o->poll;
 	r->poll_ns =
 	    (uint64_t)(o->poll_us ? o->poll_us : DEFAULT_POLL_US) * 1000u;
@@ -218,7 +220,7 @@ struct vio_run_queue *vio_run_attach(struct vio_run *r, unsigned index,
 				     const struct vio_run_queue_ops *ops,
 				     void *arg)
 {
-	return attach(r, index % r->n, kick_fd, ops, arg);
+	return attach(r, (index / r->group) % r->n, kick_fd, ops, arg);
 }
 
 /* ---- backend queues ---- */
@@ -303,7 +305,7 @@ static void *hook_start(void *opaque, struct vio_backend *b, unsigned idx,
 	if (!q)
 		return NULL;
 	*q = (struct bq){.r = r,
-			 .worker = idx % r->n,
+			 .worker = (idx / r->group) % r->n,
 			 .b = b,
 			 .dev = vio_backend_device(b),
 			 .idx = idx};
@@ -348,10 +350,12 @@ void vio_run_hooks(struct vio_run *r, struct vio_backend_opts *cfg)
 
 static struct vio_run default_run[2] = {
     {.n = VIO_MAX_QUEUES,
+     .group = 1,
      .lazy = true,
      .lock = PTHREAD_MUTEX_INITIALIZER,
      .poll_ns = DEFAULT_POLL_US * 1000u},
     {.n = VIO_MAX_QUEUES,
+     .group = 1,
      .lazy = true,
      .poll = true,
      .lock = PTHREAD_MUTEX_INITIALIZER,
