@@ -110,7 +110,7 @@ enum {
 /* A port: implementations embed it (container_of) and fill it. */
 struct vio_net_port {
 	const struct vio_net_port_ops *ops;
-	const char *kind;  /* "tap", "switch", "echo", "sink", ... */
+	const char *kind;  /* "tap", "switch", "echo", "sink", "gen", ... */
 	unsigned offloads; /* VIO_NET_PORT_* */
 	unsigned max_pairs; /* pairs the port can serve; 0: any */
 };
@@ -127,8 +127,29 @@ struct vio_net_port *vio_net_port_sink_new(void); /* drop (counted) */
  */
 struct vio_net_port *vio_net_port_tap_new(const char *name, unsigned pairs,
 					  char *err, size_t errlen);
+/*
+ * gen: a traffic generator for benchmarks and tests (guest-rx): fills
+ * every receive buffer the driver offers with UDP/IPv4 frames of
+ * frame_len bytes (60..9000; 0: 60), a sequence number in the payload,
+ * from the pair's loop (busy while buffers come).  NULL with errno.
+ */
+struct vio_net_port *vio_net_port_gen_new(uint32_t frame_len);
 /* Free a port (its ops->free); NULL is ignored. */
 void vio_net_port_free(struct vio_net_port *p);
+
+/*
+ * Counters of the built-in echo, sink and gen ports (frames they took from
+ * drivers, frames they made); bad: frames taken that are not well-formed
+ * (an IPv4 frame whose header checksum or total length is wrong, a frame
+ * shorter than an Ethernet header): the content check of the interop
+ * tests.  0, or -EOPNOTSUPP for other ports.  Any thread (a snapshot).
+ */
+struct vio_net_port_stats {
+	uint64_t packets, bytes, bad;
+	uint64_t made; /* gen: frames delivered */
+};
+int vio_net_port_stats(const struct vio_net_port *p,
+		       struct vio_net_port_stats *out);
 
 /*
  * The learning switch: one vio_net_switch joins several devices, each on
