@@ -459,6 +459,37 @@ static void test_cpus_and_groups(void)
 	close(kick);
 }
 
+/* Queue groups (vio_run_opts.group, net's receiveq/transmitq pairs):
+ * queues 0 and 1 share a worker, 2 and 3 share the next one. */
+static void test_group_pairs(void)
+{
+	char err[128];
+	struct vio_run_opts o = {.threads = 2, .group = 2};
+	struct vio_run *r = vio_run_new(&o, err, sizeof(err));
+	REQUIRE(r);
+	struct tq t[4];
+	int kick[4];
+	struct vio_run_queue *q[4];
+	for (unsigned i = 0; i < 4; i++) {
+		tq_init(&t[i]);
+		kick[i] = new_efd();
+		q[i] = vio_run_attach(r, i, kick[i], &tq_ops, &t[i]);
+		REQUIRE(q[i]);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		CHECK(wait_ge(&t[i].kicks, 1));
+		REQUIRE(atomic_load(&t[i].have_thread));
+	}
+	CHECK(pthread_equal(t[0].kick_thread, t[1].kick_thread));
+	CHECK(pthread_equal(t[2].kick_thread, t[3].kick_thread));
+	CHECK(!pthread_equal(t[0].kick_thread, t[2].kick_thread));
+	for (unsigned i = 0; i < 4; i++) {
+		vio_run_detach(q[i]);
+		close(kick[i]);
+	}
+	vio_run_free(r);
+}
+
 /* The first API: one queue, one thread. */
 static atomic_uint one_runs;
 static bool one_fn(void *arg)
@@ -489,6 +520,7 @@ int main(void)
 	test_kick_fd_replace();
 	test_busy_poll();
 	test_cpus_and_groups();
+	test_group_pairs();
 	test_one_worker();
 	return test_result("engine");
 }
