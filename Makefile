@@ -3,7 +3,7 @@
 BUILD ?= build
 MESON_OPTS ?= -Db_lto=true
 
-.PHONY: all deps demo check bench bench-guest bench-driver clean format
+.PHONY: all deps demo check bench bench-guest bench-driver bench-net clean format
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -27,6 +27,9 @@ bench: all
 
 bench-driver: all
 	bench/blk-driver
+
+bench-net: all
+	bench/net --vio $(BUILD)/vio
 
 bench-guest: all
 	@scripts/deps-guest.sh

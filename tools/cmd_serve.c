@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vio serve: a device, served over vhost-user to one frontend at a time
- * (QEMU, qemu-storage-daemon's peers, vio's own frontend).
+ * (QEMU, qemu-storage-daemon's peers, vio's own frontend).  This file
+ * has blk and rng; net and switch are in tools/serve_net.c; the sockets,
+ * readiness, signals and the control loop they share in
+ * tools/serve_common.c.
  *
  * The main thread owns the control socket (vio_backend_dispatch); each
  * started queue runs on a worker thread (vio/run.h) that waits on its
@@ -12,17 +15,9 @@
  * (queue i on thread i % N), pinned with --cpus; --poll makes them
  * busy-poll the rings for a while after they empty before sleeping.
  *
- * Frontend gone: listening, the next one is accepted (a restarted QEMU
- * with reconnect=1); --client connects again to the same path, with a
- * bounded backoff, until the frontend is back (QEMU server=on restarted);
- * --once exits instead, in both modes.
- *
- * Readiness: the --pidfile and systemd's READY=1 (tools/ready.h) are sent
- * only once the socket accepts connections (vio_backend_listen returns
- * with the socket listening), so a script that waits on them never gets
- * ECONNREFUSED.  Guest memory a frontend truncates under us would raise
- * SIGBUS: the library's process-wide guard turns that into the end of
- * that connection, and this command opts in before serving.
+ * Guest memory a frontend truncates under us would raise SIGBUS: the
+ * library's process-wide guard turns that into the end of that
+ * connection, and this command opts in before serving.
  *
  * Socket activation: when systemd (or systemd-socket-activate) passes a
  * listening socket (LISTEN_FDS, LISTEN_PID; tools/ready.h), that socket is
@@ -39,14 +34,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <vio/blk.h>
@@ -57,6 +47,7 @@
 
 #include "cmds.h"
 #include "ready.h"
+#include "serve_common.h"
 #include "util.h"
 
 #define CMD "serve"
@@ -73,7 +64,11 @@ static void serve_usage(FILE *f)
 	    "                     [--pidfile PATH] [--threads N] [--cpus "
 	    "LIST]\n"
 	    "       vio serve rng --socket PATH [--client] [--once] "
-	    "[--pidfile PATH]\n\n"
+	    "[--pidfile PATH]\n"
+	    "       vio serve net --socket PATH [--port KIND] ...   "
+	    "('vio serve net --help')\n"
+	    "       vio serve switch --socket PATH --socket PATH ... "
+	    "('vio serve switch --help')\n\n"
 	    "Serve a virtio device over vhost-user on a Unix socket, to one "
 	    "frontend at a\ntime (e.g. QEMU: -chardev socket,id=c0,path=PATH "
 	    "-device\nvhost-user-blk-pci,chardev=c0, with guest memory "
@@ -163,8 +158,8 @@ struct serve_opts {
 	unsigned block_size;
 	const char *serial;
 	const char *pidfile;
-	unsigned threads;  /* --threads; 0: the engine's default */
-	const char *cpus;  /* --cpus */
+	unsigned threads; /* --threads; 0: the engine's default */
+	const char *cpus; /* --cpus */
 	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
 };
 
@@ -277,8 +272,8 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 			break;
 		case OPT_CPUS: {
 			unsigned cpus[VIO_MAX_QUEUES];
-			int n = vio_run_parse_cpus(optarg, cpus,
-						   VIO_MAX_QUEUES);
+			int n =
+			    vio_run_parse_cpus(optarg, cpus, VIO_MAX_QUEUES);
 			if (n < 0)
 				return tool_usage_err(
 				    CMD,
@@ -300,7 +295,8 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 		}
 	}
 	if (optind >= argc)
-		return tool_usage_err(CMD, "which device? (blk or rng)");
+		return tool_usage_err(
+		    CMD, "which device? (blk, rng, net or switch)");
 	o->type = argv[optind++];
 	if (optind < argc)
 		return tool_usage_err(CMD, "unexpected argument '%s'",
@@ -308,7 +304,10 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 	bool blk = strcmp(o->type, "blk") == 0;
 	if (!blk && strcmp(o->type, "rng") != 0)
 		return tool_usage_err(
-		    CMD, "unknown device type '%s' (blk or rng)", o->type);
+		    CMD,
+		    "unknown device type '%s' (blk, rng, net or "
+		    "switch)",
+		    o->type);
 	if (activated && (o->socket || o->client))
 		return tool_usage_err(
 		    CMD,
@@ -327,43 +326,11 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 	return 0;
 }
 
-static bool stopping_sent; /* STOPPING=1 went out */
-
-/*
- * Tell the service manager (NOTIFY_SOCKET), if there is one; a failure is
- * said once and does not stop the service.
- */
-static void __attribute__((format(printf, 1, 2)))
-serve_notify(const char *fmt, ...)
-{
-	static bool warned;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	int r = tool_notify("%s", msg);
-	if (r && !warned) {
-		warned = true;
-		tool_err("NOTIFY_SOCKET %s: %s", getenv("NOTIFY_SOCKET"),
-			 strerror(-r));
-	}
-}
-
-/* The frontend is gone: what next?  false: exit.  (--client: connect
- * again, serve_loop's reconnect; listening: accept the next one.) */
-static bool next_connection(const struct serve_opts *o)
-{
-	return !o->once;
-}
-
-/* What serve_loop works on. */
+/* What the signal handlers work on. */
 struct serve_ctx {
 	const struct serve_opts *o;
-	struct vio_backend *be;
+	struct serve_sock *s;
 	struct vio_blk_device *bd; /* NULL for rng */
-	const char *where;	   /* the socket, for messages */
-	unsigned long conns;	   /* connections so far (the backend's) */
 };
 
 /*
@@ -372,8 +339,9 @@ struct serve_ctx {
  * Read racily (relaxed loads): a queue running meanwhile may be a batch
  * ahead in some fields.
  */
-static void print_stats(const struct serve_ctx *c)
+static void print_stats(void *arg)
 {
+	const struct serve_ctx *c = arg;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -381,13 +349,13 @@ static void print_stats(const struct serve_ctx *c)
 		tool_err("stats: %s", strerror(errno));
 		return;
 	}
-	bool conn = vio_backend_connected(c->be);
+	bool conn = vio_backend_connected(c->s->be);
 	fprintf(f,
 		"{\"event\":\"stats\",\"device\":\"%s\",\"pid\":%d,"
 		"\"connections\":%lu,\"reconnects\":%lu,\"connected\":%s,"
 		"\"queues\":[",
-		c->o->type, (int)getpid(), c->conns,
-		c->conns ? c->conns - 1 : 0, conn ? "true" : "false");
+		c->o->type, (int)getpid(), c->s->conns,
+		c->s->conns ? c->s->conns - 1 : 0, conn ? "true" : "false");
 	struct vio_blk_queue_stats t = {0};
 	unsigned nq = c->bd ? vio_blk_device_num_queues(c->bd) : 0;
 	for (unsigned i = 0; i < nq; i++) {
@@ -414,106 +382,9 @@ static void print_stats(const struct serve_ctx *c)
 		",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
 		",\"broken\":%" PRIu64 "}\n",
 		t.requests, t.bytes_read, t.bytes_written, t.errors, t.broken);
-	if (fclose(f) == 0 && buf) {
-		size_t off = 0;
-		while (off < len) {
-			ssize_t w = write(STDERR_FILENO, buf + off, len - off);
-			if (w <= 0 && errno != EINTR)
-				break;
-			if (w > 0)
-				off += (size_t)w;
-		}
-	}
+	if (fclose(f) == 0 && buf)
+		serve_write_all(STDERR_FILENO, buf, len);
 	free(buf);
-}
-
-/*
- * --client reconnect: the frontend (QEMU -chardev socket,server=on) went
- * away; connect again to the same path until it is back.  Tries are
- * spaced by a backoff that doubles from RECONNECT_MIN_MS to
- * RECONNECT_MAX_MS (bounded: a frontend that returns is found within
- * RECONNECT_MAX_MS), forever, unless --once; signals are still served
- * between tries (SIGTERM ends the wait at once).  A path that cannot work
- * at all (too long) ends it.
- */
-#define RECONNECT_MIN_MS 50
-#define RECONNECT_MAX_MS 2000
-
-struct reconnect {
-	bool on;	      /* waiting for the frontend to come back */
-	int delay_ms;	      /* between the last try and the next */
-	unsigned long n;      /* failed tries so far */
-	struct timespec t;    /* when the connection ended */
-	struct timespec next; /* when the next try is due */
-};
-
-static int64_t ms_between(const struct timespec *a, const struct timespec *b)
-{
-	return (int64_t)(b->tv_sec - a->tv_sec) * 1000 +
-	       (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
-/* ms until the next try is due (0: now); a poll timeout.  A deadline, not
- * a plain timeout, so that signals (SIGUSR1) cannot put tries off. */
-static int reconnect_wait_ms(const struct reconnect *rc)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ms = ms_between(&now, &rc->next);
-	return ms <= 0 ? 0 : ms > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : (int)ms;
-}
-
-static void reconnect_after(struct reconnect *rc, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, &rc->next);
-	rc->next.tv_nsec += (long)ms * 1000000;
-	rc->next.tv_sec += rc->next.tv_nsec / 1000000000;
-	rc->next.tv_nsec %= 1000000000;
-}
-
-static void reconnect_begin(struct reconnect *rc, const char *where)
-{
-	*rc = (struct reconnect){.on = true, .delay_ms = RECONNECT_MIN_MS};
-	clock_gettime(CLOCK_MONOTONIC, &rc->t);
-	reconnect_after(rc, rc->delay_ms);
-	fprintf(stderr,
-		"vio serve: %s: frontend gone; connecting again (every "
-		"%d..%d ms) until it is back\n",
-		where, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
-}
-
-/* One try.  0: connected again; -EAGAIN: not yet; else a lasting error. */
-static int reconnect_try(struct reconnect *rc, struct serve_ctx *c)
-{
-	int r = vio_backend_connect(c->be, c->o->socket);
-	if (r == -ENAMETOOLONG || r == -EINVAL) {
-		tool_err("connect %s: %s", c->o->socket, strerror(-r));
-		return r;
-	}
-	if (r) {
-		/* the first failure, then one line a minute at most */
-		rc->n++;
-		unsigned long every = 60000 / RECONNECT_MAX_MS;
-		if (rc->n == 1 || rc->n % every == 0)
-			fprintf(stderr,
-				"vio serve: connect %s: %s (try %lu; still "
-				"trying)\n",
-				c->o->socket, strerror(-r), rc->n);
-		rc->delay_ms = rc->delay_ms * 2 > RECONNECT_MAX_MS
-				   ? RECONNECT_MAX_MS
-				   : rc->delay_ms * 2;
-		reconnect_after(rc, rc->delay_ms);
-		return -EAGAIN;
-	}
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double s = (double)ms_between(&rc->t, &now) / 1000;
-	fprintf(stderr,
-		"vio serve: %s: connected again after %.1f s (%lu failed "
-		"tr%s)\n",
-		c->o->socket, s, rc->n, rc->n == 1 ? "y" : "ies");
-	rc->on = false;
-	return 0;
 }
 
 /*
@@ -523,8 +394,9 @@ static int reconnect_try(struct reconnect *rc, struct serve_ctx *c)
  * and the capacity stays.  On this (the control) thread: the frontend's
  * GET_CONFIG that follows is answered by the loop below.
  */
-static void serve_resize(const struct serve_ctx *c)
+static void serve_resize(void *arg)
 {
+	const struct serve_ctx *c = arg;
 	uint64_t old = vio_blk_device_capacity(c->bd) * 512;
 	char err[256] = "";
 	int r = vio_blk_device_resize(c->bd, 0, err, sizeof(err));
@@ -544,177 +416,39 @@ static void serve_resize(const struct serve_ctx *c)
 			c->o->image, old, now);
 }
 
-static int serve_loop(struct serve_ctx *c, int sfd)
+/* blk or rng: opts parsed; nfds: the sockets systemd passed (0 or 1) */
+static int serve_blk_rng(struct serve_opts *o, int nfds, const char *where)
 {
-	const struct serve_opts *o = c->o;
-	struct vio_backend *be = c->be;
-	bool was_connected = false;
-	struct reconnect rc = {0};
-	for (;;) {
-		bool conn = vio_backend_connected(be);
-		if (conn && !was_connected) {
-			/* the backend's number, which its log lines carry */
-			c->conns = vio_backend_connections(be);
-			fprintf(stderr,
-				"vio serve: connection %lu: frontend "
-				"attached\n",
-				c->conns);
-			serve_notify("STATUS=connection %lu: frontend attached "
-				     "(%lu connection%s so far)",
-				     c->conns, c->conns,
-				     c->conns == 1 ? "" : "s");
-		}
-		was_connected = conn;
-		struct pollfd p[2] = {
-		    {.fd = sfd, .events = POLLIN},
-		    {.fd = vio_backend_fd(be), .events = POLLIN},
-		};
-		/* --client without a frontend: no fd but the signals' (a
-		 * negative fd is ignored), and a try whenever one is due */
-		int n = poll(p, 2, rc.on ? reconnect_wait_ms(&rc) : -1);
-		if (n < 0 && errno != EINTR) {
-			tool_err("poll: %s", strerror(errno));
-			return TOOL_EXIT_FAIL;
-		}
-		if (rc.on && reconnect_wait_ms(&rc) == 0) {
-			int r = reconnect_try(&rc, c);
-			if (r && r != -EAGAIN)
-				return TOOL_EXIT_FAIL;
-			continue; /* a pending signal is read next turn */
-		}
-		if (n <= 0)
-			continue;
-		if (p[0].revents) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) != sizeof(si))
-				continue;
-			if (si.ssi_signo == SIGUSR1) {
-				print_stats(c);
-				continue;
-			}
-			if (si.ssi_signo == SIGHUP && c->bd) {
-				serve_resize(c);
-				continue;
-			}
-			const char *sig = strsignal((int)si.ssi_signo);
-			fprintf(stderr,
-				"vio serve: %s: finishing requests in "
-				"flight, then exiting\n",
-				sig);
-			serve_notify("STOPPING=1\nSTATUS=%s: finishing "
-				     "requests in flight (%lu connection%s "
-				     "served)",
-				     sig, c->conns, c->conns == 1 ? "" : "s");
-			stopping_sent = true;
-			return TOOL_EXIT_OK;
-		}
-		if (!p[1].revents)
-			continue;
-		int r = vio_backend_dispatch(be);
-		if (r == -ECONNRESET) {
-			fprintf(stderr, "vio serve: connection %lu: ended\n",
-				c->conns);
-			was_connected = false;
-			if (!next_connection(o))
-				return TOOL_EXIT_OK;
-			if (o->client)
-				reconnect_begin(&rc, c->where);
-			serve_notify("STATUS=connection %lu ended; waiting for "
-				     "a frontend (%lu connection%s so far)",
-				     c->conns, c->conns,
-				     c->conns == 1 ? "" : "s");
-		} else if (r < 0) {
-			tool_err("serving %s: %s", c->where, strerror(-r));
-			return TOOL_EXIT_FAIL;
-		}
-	}
-}
-
-/* Serve the socket systemd passed (fd 3): why it cannot be, or 0. */
-static int listen_inherited(struct vio_backend *be, const char *where)
-{
-	int r = vio_backend_listen_fd(be, TOOL_LISTEN_FDS_START);
-	if (r == -ENOTSOCK)
-		tool_err("%s: not a socket", where);
-	else if (r == -EAFNOSUPPORT)
-		tool_err("%s: not a Unix socket (ListenStream= takes a path)",
-			 where);
-	else if (r == -EPROTOTYPE)
-		tool_err("%s: not a stream socket (ListenStream=)", where);
-	else if (r == -EINVAL)
-		tool_err("%s: not listening (the .socket unit must not say "
-			 "Accept=yes)",
-			 where);
-	else if (r)
-		tool_err("%s: %s", where, strerror(-r));
-	return r;
-}
-
-int cmd_serve(int argc, char **argv)
-{
-	struct serve_opts o = {.queues = 1};
-	/* first: the variables are removed whatever happens next */
-	char fdname[64];
-	int nfds = tool_listen_fds(fdname, sizeof(fdname));
-	int r = parse(argc, argv, &o, nfds > 0);
+	int r = serve_sigbus_guard();
 	if (r)
-		return r < 0 ? TOOL_EXIT_OK : r;
-	if (nfds < 0) {
-		tool_err("LISTEN_FDS/LISTEN_PID from the service manager: %s",
-			 nfds == -EBADF ? "a passed fd is not open"
-					: "malformed");
-		return TOOL_EXIT_FAIL;
-	}
-	if (nfds > 1) {
-		tool_err("systemd passed %d sockets (LISTEN_FDS); vio serve "
-			 "serves one: give the .socket unit one ListenStream=",
-			 nfds);
-		return TOOL_EXIT_FAIL;
-	}
-	char where[128];
-	if (nfds == 1)
-		snprintf(where, sizeof(where), "fd %d from systemd%s%s%s",
-			 TOOL_LISTEN_FDS_START, fdname[0] ? " (" : "", fdname,
-			 fdname[0] ? ")" : "");
-	else
-		snprintf(where, sizeof(where), "%s", o.socket);
-
-	/* a frontend that truncates its memory file ends its connection, not
-	 * this process (vio/mem.h); installed before any guest memory is
-	 * mapped */
-	r = vio_mem_sigbus_guard_install();
-	if (r) {
-		tool_err("cannot install the SIGBUS guard for guest memory: %s",
-			 strerror(-r));
-		return TOOL_EXIT_FAIL;
-	}
+		return r;
 
 	struct vio_blk_device *bd = NULL;
 	struct vio_device *dev = NULL;
 	struct vio_rng_device *rd = NULL;
 	char err[256] = "";
-	bool blk = strcmp(o.type, "blk") == 0;
-	if (blk && !o.size && access(o.image, F_OK) != 0 && errno == ENOENT) {
+	bool blk = strcmp(o->type, "blk") == 0;
+	if (blk && !o->size && access(o->image, F_OK) != 0 && errno == ENOENT) {
 		tool_err("image %s does not exist (--size SIZE creates it)",
-			 o.image);
+			 o->image);
 		return TOOL_EXIT_FAIL;
 	}
 	if (blk) {
 		struct vio_blk_device_opts c = {
-		    .path = o.image,
-		    .size = o.size,
-		    .serial = o.serial,
-		    .num_queues = o.queues,
-		    .queue_size = (uint16_t)o.queue_size,
-		    .blk_size = o.block_size,
-		    .readonly = o.readonly,
+		    .path = o->image,
+		    .size = o->size,
+		    .serial = o->serial,
+		    .num_queues = o->queues,
+		    .queue_size = (uint16_t)o->queue_size,
+		    .blk_size = o->block_size,
+		    .readonly = o->readonly,
 		    /* --poll: the workers busy-poll the rings and the
 		     * device's completion queue (vio/run.h); the device's
 		     * own in-kick poll is for callers without the engine */
 		    .poll = false,
-		    .no_io_uring = o.no_uring,
-		    .no_packed = o.no_packed,
-		    .no_event_idx = o.no_evidx,
+		    .no_io_uring = o->no_uring,
+		    .no_packed = o->no_packed,
+		    .no_event_idx = o->no_evidx,
 		};
 		bd = vio_blk_device_new(&c, err, sizeof(err));
 		if (!bd) {
@@ -724,7 +458,7 @@ int cmd_serve(int argc, char **argv)
 		dev = vio_blk_device_dev(bd);
 	} else {
 		struct vio_rng_device_opts c = {.queue_size =
-						    (uint16_t)o.queue_size};
+						    (uint16_t)o->queue_size};
 		rd = vio_rng_device_new(&c, err, sizeof(err));
 		dev = vio_rng_device_dev(rd);
 		if (!dev) {
@@ -734,32 +468,23 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	/* signals through a signalfd: blocked before any thread starts */
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGHUP);
-	sigaddset(&ss, SIGUSR1); /* counters, not an exit */
-	signal(SIGPIPE, SIG_IGN);
-	pthread_sigmask(SIG_BLOCK, &ss, NULL);
-	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	int sfd = serve_signals();
 	int rc = TOOL_EXIT_FAIL;
-	struct vio_backend *be = NULL;
+	struct serve_sock s = {.path = o->socket};
 	struct vio_run *run = NULL;
 	struct tool_pidfile pidfile = {0};
-	if (sfd < 0) {
-		tool_err("signalfd: %s", strerror(errno));
+	if (sfd < 0)
 		goto out;
-	}
+	snprintf(s.where, sizeof(s.where), "%s", where);
 
 	struct vio_backend_opts bc = {0};
 	/* the workers: made once, queue i on thread i % N (vio/run.h);
 	 * after the signal mask, which they inherit */
 	struct vio_run_opts ro = {
-	    .threads = o.threads < o.queues ? o.threads : o.queues,
-	    .num_queues = o.queues,
-	    .cpus = o.cpus,
-	    .poll = o.poll,
+	    .threads = o->threads < o->queues ? o->threads : o->queues,
+	    .num_queues = o->queues,
+	    .cpus = o->cpus,
+	    .poll = o->poll,
 	};
 	char rerr[160];
 	run = vio_run_new(&ro, rerr, sizeof(rerr));
@@ -768,66 +493,46 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	vio_run_hooks(run, &bc);
-	be = vio_backend_new(dev, &bc);
-	if (!be) {
+	s.be = vio_backend_new(dev, &bc);
+	if (!s.be) {
 		tool_err("vhost-user backend: %s", strerror(errno));
 		goto out;
 	}
-	if (nfds == 1) {
-		if (listen_inherited(be, where))
-			goto out;
-		r = 0;
-	} else {
-		r = o.client ? vio_backend_connect(be, o.socket)
-			     : vio_backend_listen(be, o.socket);
-	}
-	if (r) {
-		if (r == -EADDRINUSE)
-			tool_err("%s: socket in use by another process",
-				 o.socket);
-		else if (r == -EEXIST)
-			tool_err("%s: exists and is not a socket (not "
-				 "replacing it)",
-				 o.socket);
-		else if (r == -ENAMETOOLONG)
-			tool_err("%s: socket path too long (at most 107 "
-				 "bytes)",
-				 o.socket);
-		else
-			tool_err("%s %s: %s", o.client ? "connect" : "listen",
-				 o.socket, strerror(-r));
+	if (serve_sock_start(&s, o->client, nfds == 1))
 		goto out;
-	}
+	const char *how = o->client ? "connected to" : "listening on";
 	if (blk)
 		fprintf(stderr,
 			"vio serve: blk %s: %" PRIu64 " bytes, %u queue%s, "
 			"%s%s, %s %s\n",
-			o.image, vio_blk_device_capacity(bd) * 512, o.queues,
-			o.queues == 1 ? "" : "s", vio_blk_device_backend(bd),
-			o.readonly ? ", read-only" : "",
-			o.client ? "connected to" : "listening on", where);
+			o->image, vio_blk_device_capacity(bd) * 512, o->queues,
+			o->queues == 1 ? "" : "s", vio_blk_device_backend(bd),
+			o->readonly ? ", read-only" : "", how, s.where);
 	else
-		fprintf(stderr, "vio serve: rng (getrandom), %s %s\n",
-			o.client ? "connected to" : "listening on", where);
+		fprintf(stderr, "vio serve: rng (getrandom), %s %s\n", how,
+			s.where);
 	/* ready: the socket accepts connections (or we are connected) */
-	if (o.pidfile && (r = tool_pidfile_write(&pidfile, o.pidfile))) {
-		tool_err("--pidfile %s: %s", o.pidfile, strerror(-r));
+	char status[256];
+	snprintf(status, sizeof(status), "%s %s (0 connections so far)", how,
+		 s.where);
+	if (serve_ready(&pidfile, o->pidfile, status))
 		goto out;
-	}
-	serve_notify("READY=1\nSTATUS=%s %s (0 connections so far)",
-		     o.client ? "connected to" : "listening on", where);
-	struct serve_ctx ctx = {.o = &o, .be = be, .bd = bd, .where = where};
-	rc = serve_loop(&ctx, sfd);
-	if (!stopping_sent)
-		serve_notify("STOPPING=1\nSTATUS=exiting");
+	struct serve_ctx ctx = {.o = o, .s = &s, .bd = bd};
+	struct serve_loop_ops lo = {
+	    .usr1 = print_stats,
+	    .hup = bd ? serve_resize : NULL,
+	    .arg = &ctx,
+	};
+	rc = serve_loop(&s, 1, sfd, o->client, o->once, &lo);
+	serve_stopping();
 
 out:
 	/* in-flight requests complete (and are pushed) before the workers
 	 * stop; then no new kick can start */
 	if (bd && vio_blk_device_drain(bd, 10000))
 		tool_err("requests still in flight after 10 s");
-	if (be)
-		vio_backend_free(be);
+	if (s.be)
+		vio_backend_free(s.be);
 	vio_run_free(run); /* after the backend: no queue left on it */
 	if (bd) {
 		vio_blk_device_free(bd);
@@ -839,4 +544,54 @@ out:
 	/* last: the file disappears once the socket is gone */
 	tool_pidfile_remove(&pidfile);
 	return rc;
+}
+
+/*
+ * The device type: the first word that is not an option or an option's
+ * value (the options of every type that take one as the next word).
+ */
+static const char *device_type(int argc, char **argv)
+{
+	static const char *const with_value[] = {
+	    "--socket",	    "--image",		"--size",	"--queues",
+	    "--queue-size", "--serial",		"--block-size", "--pidfile",
+	    "--threads",    "--cpus",		"--port",	"--mac",
+	    "--mtu",	    "--stats-interval",
+	};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			return i + 1 < argc ? argv[i + 1] : NULL;
+		if (a[0] != '-')
+			return a;
+		if (strchr(a, '='))
+			continue;
+		for (size_t k = 0; k < sizeof(with_value) / sizeof(*with_value);
+		     k++)
+			if (strcmp(a, with_value[k]) == 0) {
+				i++;
+				break;
+			}
+	}
+	return NULL;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o = {.queues = 1};
+	/* first: the variables are removed whatever happens next */
+	char fdname[64];
+	int nfds = tool_listen_fds(fdname, sizeof(fdname));
+	const char *type = device_type(argc, argv);
+	if (type && (strcmp(type, "net") == 0 || strcmp(type, "switch") == 0))
+		return serve_net_main(argc, argv, type, nfds, fdname);
+	int r = parse(argc, argv, &o, nfds > 0);
+	if (r)
+		return r < 0 ? TOOL_EXIT_OK : r;
+	char where[128] = "";
+	if ((r = serve_activation(nfds, fdname, where, sizeof(where))))
+		return r;
+	if (nfds == 0)
+		snprintf(where, sizeof(where), "%s", o.socket);
+	return serve_blk_rng(&o, nfds, where);
 }

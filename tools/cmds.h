@@ -11,5 +11,6 @@
 int cmd_rng(int argc, char **argv);
 int cmd_blk(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_net(int argc, char **argv);
 
 #endif

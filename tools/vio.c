@@ -23,8 +23,10 @@ static const struct subcommand subcommands[] = {
      "read entropy from a virtio-rng device (in-process transport)"},
     {"blk", cmd_blk,
      "drive a virtio-blk device: info, read, write, verify, bench"},
+    {"net", cmd_net,
+     "drive a virtio-net device: info, send, recv, ping, bench"},
     {"serve", cmd_serve,
-     "serve a virtio device (blk, rng) over vhost-user on a socket"},
+     "serve a virtio device (blk, rng, net, switch) over vhost-user"},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -245,7 +245,9 @@ void vio_net_device_free(struct vio_net_device *nd);
  * bytes written (header included: the port writes the header, vio sets
  * num_buffers; len 0 or a frame the receive mode filters hands the
  * buffers back unused), or cancel.  reserve: number of segments, or
- * -ENOBUFS / -ENOTCONN as above.
+ * -ENOBUFS / -ENOTCONN as above.  commit: 0, the errors of rx; len
+ * past what was reserved drops the frame, counted: -ENOBUFS with
+ * MRG_RXBUF (the ring had too few buffers), else -EMSGSIZE.
  */
 int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 		      const struct virtio_net_hdr_v1 *hdr,
@@ -275,8 +277,9 @@ struct vio_net_stats {
 	/* control queue */
 	uint64_t ctrl_ok, ctrl_err;
 };
-/* Counters of pair qp (qp == VIO_NET_MAX_PAIRS: the sum).  Read from
- * any thread (relaxed atomics: a snapshot).  0 or -EINVAL. */
+/* Counters of pair qp (qp == VIO_NET_MAX_PAIRS: the sum; ctrl_* are
+ * the device's, the same in every view).  Read from any thread (relaxed
+ * atomics: a snapshot).  0 or -EINVAL. */
 int vio_net_device_stats(const struct vio_net_device *nd, unsigned qp,
 			 struct vio_net_stats *out);
 

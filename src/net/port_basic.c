@@ -1,3 +1,438 @@
 /* SPDX-License-Identifier: MIT */
-/* port_basic.c - virtio-net (issue 9): in progress. */
-#include <vio/net.h>
+/*
+ * The built-in test and benchmark ports: echo, sink, gen.
+ *
+ * echo: each frame a driver sends on pair k comes back to the same
+ *   device's pair k, source and destination MAC swapped: reserved in the
+ *   driver's receive buffers, copied once, swapped there, committed;
+ *   the batch is flushed (one push, one call) at xmit_flush.  A frame the
+ *   driver has no buffer for is dropped (the device counts it).
+ * sink: counts and drops.
+ * gen: fills the receive buffers of every pair it serves with UDP/IPv4
+ *   frames (10.0.0.1:1024 -> 10.0.0.2:1025, from 02:76:69:6f:00:01 to
+ *   the device's MAC, valid IPv4 header checksum, UDP checksum 0), the
+ *   pair's sequence number as a big-endian u64 at the start of the UDP
+ *   payload (frame offset 42).  With a loop it fills when the pair
+ *   starts and on rx_ready, GEN_BATCH frames per turn, rescheduling
+ *   itself (set_timer 0) while buffers remain; without a loop it fills on
+ *   rx_ready only, until the ring is empty.  What drivers send to it is
+ *   counted like sink.
+ *
+ * Counters (vio_net_port_stats): per pair slot, relaxed atomics.  bad
+ * counts frames taken that are not well-formed: shorter than an Ethernet
+ * header, or IPv4 with a wrong header checksum or total length.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net_internal.h"
+
+#define GEN_BATCH 64u
+#define GEN_NOLOOP_MAX 4096u /* frames per rx_ready without a loop */
+#define GEN_SEQ_OFF 42u	     /* 14 + 20 + 8 */
+#define GEN_MIN 60u
+#define GEN_MAX 9000u
+
+enum { PORT_ECHO, PORT_SINK, PORT_GEN };
+
+struct port_slot {
+	uint64_t packets, bytes, bad, made;
+} __attribute__((aligned(64)));
+
+struct gen_pair {
+	struct basic_port *bp;
+	struct vio_net_device *nd;
+	unsigned qp;
+	struct vio_loop *loop;
+	uint64_t seq;
+	bool active;
+};
+
+struct basic_port {
+	struct vio_net_port port;
+	int type;
+	struct port_slot st[VIO_NET_MAX_PAIRS];
+	/* gen */
+	uint32_t frame_len;
+	uint8_t *tmpl;
+	struct gen_pair gp[VIO_NET_MAX_PAIRS];
+};
+
+static struct basic_port *bp_of(struct vio_net_port *p)
+{
+	return (struct basic_port *)p; /* port is the first member */
+}
+
+static void add(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+static uint16_t ip_csum(const uint8_t *b, unsigned len)
+{
+	uint32_t s = 0;
+	for (unsigned i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)b[i] << 8 | b[i + 1];
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* Not well-formed: too short for Ethernet, or a bad IPv4 header. */
+static bool frame_bad(const struct vio_iov *iov, unsigned n, size_t len)
+{
+	uint8_t buf[NET_ETH_HLEN + 60];
+	const uint8_t *b = buf;
+	size_t got = len < sizeof(buf) ? len : sizeof(buf);
+	if (len < NET_ETH_HLEN)
+		return true;
+	if (n && iov[0].len >= got) {
+		b = iov[0].base; /* the usual case: no copy */
+	} else {
+		struct vio_cursor cur;
+		vio_cursor_init(&cur, iov, n);
+		got = vio_cursor_read(&cur, buf, got);
+	}
+	if ((b[12] << 8 | b[13]) != 0x0800)
+		return false;
+	if (got < NET_ETH_HLEN + 20)
+		return true;
+	const uint8_t *ip = b + NET_ETH_HLEN;
+	unsigned ihl = (ip[0] & 15u) * 4;
+	if (ip[0] >> 4 != 4 || ihl < 20 || NET_ETH_HLEN + ihl > got)
+		return true;
+	if (ip_csum(ip, ihl) != 0)
+		return true;
+	size_t tot = (size_t)ip[2] << 8 | ip[3];
+	/* short frames are padded to 60 bytes */
+	return tot < ihl || tot > len - NET_ETH_HLEN ||
+	       (tot < len - NET_ETH_HLEN && len > GEN_MIN);
+}
+
+static void count(struct basic_port *bp, unsigned qp, const struct vio_iov *iov,
+		  unsigned n, size_t len)
+{
+	struct port_slot *s = &bp->st[qp % VIO_NET_MAX_PAIRS];
+	add(&s->packets, 1);
+	add(&s->bytes, len);
+	if (frame_bad(iov, n, len))
+		add(&s->bad, 1);
+}
+
+/* ---- echo ---- */
+
+static int echo_xmit(struct vio_net_port *p, struct vio_net_device *nd,
+		     unsigned qp, const struct virtio_net_hdr_v1 *hdr,
+		     const struct vio_iov *iov, unsigned n, size_t len)
+{
+	struct basic_port *bp = bp_of(p);
+	(void)hdr; /* no offloads taken: the header says nothing */
+	count(bp, qp, iov, n, len);
+	const struct vio_iov *seg;
+	int k = vio_net_device_rx_reserve(nd, qp, VIO_NET_HDR_LEN + len, &seg);
+	if (k < 0)
+		return 0; /* the driver has no buffer: dropped (counted) */
+	struct vio_cursor dst, src;
+	vio_cursor_init(&dst, seg, (unsigned)k);
+	vio_cursor_init(&src, iov, n);
+	if (dst.left < VIO_NET_HDR_LEN + len) {
+		/* committing more than reserved drops it, counted */
+		(void)vio_net_device_rx_commit(nd, qp, VIO_NET_HDR_LEN + len);
+		return 0;
+	}
+	static const struct virtio_net_hdr_v1 zero;
+	vio_cursor_write(&dst, &zero, VIO_NET_HDR_LEN);
+	uint8_t mac[2 * VIO_NET_ETH_ALEN];
+	vio_cursor_read(&src, mac, sizeof(mac));
+	vio_cursor_write(&dst, mac + VIO_NET_ETH_ALEN, VIO_NET_ETH_ALEN);
+	vio_cursor_write(&dst, mac, VIO_NET_ETH_ALEN);
+	/* the rest, segment by segment of the source */
+	size_t left = len - sizeof(mac);
+	while (left && src.i < src.n) {
+		const struct vio_iov *s = &src.iov[src.i];
+		size_t k2 = s->len - src.off;
+		if (k2 > left)
+			k2 = left;
+		vio_cursor_write(&dst, (const uint8_t *)s->base + src.off, k2);
+		vio_cursor_skip(&src, k2);
+		left -= k2;
+		if (!k2 && src.off == s->len) {
+			src.i++; /* an empty segment */
+			src.off = 0;
+		}
+	}
+	(void)vio_net_device_rx_commit(nd, qp, VIO_NET_HDR_LEN + len);
+	return 0;
+}
+
+static void echo_flush(struct vio_net_port *p, struct vio_net_device *nd,
+		       unsigned qp)
+{
+	(void)p;
+	vio_net_device_rx_flush(nd, qp);
+}
+
+/* ---- sink ---- */
+
+static int sink_xmit(struct vio_net_port *p, struct vio_net_device *nd,
+		     unsigned qp, const struct virtio_net_hdr_v1 *hdr,
+		     const struct vio_iov *iov, unsigned n, size_t len)
+{
+	(void)nd;
+	(void)hdr;
+	count(bp_of(p), qp, iov, n, len);
+	return 0;
+}
+
+/* ---- gen ---- */
+
+/* A gen frame through a cursor (buffers cut into several segments). */
+static void gen_write(struct vio_cursor *dst, const struct basic_port *bp,
+		      const uint8_t *dmac, const uint8_t *seq, uint32_t flen)
+{
+	vio_cursor_write(dst, dmac, VIO_NET_ETH_ALEN);
+	vio_cursor_write(dst, bp->tmpl + VIO_NET_ETH_ALEN,
+			 GEN_SEQ_OFF - VIO_NET_ETH_ALEN);
+	vio_cursor_write(dst, seq, 8);
+	vio_cursor_write(dst, bp->tmpl + GEN_SEQ_OFF + 8,
+			 flen - GEN_SEQ_OFF - 8);
+}
+
+static void gen_fill(void *arg)
+{
+	struct gen_pair *g = arg;
+	struct basic_port *bp = g->bp;
+	if (!g->active)
+		return;
+	uint32_t flen = bp->frame_len;
+	unsigned max = g->loop ? GEN_BATCH : GEN_NOLOOP_MAX, made = 0;
+	bool more = true;
+	uint8_t dmac[VIO_NET_ETH_ALEN];
+	vio_net_device_mac(g->nd, dmac);
+	while (made < max) {
+		const struct vio_iov *seg;
+		int k = vio_net_device_rx_reserve(g->nd, g->qp,
+						  VIO_NET_HDR_LEN + flen, &seg);
+		if (k < 0) {
+			more = false;
+			break;
+		}
+		struct vio_cursor dst;
+		vio_cursor_init(&dst, seg, (unsigned)k);
+		if (dst.left < VIO_NET_HDR_LEN + flen) {
+			vio_net_device_rx_cancel(g->nd, g->qp);
+			more = false;
+			break;
+		}
+		static const struct virtio_net_hdr_v1 zero;
+		uint8_t seq[8];
+		for (unsigned i = 0; i < 8; i++)
+			seq[i] = (uint8_t)(g->seq >> (56 - 8 * i));
+		if (seg[0].len >= VIO_NET_HDR_LEN + flen) {
+			/* the usual case: one segment */
+			uint8_t *d = seg[0].base;
+			memcpy(d, &zero, VIO_NET_HDR_LEN);
+			d += VIO_NET_HDR_LEN;
+			memcpy(d, bp->tmpl, flen);
+			memcpy(d, dmac, sizeof(dmac));
+			memcpy(d + GEN_SEQ_OFF, seq, sizeof(seq));
+		} else {
+			vio_cursor_write(&dst, &zero, VIO_NET_HDR_LEN);
+			gen_write(&dst, bp, dmac, seq, flen);
+		}
+		if (vio_net_device_rx_commit(g->nd, g->qp,
+					     VIO_NET_HDR_LEN + flen) < 0) {
+			more = false;
+			break;
+		}
+		g->seq++;
+		made++;
+		if (!g->loop && made % GEN_BATCH == 0)
+			vio_net_device_rx_flush(g->nd, g->qp);
+	}
+	if (made) {
+		vio_net_device_rx_flush(g->nd, g->qp);
+		add(&bp->st[g->qp].made, made);
+	}
+	if (more && g->loop)
+		(void)g->loop->set_timer(g->loop, 0, gen_fill, g);
+}
+
+static int gen_start(struct vio_net_port *p, struct vio_net_device *nd,
+		     unsigned qp, struct vio_loop *loop)
+{
+	struct basic_port *bp = bp_of(p);
+	if (qp >= VIO_NET_MAX_PAIRS)
+		return -EINVAL;
+	struct gen_pair *g = &bp->gp[qp];
+	if (g->active && g->nd != nd)
+		return -EBUSY; /* one device per pair */
+	g->bp = bp;
+	g->nd = nd;
+	g->qp = qp;
+	g->loop = loop;
+	g->active = true;
+	if (loop)
+		return loop->set_timer(loop, 0, gen_fill, g);
+	return 0;
+}
+
+static void gen_stop(struct vio_net_port *p, struct vio_net_device *nd,
+		     unsigned qp)
+{
+	struct basic_port *bp = bp_of(p);
+	if (qp >= VIO_NET_MAX_PAIRS || bp->gp[qp].nd != nd)
+		return;
+	struct gen_pair *g = &bp->gp[qp];
+	if (g->loop)
+		g->loop->cancel_timer(g->loop, gen_fill, g);
+	g->active = false;
+	g->loop = NULL;
+}
+
+static void gen_rx_ready(struct vio_net_port *p, struct vio_net_device *nd,
+			 unsigned qp)
+{
+	struct basic_port *bp = bp_of(p);
+	if (qp < VIO_NET_MAX_PAIRS && bp->gp[qp].nd == nd)
+		gen_fill(&bp->gp[qp]);
+}
+
+static void gen_detach(struct vio_net_port *p, struct vio_net_device *nd)
+{
+	struct basic_port *bp = bp_of(p);
+	for (unsigned i = 0; i < VIO_NET_MAX_PAIRS; i++)
+		if (bp->gp[i].nd == nd)
+			memset(&bp->gp[i], 0, sizeof(bp->gp[i]));
+}
+
+/* ---- lifetime ---- */
+
+static void basic_free(struct vio_net_port *p)
+{
+	struct basic_port *bp = bp_of(p);
+	free(bp->tmpl);
+	free(bp);
+}
+
+static const struct vio_net_port_ops echo_ops = {
+    .xmit = echo_xmit,
+    .xmit_flush = echo_flush,
+    .free = basic_free,
+};
+static const struct vio_net_port_ops sink_ops = {
+    .xmit = sink_xmit,
+    .free = basic_free,
+};
+static const struct vio_net_port_ops gen_ops = {
+    .start = gen_start,
+    .stop = gen_stop,
+    .xmit = sink_xmit,
+    .rx_ready = gen_rx_ready,
+    .detach = gen_detach,
+    .free = basic_free,
+};
+
+static struct vio_net_port *
+basic_new(int type, const struct vio_net_port_ops *ops, const char *kind)
+{
+	struct basic_port *bp = aligned_alloc(64, sizeof(*bp));
+	if (!bp) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(bp, 0, sizeof(*bp));
+	bp->type = type;
+	bp->port.ops = ops;
+	bp->port.kind = kind;
+	return &bp->port;
+}
+
+struct vio_net_port *vio_net_port_echo_new(void)
+{
+	return basic_new(PORT_ECHO, &echo_ops, "echo");
+}
+
+struct vio_net_port *vio_net_port_sink_new(void)
+{
+	return basic_new(PORT_SINK, &sink_ops, "sink");
+}
+
+/* The frame gen sends (destination MAC and sequence patched per frame). */
+static void gen_template(uint8_t *t, uint32_t flen)
+{
+	static const uint8_t src[VIO_NET_ETH_ALEN] = {0x02, 0x76, 0x69,
+						      0x6f, 0x00, 0x01};
+	memset(t, 0, flen);
+	memcpy(t + VIO_NET_ETH_ALEN, src, sizeof(src));
+	t[12] = 0x08; /* IPv4 */
+	uint8_t *ip = t + NET_ETH_HLEN;
+	unsigned tot = flen - NET_ETH_HLEN, ulen = tot - 20;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)(tot >> 8);
+	ip[3] = (uint8_t)tot;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;   /* TTL */
+	ip[9] = 17;   /* UDP */
+	ip[12] = 10, ip[15] = 1;
+	ip[16] = 10, ip[19] = 2;
+	uint16_t c = ip_csum(ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	uint8_t *udp = ip + 20;
+	udp[0] = 1024 >> 8, udp[1] = 1024 & 0xff;
+	udp[2] = 1025 >> 8, udp[3] = 1025 & 0xff;
+	udp[4] = (uint8_t)(ulen >> 8);
+	udp[5] = (uint8_t)ulen;
+	for (unsigned i = GEN_SEQ_OFF + 8; i < flen; i++)
+		t[i] = (uint8_t)i;
+}
+
+struct vio_net_port *vio_net_port_gen_new(uint32_t frame_len)
+{
+	if (!frame_len)
+		frame_len = GEN_MIN;
+	if (frame_len < GEN_MIN || frame_len > GEN_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vio_net_port *p = basic_new(PORT_GEN, &gen_ops, "gen");
+	if (!p)
+		return NULL;
+	struct basic_port *bp = bp_of(p);
+	bp->frame_len = frame_len;
+	bp->tmpl = malloc(frame_len);
+	if (!bp->tmpl) {
+		free(bp);
+		errno = ENOMEM;
+		return NULL;
+	}
+	gen_template(bp->tmpl, frame_len);
+	return p;
+}
+
+void vio_net_port_free(struct vio_net_port *p)
+{
+	if (p && p->ops && p->ops->free)
+		p->ops->free(p);
+}
+
+int vio_net_port_stats(const struct vio_net_port *p,
+		       struct vio_net_port_stats *out)
+{
+	if (!p || !out)
+		return -EINVAL;
+	if (p->ops != &echo_ops && p->ops != &sink_ops && p->ops != &gen_ops)
+		return -EOPNOTSUPP;
+	const struct basic_port *bp = (const struct basic_port *)p;
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < VIO_NET_MAX_PAIRS; i++) {
+		const struct port_slot *s = &bp->st[i];
+		out->packets += __atomic_load_n(&s->packets, __ATOMIC_RELAXED);
+		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+		out->bad += __atomic_load_n(&s->bad, __ATOMIC_RELAXED);
+		out->made += __atomic_load_n(&s->made, __ATOMIC_RELAXED);
+	}
+	return 0;
+}

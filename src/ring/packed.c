@@ -218,6 +218,12 @@ void *vio_packed_get(struct vio_vq *vq, uint32_t *lenp)
 		vio_vq_bad(vq, "used id %u is not in flight", id);
 		return NULL;
 	}
+	/* 2.8.4: "Element Length is reserved for used descriptors without
+	 * the VIRTQ_DESC_F_WRITE flag, and is ignored by drivers": a buffer
+	 * with nothing writable was written 0 bytes, whatever is there
+	 * (DPDK's vhost leaves the driver's own length on transmit) */
+	if (st->in_len == 0 && !(flags & VRING_DESC_F_WRITE))
+		len = 0;
 	if (vio_unlikely(len > st->in_len)) {
 		vio_vq_bad(vq,
 			   "used length %u larger than the %u writable bytes "

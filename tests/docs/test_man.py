@@ -26,7 +26,10 @@ import tempfile
 # page -> the help texts it documents: `vio ARGS --help` for each ARGS
 PAGES = {
     "vio.1": [[]],
-    "vio-serve.1": [["serve"], ["serve", "blk"], ["serve", "rng"]],
+    "vio-serve.1": [["serve"], ["serve", "blk"], ["serve", "rng"],
+                    ["serve", "net"], ["serve", "switch"]],
+    "vio-net.1": [["net"]] + [["net", v] for v in
+                              ("info", "send", "recv", "ping", "bench")],
     "vio-blk.1": [["blk"]] + [["blk", v] for v in
                               ("info", "read", "write", "verify", "bench")],
     "vio-rng.1": [["rng"]],

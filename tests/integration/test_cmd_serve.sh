@@ -45,7 +45,7 @@ wait_ready() {
 cd "$tmp"
 expect help 0 '' -- serve --help
 expect no-type 2 'which device' -- serve --socket s
-expect bad-type 2 "unknown device type 'net'" -- serve net --socket s
+expect bad-type 2 "unknown device type 'bogus'" -- serve bogus --socket s
 expect no-socket 2 'socket PATH is required' -- serve blk --image i
 expect no-image 2 'image FILE is required' -- serve blk --socket s
 expect missing-image 1 'image nofile does not exist' -- serve blk --socket s --image nofile

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the vio test guest: a Debian cloud kernel and a busybox initramfs
-# holding the virtio modules, /init, blkcheck and rngcheck. See
+# holding the virtio modules, /init, blkcheck, rngcheck and netcheck. See
 # docs/guest-harness.md.
 #
 # Usage: build-guest.sh [OUTDIR]
@@ -17,7 +17,7 @@
 #   VIO_GUEST_KERNEL_PKG  versioned kernel package to use instead of the one
 #                         linux-image-cloud-amd64 depends on
 #   VIO_GUEST_MODULES     root modules to load (default: virtio_pci virtio_blk
-#                         virtio_rng);
+#                         virtio_rng virtio_net);
 #                         their dependencies are added from modules.dep
 #   FORCE=1               rebuild even when the stamp matches
 #   EXTRA_BINS="B ..."    host programs (names on PATH or absolute paths) to
@@ -29,7 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${1:-${VIO_GUEST_CACHE:-$(pwd)/build/guest}}
-roots=${VIO_GUEST_MODULES:-virtio_pci virtio_blk virtio_rng}
+roots=${VIO_GUEST_MODULES:-virtio_pci virtio_blk virtio_rng virtio_net}
 
 log() { echo "build-guest: $*" >&2; }
 die() {
@@ -46,9 +46,11 @@ mkdir -p "$out/cache"
 out=$(cd "$out" && pwd)
 
 # apt-cache answers from the package lists; without them (fresh machine)
-# it knows nothing, so fetch them once.
+# it knows nothing, so fetch them once.  (Not grep -q: under pipefail,
+# apt-cache killed by SIGPIPE when grep quits early would read as "no
+# lists", and every run would call apt-get update.)
 apt_ready() {
-	apt-cache show --no-all-versions "$1" 2>/dev/null | grep -q '^Version:'
+	apt-cache show --no-all-versions "$1" 2>/dev/null | grep '^Version:' >/dev/null
 }
 if ! apt_ready busybox-static; then
 	if [ "$(id -u)" = 0 ]; then
@@ -109,7 +111,7 @@ kdeb=$(fetch_deb "$kpkg")
 bdeb=$(fetch_deb busybox-static)
 
 files=("$here/build-guest.sh" "$here/init.sh" "$here/waitdev.sh"
-	"$here/blkcheck.c" "$here/rngcheck.sh")
+	"$here/blkcheck.c" "$here/rngcheck.sh" "$here/netcheck.sh")
 
 # EXTRA_BINS: each program and every file ldd says it loads (the loader
 # included), copied to the same path in the guest. extra_files holds
@@ -236,6 +238,7 @@ done
 install -m 0755 "$here/init.sh" "$root/init"
 install -m 0755 "$here/waitdev.sh" "$root/bin/waitdev"
 install -m 0755 "$here/rngcheck.sh" "$root/bin/rngcheck"
+install -m 0755 "$here/netcheck.sh" "$root/bin/netcheck"
 
 : >"$root/lib/modules/load.order"
 : >"$work/modules.txt"

@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net device: the data path (device.c says what the device is).
+ *
+ * Transmit: net_tx_kick pops a batch of at most NET_TX_BATCH chains,
+ * each checked by net_tx_parse (a bad one is answered with used length 0
+ * and counted in tx_errors), hands each frame to the port, then one
+ * xmit_flush, one push of the batch and one call.  Bounded by the ring.
+ *
+ * Receive: the receive buffers stay in the ring; a frame pops as many
+ * as it needs (one without MRG_RXBUF), in ring order, into the pair's
+ * reservation (segments gathered in one array); a frame that does not
+ * fit hands them back newest first (vio_vq_unpop), so the ring is as
+ * before.  Committed chains wait in rx_used until rx_flush.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include <linux/virtio_config.h>
+
+#include "net/device_internal.h"
+
+/* ---- header checks (pure) ---- */
+
+int net_tx_hdr_check(const struct virtio_net_hdr_v1 *h, size_t frame_len,
+		     unsigned neg, uint16_t mtu, const char **why)
+{
+	uint8_t gso = h->gso_type;
+	if (frame_len < NET_ETH_HLEN) {
+		*why = "frame shorter than an Ethernet header";
+		return -EPROTO;
+	}
+	if (frame_len > NET_MAX_FRAME) {
+		*why = "frame longer than 65589 bytes";
+		return -EPROTO;
+	}
+	if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!(neg & NET_NEG_CSUM)) {
+			*why = "NEEDS_CSUM without CSUM negotiated";
+			return -EPROTO;
+		}
+		uint32_t end = (uint32_t)le16toh(h->csum_start) +
+			       le16toh(h->csum_offset) + 2;
+		if (end > frame_len) {
+			*why = "checksum offsets past the end of the frame";
+			return -EPROTO;
+		}
+	}
+	switch (gso) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		if ((neg & NET_NEG_MTU) && frame_len > mtu + NET_MTU_EXTRA) {
+			*why = "frame longer than the MTU";
+			return -EPROTO;
+		}
+		return 0;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!(neg & NET_NEG_HOST_TSO4)) {
+			*why = "GSO TCPv4 without HOST_TSO4";
+			return -EPROTO;
+		}
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		if (!(neg & NET_NEG_HOST_TSO6)) {
+			*why = "GSO TCPv6 without HOST_TSO6";
+			return -EPROTO;
+		}
+		break;
+	case VIRTIO_NET_HDR_GSO_UDP:
+		if (!(neg & NET_NEG_HOST_UFO)) {
+			*why = "GSO UDP without HOST_UFO";
+			return -EPROTO;
+		}
+		break;
+	default:
+		/* ECN, UDP_L4 and the rest: never offered */
+		*why = "GSO type the device does not offer";
+		return -EPROTO;
+	}
+	/* 5.1.6.2.1: GSO needs NEEDS_CSUM and the MSS */
+	if (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+		*why = "GSO without NEEDS_CSUM";
+		return -EPROTO;
+	}
+	if (!h->gso_size) {
+		*why = "GSO with gso_size 0";
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int net_tx_parse(struct vio_chain *c, unsigned neg, uint16_t mtu,
+		 struct virtio_net_hdr_v1 *hdr, const struct vio_iov **frame,
+		 unsigned *nframe, size_t *len, const char **why)
+{
+	if (c->nr_in || c->nd_in) {
+		*why = "writable descriptor in a transmit chain";
+		return -EPROTO;
+	}
+	if (c->out_len < VIO_NET_HDR_LEN) {
+		*why = "chain shorter than the virtio-net header";
+		return -EPROTO;
+	}
+	unsigned i = 0;
+	if (c->nr_out && c->out[0].len >= VIO_NET_HDR_LEN) {
+		memcpy(hdr, c->out[0].base, VIO_NET_HDR_LEN);
+	} else {
+		struct vio_cursor cur;
+		vio_cursor_init(&cur, c->out, c->nr_out);
+		if (vio_cursor_read(&cur, hdr, VIO_NET_HDR_LEN) !=
+		    VIO_NET_HDR_LEN) {
+			*why = "chain shorter than the virtio-net header";
+			return -EPROTO;
+		}
+	}
+	/* cut the header off the segments, in place */
+	size_t skip = VIO_NET_HDR_LEN;
+	while (skip && i < c->nr_out) {
+		struct vio_iov *s = &c->out[i];
+		if (s->len <= skip) {
+			skip -= s->len;
+			i++;
+		} else {
+			s->base = (uint8_t *)s->base + skip;
+			s->len -= (uint32_t)skip;
+			skip = 0;
+		}
+	}
+	*frame = c->out + i;
+	*nframe = c->nr_out - i;
+	*len = c->out_len - VIO_NET_HDR_LEN;
+	if (net_tx_hdr_check(hdr, *len, neg, mtu, why) < 0)
+		return -EPROTO;
+	/* what the port sees: the flag it may act on, no num_buffers */
+	hdr->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	hdr->num_buffers = 0;
+	return 0;
+}
+
+bool net_rx_hdr_ok(const struct virtio_net_hdr_v1 *h, unsigned neg)
+{
+	const uint8_t csum =
+	    VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
+	if (h->flags & ~csum)
+		return false; /* RSC_INFO (RSC_EXT not offered), unknown */
+	if ((h->flags & csum) && !(neg & NET_NEG_GUEST_CSUM))
+		return false;
+	switch (h->gso_type) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return true;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!(neg & NET_NEG_GUEST_TSO4))
+			return false;
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		if (!(neg & NET_NEG_GUEST_TSO6))
+			return false;
+		break;
+	case VIRTIO_NET_HDR_GSO_UDP:
+		if (!(neg & NET_NEG_GUEST_UFO))
+			return false;
+		break;
+	default:
+		return false;
+	}
+	return (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && h->gso_size;
+}
+
+/* ---- transmit ---- */
+
+bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
+{
+	struct vio_net_device *nd = p->nd;
+	struct vio_net_port *port = nd->port;
+	unsigned neg = net_neg(nd);
+	unsigned budget = vio_vq_size(vq);
+	bool more = false, broken = false;
+
+	vio_vq_disable_notify(vq);
+	for (;;) {
+		unsigned n = 0;
+		bool empty = false;
+		uint64_t pk = 0, by = 0, dr = 0, er = 0;
+		while (n < NET_TX_BATCH && budget) {
+			struct vio_chain c;
+			struct virtio_net_hdr_v1 hdr;
+			const struct vio_iov *frame;
+			unsigned nf;
+			size_t len;
+			const char *why = "more segments than the device takes";
+			int r = vio_vq_pop(vq, &c, p->tx_iov, p->tx_iov_max);
+			if (r == 0) {
+				empty = true;
+				break;
+			}
+			if (r < 0 && r != -E2BIG) {
+				broken = true;
+				break;
+			}
+			budget--;
+			p->tx_used[n].head = c.head;
+			p->tx_used[n].len = 0;
+			n++;
+			if (r == -E2BIG ||
+			    net_tx_parse(&c, neg, nd->mtu, &hdr, &frame, &nf,
+					 &len, &why) < 0) {
+				er++;
+				vio_log_limited(&p->rl,
+						"%s: transmitq %u: chain "
+						"refused: %s",
+						nd->name, p->qp, why);
+				continue;
+			}
+			if (port->ops->xmit(port, nd, p->qp, &hdr, frame, nf,
+					    len) < 0) {
+				dr++;
+			} else {
+				pk++;
+				by += len;
+			}
+		}
+		if (n) {
+			if (port->ops->xmit_flush)
+				port->ops->xmit_flush(port, nd, p->qp);
+			net_stat_add(&p->st.tx_packets, pk);
+			net_stat_add(&p->st.tx_bytes, by);
+			net_stat_add(&p->st.tx_dropped, dr);
+			net_stat_add(&p->st.tx_errors, er);
+			if (vio_vq_push_batch(vq, p->tx_used, n) < 0)
+				broken = true;
+			vio_vq_call(vq);
+		}
+		if (broken)
+			break;
+		if (!budget) {
+			/* bound reached: re-arm only if nothing waits */
+			if (!vio_vq_enable_notify(vq)) {
+				vio_vq_disable_notify(vq);
+				more = true;
+			}
+			break;
+		}
+		if (empty) {
+			/* 2.7.10: re-arm, then look once more */
+			if (vio_vq_enable_notify(vq))
+				break;
+			vio_vq_disable_notify(vq);
+		}
+	}
+	return more;
+}
+
+/* ---- receive ---- */
+
+static void forget_rx(struct net_pair *p)
+{
+	p->nres = 0;
+	p->rx_niov = 0;
+	p->reserving = false;
+	p->nrx_used = 0;
+}
+
+/*
+ * The receiveq of pair p, or NULL (not running, or a pair the driver
+ * does not use).  A pair whose queues were started by kicks (inproc, no
+ * queue_start) follows the model's vq: the transport may have replaced
+ * it between kicks (nothing is held across them then).
+ */
+static struct vio_vq *rx_vq(struct net_pair *p)
+{
+	struct vio_net_device *nd = p->nd;
+	if (p->qp >= __atomic_load_n(&nd->pairs_inuse, __ATOMIC_ACQUIRE))
+		return NULL;
+	if (p->explicit_[0] || p->explicit_[1])
+		return p->started[0] ? p->vq[0] : NULL;
+	if (!p->port_started)
+		return NULL;
+	struct vio_vq *cur = vio_device_queue(nd->dev, 2 * p->qp);
+	if (cur != p->vq[0]) {
+		forget_rx(p);
+		p->vq[0] = cur;
+		p->started[0] = cur != NULL;
+		p->rx_armed = true;
+	}
+	if (!cur ||
+	    !(vio_device_get_status(nd->dev) & VIRTIO_CONFIG_S_DRIVER_OK))
+		return NULL;
+	return cur;
+}
+
+void net_rx_push(struct net_pair *p)
+{
+	unsigned n = p->nrx_used;
+	p->nrx_used = 0;
+	if (!n || !p->vq[0])
+		return;
+	if (vio_vq_push_batch(p->vq[0], p->rx_used, n) == 0)
+		vio_vq_call(p->vq[0]);
+}
+
+void net_rx_unreserve(struct net_pair *p)
+{
+	for (unsigned i = p->nres; i-- > 0;)
+		if (p->vq[0] && vio_vq_unpop(p->vq[0], p->res[i].head) < 0)
+			vio_log_limited(&p->rl,
+					"%s: receiveq %u: cannot hand back a "
+					"buffer (%s)",
+					p->nd->name, p->qp,
+					vio_vq_error(p->vq[0]));
+	p->nres = 0;
+	p->rx_niov = 0;
+	p->reserving = false;
+}
+
+static void queue_used(struct net_pair *p, uint32_t head, uint32_t len)
+{
+	if (p->nrx_used == p->rx_used_cap)
+		net_rx_push(p);
+	p->rx_used[p->nrx_used].head = head;
+	p->rx_used[p->nrx_used].len = len;
+	p->nrx_used++;
+}
+
+/*
+ * Reserve receive buffers, in ring order, until their writable bytes
+ * reach need (a single buffer without MRG_RXBUF).  Returns the bytes
+ * reserved (maybe fewer than need: the ring ran dry), -ENOBUFS (none)
+ * or -EIO (broken).  A buffer smaller than the header is a driver
+ * error: returned used with length 0 when it comes first, else left for
+ * the next frame.
+ */
+static long res_fill(struct net_pair *p, struct vio_vq *vq, size_t need)
+{
+	bool mrg = net_neg(p->nd) & NET_NEG_MRG_RXBUF;
+	size_t have = 0;
+	while (have < need && p->nres < p->res_cap && (mrg || !p->nres)) {
+		struct vio_chain c;
+		unsigned room = p->rx_iov_cap - p->rx_niov;
+		if (!room)
+			break;
+		int r = vio_vq_pop(vq, &c, p->rx_iov + p->rx_niov, room);
+		if (r == 0) {
+			if (!p->rx_armed) {
+				/* dry: the next buffers the driver adds
+				 * kick us (rx_ready) */
+				p->rx_armed = true;
+				if (!vio_vq_enable_notify(vq))
+					continue; /* more came meanwhile */
+			}
+			break;
+		}
+		if (r < 0 && r != -E2BIG)
+			return -EIO;
+		bool whole = room == p->rx_iov_cap;
+		if ((r == -E2BIG && !whole) ||
+		    (c.in_len < VIO_NET_HDR_LEN && p->nres)) {
+			/* the next frame starts with it */
+			(void)vio_vq_unpop(vq, c.head);
+			break;
+		}
+		if (r == -E2BIG || c.in_len < VIO_NET_HDR_LEN) {
+			vio_log_limited(&p->rl,
+					"%s: receiveq %u: driver error: %s "
+					"buffer: returned unused",
+					p->nd->name, p->qp,
+					r == -E2BIG ? "unusably fragmented"
+						    : "header-less");
+			queue_used(p, c.head, 0);
+			continue;
+		}
+		if (c.nr_out) /* only the writable part is ours */
+			memmove(p->rx_iov + p->rx_niov, c.in,
+				c.nr_in * sizeof(*c.in));
+		struct net_res *res = &p->res[p->nres++];
+		res->head = c.head;
+		res->in_len = c.in_len;
+		res->iov_off = p->rx_niov;
+		res->nr_in = c.nr_in;
+		p->rx_niov += c.nr_in;
+		have += c.in_len;
+	}
+	return have ? (long)have : -ENOBUFS;
+}
+
+/* total bytes (header included) were written over the reservation: push
+ * the chains they fill (num_buffers set), hand back the rest. */
+static void res_commit(struct net_pair *p, struct vio_vq *vq, size_t total)
+{
+	unsigned k = 0;
+	size_t left = total;
+	while (k + 1 < p->nres && left > p->res[k].in_len)
+		left -= p->res[k++].in_len;
+	unsigned used = k + 1;
+	for (unsigned i = p->nres; i-- > used;)
+		(void)vio_vq_unpop(vq, p->res[i].head);
+	uint16_t nb = htole16((uint16_t)used);
+	const size_t at = offsetof(struct virtio_net_hdr_v1, num_buffers);
+	if (p->rx_iov[0].len >= VIO_NET_HDR_LEN) {
+		memcpy((uint8_t *)p->rx_iov[0].base + at, &nb, sizeof(nb));
+	} else {
+		struct vio_cursor cur;
+		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
+		vio_cursor_skip(&cur, at);
+		vio_cursor_write(&cur, &nb, sizeof(nb));
+	}
+	for (unsigned i = 0; i < used; i++)
+		queue_used(p, p->res[i].head,
+			   i + 1 == used ? (uint32_t)left : p->res[i].in_len);
+	p->nres = 0;
+	p->rx_niov = 0;
+	p->reserving = false;
+}
+
+static bool filter_pass(struct net_pair *p, const uint8_t *dst)
+{
+	struct vio_net_device *nd = p->nd;
+	uint32_t g = __atomic_load_n(&nd->fgen, __ATOMIC_ACQUIRE);
+	if (g != p->fgen) {
+		pthread_mutex_lock(&nd->filter_lock);
+		p->filter = nd->filter;
+		p->fgen = nd->fgen;
+		pthread_mutex_unlock(&nd->filter_lock);
+	}
+	return net_rx_filter_pass(&p->filter, dst);
+}
+
+/* Largest frame the driver takes with this GSO type. */
+static bool frame_fits(const struct vio_net_device *nd, uint8_t gso, size_t len)
+{
+	if (len > NET_MAX_FRAME)
+		return false;
+	return gso != VIRTIO_NET_HDR_GSO_NONE || !(net_neg(nd) & NET_NEG_MTU) ||
+	       len <= nd->mtu + NET_MTU_EXTRA;
+}
+
+static struct net_pair *pair_get(struct vio_net_device *nd, unsigned qp)
+{
+	return nd && qp < nd->max_pairs ? &nd->pair[qp] : NULL;
+}
+
+int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
+		      const struct virtio_net_hdr_v1 *hdr,
+		      const struct vio_iov *iov, unsigned n, size_t len)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	struct vio_vq *vq = p ? rx_vq(p) : NULL;
+	if (!vq)
+		return -ENOTCONN;
+	if (p->nres)
+		net_rx_unreserve(p);
+	uint8_t dst[VIO_NET_ETH_ALEN];
+	struct vio_cursor src;
+	vio_cursor_init(&src, iov, n);
+	if (len < NET_ETH_HLEN || src.left < len ||
+	    vio_cursor_read(&src, dst, sizeof(dst)) != sizeof(dst)) {
+		net_stat_add(&p->st.rx_dropped, 1);
+		return -EINVAL;
+	}
+	if (!filter_pass(p, dst)) {
+		net_stat_add(&p->st.rx_filtered, 1);
+		return -EAGAIN;
+	}
+	if (hdr && !net_rx_hdr_ok(hdr, net_neg(nd))) {
+		net_stat_add(&p->st.rx_dropped, 1);
+		return -EPROTO;
+	}
+	if (!frame_fits(nd, hdr ? hdr->gso_type : 0, len)) {
+		net_stat_add(&p->st.rx_dropped, 1);
+		return -EMSGSIZE;
+	}
+	size_t need = VIO_NET_HDR_LEN + len;
+	long r = res_fill(p, vq, need);
+	if (r < 0 || (size_t)r < need) {
+		bool mrg = net_neg(nd) & NET_NEG_MRG_RXBUF;
+		net_rx_unreserve(p);
+		if (r == -EIO)
+			return -ENOTCONN;
+		if (r >= 0 && !mrg) {
+			net_stat_add(&p->st.rx_dropped, 1);
+			return -EMSGSIZE;
+		}
+		net_stat_add(&p->st.rx_no_buffer, 1);
+		return -ENOBUFS;
+	}
+	struct virtio_net_hdr_v1 h;
+	if (hdr)
+		h = *hdr;
+	else
+		memset(&h, 0, sizeof(h));
+	size_t left = len;
+	if (p->rx_iov[0].len >= need) {
+		/* the usual case: one segment holds it all */
+		uint8_t *d = p->rx_iov[0].base;
+		memcpy(d, &h, VIO_NET_HDR_LEN);
+		d += VIO_NET_HDR_LEN;
+		for (unsigned i = 0; i < n && left; i++) {
+			size_t k = iov[i].len < left ? iov[i].len : left;
+			memcpy(d, iov[i].base, k);
+			d += k;
+			left -= k;
+		}
+	} else {
+		struct vio_cursor cur;
+		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
+		vio_cursor_write(&cur, &h, VIO_NET_HDR_LEN);
+		for (unsigned i = 0; i < n && left; i++) {
+			size_t k = iov[i].len < left ? iov[i].len : left;
+			vio_cursor_write(&cur, iov[i].base, k);
+			left -= k;
+		}
+	}
+	res_commit(p, vq, need);
+	net_stat_add(&p->st.rx_packets, 1);
+	net_stat_add(&p->st.rx_bytes, len);
+	return 0;
+}
+
+int vio_net_device_rx_reserve(struct vio_net_device *nd, unsigned qp,
+			      size_t max, const struct vio_iov **iov)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	struct vio_vq *vq = p ? rx_vq(p) : NULL;
+	if (!vq)
+		return -ENOTCONN;
+	if (p->nres)
+		net_rx_unreserve(p);
+	if (max < VIO_NET_HDR_LEN + NET_ETH_HLEN)
+		max = VIO_NET_HDR_LEN + NET_ETH_HLEN;
+	long r = res_fill(p, vq, max);
+	if (r < 0) {
+		if (r == -ENOBUFS)
+			net_stat_add(&p->st.rx_no_buffer, 1);
+		return r == -EIO ? -ENOTCONN : (int)r;
+	}
+	p->reserving = true;
+	*iov = p->rx_iov;
+	return (int)p->rx_niov;
+}
+
+int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	if (!p || !p->reserving)
+		return -EINVAL;
+	struct vio_vq *vq = rx_vq(p);
+	if (!vq || !p->reserving) {
+		net_rx_unreserve(p);
+		return -ENOTCONN;
+	}
+	if (!len) {
+		net_rx_unreserve(p);
+		return 0;
+	}
+	size_t have = 0;
+	for (unsigned i = 0; i < p->nres; i++)
+		have += p->res[i].in_len;
+	struct virtio_net_hdr_v1 h;
+	uint8_t dst[VIO_NET_ETH_ALEN];
+	bool ok = len <= have && len >= VIO_NET_HDR_LEN + NET_ETH_HLEN;
+	if (ok && p->rx_iov[0].len >= VIO_NET_HDR_LEN + sizeof(dst)) {
+		const uint8_t *b = p->rx_iov[0].base;
+		memcpy(&h, b, VIO_NET_HDR_LEN);
+		memcpy(dst, b + VIO_NET_HDR_LEN, sizeof(dst));
+	} else if (ok) {
+		struct vio_cursor cur;
+		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
+		ok = vio_cursor_read(&cur, &h, VIO_NET_HDR_LEN) ==
+			 VIO_NET_HDR_LEN &&
+		     vio_cursor_read(&cur, dst, sizeof(dst)) == sizeof(dst);
+	}
+	if (!ok) {
+		/* past the reservation: with MRG_RXBUF the ring had fewer
+		 * buffers than the frame needs (no buffer), without it the
+		 * one buffer is too small */
+		bool nobuf = len > have && (net_neg(nd) & NET_NEG_MRG_RXBUF);
+		net_rx_unreserve(p);
+		net_stat_add(nobuf ? &p->st.rx_no_buffer : &p->st.rx_dropped,
+			     1);
+		return nobuf ? -ENOBUFS : len > have ? -EMSGSIZE : -EINVAL;
+	}
+	int err = 0;
+	uint64_t *ctr = &p->st.rx_dropped;
+	if (!filter_pass(p, dst)) {
+		err = -EAGAIN;
+		ctr = &p->st.rx_filtered;
+	} else if (!net_rx_hdr_ok(&h, net_neg(nd))) {
+		err = -EPROTO;
+	} else if (!frame_fits(nd, h.gso_type, len - VIO_NET_HDR_LEN)) {
+		err = -EMSGSIZE;
+	}
+	if (err) {
+		net_rx_unreserve(p);
+		net_stat_add(ctr, 1);
+		return err;
+	}
+	res_commit(p, vq, len);
+	net_stat_add(&p->st.rx_packets, 1);
+	net_stat_add(&p->st.rx_bytes, len - VIO_NET_HDR_LEN);
+	return 0;
+}
+
+void vio_net_device_rx_cancel(struct vio_net_device *nd, unsigned qp)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	if (p && p->nres)
+		net_rx_unreserve(p);
+}
+
+void vio_net_device_rx_flush(struct vio_net_device *nd, unsigned qp)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	if (!p || !p->nrx_used)
+		return;
+	if (!p->explicit_[0] && !p->explicit_[1] &&
+	    vio_device_queue(nd->dev, 2 * qp) != p->vq[0]) {
+		forget_rx(p); /* that vq is gone */
+		return;
+	}
+	net_rx_push(p);
+}
+
+bool vio_net_device_rx_accepts(const struct vio_net_device *nd,
+			       const struct virtio_net_hdr_v1 *hdr)
+{
+	return !hdr || net_rx_hdr_ok(hdr, net_neg(nd));
+}
