@@ -444,7 +444,10 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 	uint16_t first_flags = 0;
 	for (unsigned k = 0; k < n; k++) {
 		struct vring_packed_desc *d = &vq->pdesc[pos];
-		uint16_t f = (uint16_t)(wrap ? (F_AVAIL | F_USED) : 0);
+		/* 2.8.4: F_WRITE says the device wrote len bytes (a used
+		 * length without it is reserved, ignored by drivers) */
+		uint16_t f = (uint16_t)((wrap ? (F_AVAIL | F_USED) : 0) |
+					(u[k].len ? VRING_DESC_F_WRITE : 0));
 		VIO_STORE(&d->id, htole16((uint16_t)u[k].head));
 		VIO_STORE(&d->len, htole32(u[k].len));
 		if (k == 0)

@@ -494,6 +494,47 @@ static void iov_max(void)
 	CHECK_EQ(vio_vq_iov_max(32768), UINT16_MAX);
 }
 
+/*
+ * Packed used descriptors: the device sets VIRTQ_DESC_F_WRITE when it wrote
+ * bytes (2.8.4: the length of a used descriptor without it is reserved and
+ * ignored by drivers), and a driver reads a used descriptor of a buffer
+ * with nothing writable as 0 bytes whatever its length field says (DPDK's
+ * vhost leaves the driver's own length there).
+ */
+static void packed_used_write_flag(void)
+{
+	struct env e;
+	env_init(&e, true, false, false);
+	static int toks[2];
+	struct vio_sg in = {e.arena, 64}, out = {e.arena + 64, 32};
+	CHECK_EQ(vio_vq_add(e.drv, &in, 0, 1, &toks[0]), 0); /* writable */
+	CHECK_EQ(vio_vq_add(e.drv, &out, 1, 0, &toks[1]), 0); /* readable */
+	vio_vq_kick(e.drv);
+	struct vio_chain c;
+	struct vio_iov iov[4];
+	uint32_t heads[2];
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(vio_vq_pop(e.dev, &c, iov, 4) == 1);
+		heads[i] = c.head;
+	}
+	CHECK_EQ(vio_vq_push(e.dev, heads[0], 10), 0);
+	CHECK_EQ(vio_vq_push(e.dev, heads[1], 0), 0);
+	struct vio_vq_layout l;
+	vio_vq_get_layout(e.drv, &l);
+	struct vring_packed_desc *d = l.desc;
+	CHECK(le16toh(d[0].flags) & VRING_DESC_F_WRITE);
+	CHECK(!(le16toh(d[1].flags) & VRING_DESC_F_WRITE));
+	/* a device that leaves a length on the readable buffer's entry */
+	d[1].len = htole32(32);
+	uint32_t got = 99;
+	CHECK(vio_vq_get(e.drv, &got) == &toks[0]);
+	CHECK_EQ(got, 10);
+	CHECK(vio_vq_get(e.drv, &got) == &toks[1]);
+	CHECK_EQ(got, 0);
+	CHECK(!vio_vq_broken(e.drv));
+	env_fini(&e);
+}
+
 int main(void)
 {
 	iov_max();
@@ -512,5 +553,6 @@ int main(void)
 		for (int a = 0; a <= USED_IDX_JUMP; a++)
 			hostile_device(p, (enum attack)a);
 	}
+	packed_used_write_flag();
 	return test_result("ring");
 }
