@@ -105,6 +105,21 @@ static void rx_take(struct vio_vq *vq)
 	}
 }
 
+/* DPDK's vhost on packed transmit rings: the used length is left as the
+ * driver wrote it and VIRTQ_DESC_F_WRITE is not set (2.8.4: that length
+ * is reserved).  vio's push sets F_WRITE with a length: take it off. */
+static void dpdk_style_used(struct vio_vq *vq)
+{
+	if (!vio_vq_is_packed(vq))
+		return;
+	struct vio_vq_layout l;
+	vio_vq_get_layout(vq, &l);
+	struct vring_packed_desc *d = l.desc;
+	for (unsigned i = 0; i < vio_vq_size(vq); i++)
+		d[i].flags = htole16(le16toh(d[i].flags) &
+				     (uint16_t)~VRING_DESC_F_WRITE);
+}
+
 static bool net_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 {
 	(void)dev;
@@ -128,6 +143,7 @@ static bool net_kick(struct vio_device *dev, unsigned idx, struct vio_vq *vq)
 				REQUIRE(vio_vq_push(vq, c.head, hd.tx_len) ==
 					0);
 		}
+		dpdk_style_used(vq);
 		vio_vq_call(vq);
 		return false;
 	}
@@ -509,6 +525,7 @@ static void tx_rows(bool packed)
 	for (unsigned i = 0; i < hd.ntxh; i++)
 		REQUIRE(vio_vq_push(hd.txvq, hd.txh[i],
 				    packed ? VIO_NET_HDR_LEN + 60 : 0) == 0);
+	dpdk_style_used(hd.txvq);
 	hd.ntxh = 0;
 	hd.tx_hold = false;
 	CHECK_EQ(vio_net_tx_reclaim(r.n, 0), QSIZE);
