@@ -397,6 +397,8 @@ static void print_stats(void *arg)
 static void serve_resize(void *arg)
 {
 	const struct serve_ctx *c = arg;
+	if (!c->bd)
+		return;
 	uint64_t old = vio_blk_device_capacity(c->bd) * 512;
 	char err[256] = "";
 	int r = vio_blk_device_resize(c->bd, 0, err, sizeof(err));

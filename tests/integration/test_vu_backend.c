@@ -293,6 +293,17 @@ static const struct hcase hostile[] = {
 	 .mem = {.nregions = 1,
 		 .r = {REG(PRE_GPA, PRE_SIZE, PRE_UADDR + PRE_SIZE, 0)}})},
      "are not in shared memory"},
+    /* QEMU adds every region once per vhost device: a multiqueue net
+     * device adds each one per queue pair.  A repeat is counted, not
+     * refused ("File exists") and not mapped twice; the ring's memory
+     * goes with the last REM_MEM_REG, not the first. */
+    {"ADD_MEM_REG of a mapped region, then REM_MEM_REG twice",
+     PRE_RING,
+     {MF(ADD_MEM_REG, 40, 1, FD_MEM,
+	 .reg = {.r = REG(PRE_GPA, PRE_SIZE, PRE_UADDR, 0)}),
+      M(REM_MEM_REG, 40, .reg = {.r = REG(PRE_GPA, PRE_SIZE, PRE_UADDR, 0)}),
+      M(REM_MEM_REG, 40, .reg = {.r = REG(PRE_GPA, PRE_SIZE, PRE_UADDR, 0)})},
+     "are not in shared memory"},
     {"REM_MEM_REG of the ring's memory",
      PRE_RING,
      {M(REM_MEM_REG, 40, .reg = {.r = REG(PRE_GPA, PRE_SIZE, PRE_UADDR, 0)})},

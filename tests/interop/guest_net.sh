@@ -5,14 +5,15 @@
 # the test owns.
 #
 #   guest_net.sh VIO [--queues N] [--packed] [--bytes N] [--guest DIR]
-#                    [--backend vio|qemu-tap]
+#                    [--backend vio|qemu-tap] [--dev-opts ,K=V...]
 #
 # 1. a namespace vio-tnet-PID (deleted at the end, whatever happens), IPv6
 #    off in it (no stray router solicitations: the counters stay exact);
 # 2. in it: vio serve net creates the TAP vt0; the test gives vt0
 #    10.77.0.1/24; netpeer.py (guest/netpeer.py) listens on port 5000;
-# 3. QEMU boots with -netdev vhost-user + virtio-net-pci (mq and vectors
-#    for N > 1 pairs, packed=on with --packed); in the guest netcheck
+# 3. QEMU boots with -netdev vhost-user + virtio-net-pci (vectors=0, see
+#    below; mq=on for N > 1 pairs, packed=on with --packed, then
+#    --dev-opts, e.g. ,guest_announce=off); in the guest netcheck
 #    (guest/netcheck.sh) finds the NIC by MAC, checks its queue count, takes
 #    10.77.0.2, pings the host, has the host ping it, sends N bytes (default
 #    4 MiB) to the host and receives N bytes: sha256 compared at both ends

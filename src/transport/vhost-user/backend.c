@@ -259,6 +259,7 @@ void vio_vu_backend_end(struct vio_backend *b)
 	reset_queues(b);
 	vio_vu_inflight_unmap(b);
 	vio_memtable_clear(b->mt);
+	b->nreg_dup = 0;
 	b->protocol = 0;
 	b->protocol_acked = false;
 	b->status_driven = false;
@@ -387,6 +388,7 @@ static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	stop_all(b);
 	vio_memtable_clear(b->mt);
+	b->nreg_dup = 0;
 	int r = 0;
 	for (unsigned i = 0; i < m->p.mem.nregions; i++) {
 		int fd = m->fds[i];
@@ -399,8 +401,44 @@ static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
 	return r ? r : start_all(b);
 }
 
+static struct vu_reg_dup *reg_dup_find(struct vio_backend *b, uint64_t gpa,
+				       uint64_t size)
+{
+	for (unsigned i = 0; i < b->nreg_dup; i++)
+		if (b->reg_dup[i].gpa == gpa && b->reg_dup[i].size == size)
+			return &b->reg_dup[i];
+	return NULL;
+}
+
+/* Is vr already mapped, at the same guest and frontend addresses? */
+static bool region_mapped(const struct vio_backend *b,
+			  const struct vio_vu_region *vr)
+{
+	if (!vr->size)
+		return false;
+	void *g = vio_memtable_ptr(b->mt, vr->gpa, vr->size);
+	return g && g == vio_memtable_uptr(b->mt, vr->uaddr, vr->size);
+}
+
 static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 {
+	const struct vio_vu_region *vr = &m->p.reg.r;
+	if (region_mapped(b, vr)) {
+		/* a repeat (one per queue pair): counted, not mapped twice;
+		 * its fd is closed by the caller */
+		struct vu_reg_dup *d = reg_dup_find(b, vr->gpa, vr->size);
+		if (!d) {
+			if (b->nreg_dup == VU_REG_DUPS)
+				return BAD("ADD_MEM_REG: more than %u regions "
+					   "added twice",
+					   VU_REG_DUPS);
+			d = &b->reg_dup[b->nreg_dup++];
+			*d = (struct vu_reg_dup){.gpa = vr->gpa,
+						 .size = vr->size};
+		}
+		d->extra++;
+		return 0;
+	}
 	if (vio_memtable_count(b->mt) >= b->cfg.max_mem_slots)
 		return BAD("ADD_MEM_REG: all %u slots in use",
 			   b->cfg.max_mem_slots);
@@ -413,6 +451,14 @@ static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 
 static int h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 {
+	struct vu_reg_dup *d =
+	    reg_dup_find(b, m->p.reg.r.gpa, m->p.reg.r.size);
+	if (d && region_mapped(b, &m->p.reg.r)) {
+		/* one of several adds of it goes: it stays mapped */
+		if (--d->extra == 0)
+			*d = b->reg_dup[--b->nreg_dup];
+		return 0;
+	}
 	stop_all(b);
 	if (vio_memtable_remove(b->mt, m->p.reg.r.gpa, m->p.reg.r.size))
 		return BAD("REM_MEM_REG: no region gpa 0x%" PRIx64

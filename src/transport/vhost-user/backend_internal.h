@@ -17,6 +17,7 @@
 #include <vio/vhost_user.h>
 
 #define DEFAULT_SLOTS 509u
+#define VU_REG_DUPS 64u /* distinct regions added more than once */
 #define PROTOCOL_OFFERED                                                       \
 	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
@@ -52,6 +53,15 @@ struct vio_backend {
 	bool status_driven;
 	uint64_t protocol;
 	struct vio_memtable *mt;
+	/* ADD_MEM_REG repeats: QEMU sends every region once per vhost
+	 * device, and a multiqueue net device is one vhost device per queue
+	 * pair (all on this connection): a repeat of a mapped region counts
+	 * here and its REM_MEM_REG uncounts it; the last one unmaps */
+	struct vu_reg_dup {
+		uint64_t gpa, size;
+		unsigned extra;
+	} reg_dup[VU_REG_DUPS];
+	unsigned nreg_dup;
 	unsigned nq;
 	struct vu_queue q[VIO_MAX_QUEUES];
 	struct vio_ratelimit rl;
