@@ -108,7 +108,8 @@ static void send_usage(FILE *f)
 		"  --count N     frames (default 1000)\n"
 		"  --size B      frame bytes without the virtio header, "
 		"60..65535 (default 64;\n"
-		"                at most the MTU + 14)\n"
+		"                at most the MTU + 18: an Ethernet header and "
+		"a VLAN tag)\n"
 		"  --dst MAC     destination (default ff:ff:ff:ff:ff:ff)\n");
 }
 
@@ -610,9 +611,10 @@ int cmd_net(int argc, char **argv)
 
 	struct net_ctx c = {0};
 	ret = net_open(&c, &o);
-	if (ret == 0 && o.size > (uint32_t)c.info.mtu + 14 &&
+	/* the driver's limit: an Ethernet header and one 802.1Q tag */
+	if (ret == 0 && o.size > (uint32_t)c.info.mtu + 18 &&
 	    o.verb != NV_INFO && o.verb != NV_RECV) {
-		tool_err("--size %u: larger than the device's MTU %u + 14",
+		tool_err("--size %u: larger than the device's MTU %u + 18",
 			 o.size, c.info.mtu);
 		ret = TOOL_EXIT_FAIL;
 	}

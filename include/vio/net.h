@@ -110,8 +110,8 @@ enum {
 /* A port: implementations embed it (container_of) and fill it. */
 struct vio_net_port {
 	const struct vio_net_port_ops *ops;
-	const char *kind;  /* "tap", "switch", "echo", "sink", "gen", ... */
-	unsigned offloads; /* VIO_NET_PORT_* */
+	const char *kind;   /* "tap", "switch", "echo", "sink", "gen", ... */
+	unsigned offloads;  /* VIO_NET_PORT_* */
 	unsigned max_pairs; /* pairs the port can serve; 0: any */
 };
 
@@ -183,10 +183,10 @@ struct vio_net_device_opts {
 	/* MAC offered with VIRTIO_NET_F_MAC; all zero: a random locally
 	 * administered one */
 	uint8_t mac[VIO_NET_ETH_ALEN];
-	uint16_t mtu;	     /* VIRTIO_NET_F_MTU; 0: 1500 (68..65535) */
-	unsigned queue_pairs; /* 1..VIO_NET_MAX_PAIRS (VIRTIO_NET_F_MQ if
-				 > 1); 0: 1 */
-	uint16_t queue_size;  /* largest queue offered; 0: 1024 */
+	uint16_t mtu;		   /* VIRTIO_NET_F_MTU; 0: 1500 (68..65535) */
+	unsigned queue_pairs;	   /* 1..VIO_NET_MAX_PAIRS (VIRTIO_NET_F_MQ if
+				      > 1); 0: 1 */
+	uint16_t queue_size;	   /* largest queue offered; 0: 1024 */
 	struct vio_net_port *port; /* required; not owned */
 	/* Features offered besides VERSION_1, the port's offloads, MAC, MTU,
 	 * STATUS, MRG_RXBUF, CTRL_VQ (+ CTRL_RX, CTRL_MAC_ADDR,
@@ -245,9 +245,10 @@ void vio_net_device_free(struct vio_net_device *nd);
  * bytes written (header included: the port writes the header, vio sets
  * num_buffers; len 0 or a frame the receive mode filters hands the
  * buffers back unused), or cancel.  reserve: number of segments, or
- * -ENOBUFS / -ENOTCONN as above.  commit: 0, the errors of rx; len
- * past what was reserved drops the frame, counted: -ENOBUFS with
- * MRG_RXBUF (the ring had too few buffers), else -EMSGSIZE.
+ * -ENOBUFS (not counted: a port that then drops a frame offers it to
+ * vio_net_device_rx, which counts) / -ENOTCONN as above.  commit: 0, the
+ * errors of rx; len past what was reserved drops the frame, counted: -ENOBUFS
+ * with MRG_RXBUF (the ring had too few buffers), else -EMSGSIZE.
  */
 int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 		      const struct virtio_net_hdr_v1 *hdr,
@@ -315,8 +316,8 @@ void vio_net_device_rx_mode(const struct vio_net_device *nd,
  * Threading: one thread per queue pair at a time.
  */
 struct vio_net_driver_opts {
-	unsigned num_pairs;  /* 0: every pair the device has (MQ) */
-	uint16_t queue_size; /* 0: the device's maximum, capped at 1024 */
+	unsigned num_pairs;   /* 0: every pair the device has (MQ) */
+	uint16_t queue_size;  /* 0: the device's maximum, capped at 1024 */
 	uint32_t rx_buf_size; /* MRG_RXBUF buffers; 0: 2048 */
 	/* features the driver would otherwise take when offered */
 	bool no_packed, no_event_idx, no_indirect;

@@ -132,9 +132,9 @@ void vio_run_detach(struct vio_run_queue *q);
 
 /*
  * The backend's queue hooks (struct vio_backend_opts) served by r: queue
- * idx on worker (idx / group) % threads; the queue's device gets the worker's loop
- * (vio_device_queue_start) and a kick fd change keeps the worker.
- * r must outlive the backend.
+ * idx on worker (idx / group) % threads; the queue's device gets the worker's
+ * loop (vio_device_queue_start) and a kick fd change keeps the worker. r must
+ * outlive the backend.
  */
 void vio_run_hooks(struct vio_run *r, struct vio_backend_opts *cfg);
 

@@ -193,10 +193,7 @@ static bool ctrl_kick(struct vio_net_device *nd, struct vio_vq *vq)
 
 static void pair_forget_rx(struct net_pair *p)
 {
-	p->nres = 0;
-	p->rx_niov = 0;
-	p->reserving = false;
-	p->nrx_used = 0;
+	net_rx_forget(p);
 }
 
 /* Queue k of pair p (0 receiveq, 1 transmitq) starts on loop. */

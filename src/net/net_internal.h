@@ -120,4 +120,8 @@ uint8_t net_ctrl_exec(const struct vio_iov *cmd, unsigned n, unsigned neg,
 		      unsigned max_pairs, struct net_rx_filter *f,
 		      struct net_ctrl_effect *e, const char **why);
 
+/* A port dropped a frame of pair qp for lack of a receive buffer after
+ * vio_net_device_rx_reserve said -ENOBUFS (which does not count). */
+void net_rx_nobuf(struct vio_net_device *nd, unsigned qp);
+
 #endif

@@ -3,16 +3,20 @@
  * The built-in test and benchmark ports: echo, sink, gen.
  *
  * echo: each frame a driver sends on pair k comes back to the same
- *   device's pair k, source and destination MAC swapped: reserved in the
- *   driver's receive buffers, copied once, swapped there, committed;
- *   the batch is flushed (one push, one call) at xmit_flush.  A frame the
- *   driver has no buffer for is dropped (the device counts it).
+ *   device's pair k, source and destination MAC swapped: copied once
+ *   into the driver's receive buffers by vio_net_device_rx (the swapped
+ *   addresses from a local copy, the rest from the transmit buffer; a
+ *   frame in more than ECHO_SEGS pieces goes through rx_reserve and a
+ *   cursor); the batch is flushed (one push, one call) at xmit_flush.  A
+ *   frame the driver has no buffer for is dropped (the device counts it).
  * sink: counts and drops.
  * gen: fills the receive buffers of every pair it serves with UDP/IPv4
  *   frames (10.0.0.1:1024 -> 10.0.0.2:1025, from 02:76:69:6f:00:01 to
  *   the device's MAC, valid IPv4 header checksum, UDP checksum 0), the
  *   pair's sequence number as a big-endian u64 at the start of the UDP
- *   payload (frame offset 42).  With a loop it fills when the pair
+ *   payload (frame offset 42), copied from a per-pair prepared frame
+ *   (vio_net_device_rx: no read-back of the driver's buffer, so stores
+ *   to it never wait).  With a loop it fills when the pair
  *   starts and on rx_ready, GEN_BATCH frames per turn, rescheduling
  *   itself (set_timer 0) while buffers remain; without a loop it fills on
  *   rx_ready only, until the ring is empty.  What drivers send to it is
@@ -33,6 +37,7 @@
 #define GEN_SEQ_OFF 42u	     /* 14 + 20 + 8 */
 #define GEN_MIN 60u
 #define GEN_MAX 9000u
+#define ECHO_SEGS 8u /* source segments echo_xmit copies directly */
 
 enum { PORT_ECHO, PORT_SINK, PORT_GEN };
 
@@ -47,6 +52,9 @@ struct gen_pair {
 	struct vio_loop *loop;
 	uint64_t seq;
 	bool active;
+	/* the frame as sent: the template, the device's MAC (each fill)
+	 * and the sequence number (each frame) patched in */
+	uint8_t *frame;
 };
 
 struct basic_port {
@@ -64,9 +72,12 @@ static struct basic_port *bp_of(struct vio_net_port *p)
 	return (struct basic_port *)p; /* port is the first member */
 }
 
+/* One writer per slot (the pair's thread): a relaxed load and store, no
+ * locked instruction; readers get a snapshot. */
 static void add(uint64_t *p, uint64_t v)
 {
-	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v,
+			 __ATOMIC_RELAXED);
 }
 
 static uint16_t ip_csum(const uint8_t *b, unsigned len)
@@ -122,17 +133,17 @@ static void count(struct basic_port *bp, unsigned qp, const struct vio_iov *iov,
 
 /* ---- echo ---- */
 
-static int echo_xmit(struct vio_net_port *p, struct vio_net_device *nd,
-		     unsigned qp, const struct virtio_net_hdr_v1 *hdr,
+/* Echo through a reservation and cursors: any segmentation. */
+static int echo_slow(struct vio_net_device *nd, unsigned qp,
 		     const struct vio_iov *iov, unsigned n, size_t len)
 {
-	struct basic_port *bp = bp_of(p);
-	(void)hdr; /* no offloads taken: the header says nothing */
-	count(bp, qp, iov, n, len);
 	const struct vio_iov *seg;
 	int k = vio_net_device_rx_reserve(nd, qp, VIO_NET_HDR_LEN + len, &seg);
-	if (k < 0)
-		return 0; /* the driver has no buffer: dropped (counted) */
+	if (k < 0) {
+		if (k == -ENOBUFS) /* the driver has no buffer: dropped */
+			net_rx_nobuf(nd, qp);
+		return 0;
+	}
 	struct vio_cursor dst, src;
 	vio_cursor_init(&dst, seg, (unsigned)k);
 	vio_cursor_init(&src, iov, n);
@@ -166,6 +177,46 @@ static int echo_xmit(struct vio_net_port *p, struct vio_net_device *nd,
 	return 0;
 }
 
+static int echo_xmit(struct vio_net_port *p, struct vio_net_device *nd,
+		     unsigned qp, const struct virtio_net_hdr_v1 *hdr,
+		     const struct vio_iov *iov, unsigned n, size_t len)
+{
+	struct basic_port *bp = bp_of(p);
+	(void)hdr; /* no offloads taken: the header says nothing */
+	count(bp, qp, iov, n, len);
+	if (len < NET_ETH_HLEN)
+		return 0; /* never: the device refuses runts */
+	/* the addresses swapped, then the rest as it is: one copy into
+	 * the driver's buffers (vio_net_device_rx) */
+	uint8_t mac[2 * VIO_NET_ETH_ALEN];
+	struct vio_iov seg[ECHO_SEGS + 1];
+	struct vio_cursor src;
+	vio_cursor_init(&src, iov, n);
+	if (vio_cursor_read(&src, mac + VIO_NET_ETH_ALEN, VIO_NET_ETH_ALEN) !=
+		VIO_NET_ETH_ALEN ||
+	    vio_cursor_read(&src, mac, VIO_NET_ETH_ALEN) != VIO_NET_ETH_ALEN)
+		return 0;
+	seg[0] = (struct vio_iov){mac, sizeof(mac), 0};
+	unsigned k = 1;
+	size_t left = len - sizeof(mac);
+	for (unsigned i = src.i; left && i < n; i++) {
+		size_t off = i == src.i ? src.off : 0;
+		if (iov[i].len <= off)
+			continue;
+		if (k == ECHO_SEGS + 1) {
+			/* more segments than kept here: copy the rest
+			 * through a reservation */
+			return echo_slow(nd, qp, iov, n, len);
+		}
+		size_t m = iov[i].len - off < left ? iov[i].len - off : left;
+		seg[k++] = (struct vio_iov){(uint8_t *)iov[i].base + off,
+					    (uint32_t)m, 0};
+		left -= m;
+	}
+	(void)vio_net_device_rx(nd, qp, NULL, seg, k, len);
+	return 0; /* a frame the driver has no buffer for: counted there */
+}
+
 static void echo_flush(struct vio_net_port *p, struct vio_net_device *nd,
 		       unsigned qp)
 {
@@ -187,18 +238,6 @@ static int sink_xmit(struct vio_net_port *p, struct vio_net_device *nd,
 
 /* ---- gen ---- */
 
-/* A gen frame through a cursor (buffers cut into several segments). */
-static void gen_write(struct vio_cursor *dst, const struct basic_port *bp,
-		      const uint8_t *dmac, const uint8_t *seq, uint32_t flen)
-{
-	vio_cursor_write(dst, dmac, VIO_NET_ETH_ALEN);
-	vio_cursor_write(dst, bp->tmpl + VIO_NET_ETH_ALEN,
-			 GEN_SEQ_OFF - VIO_NET_ETH_ALEN);
-	vio_cursor_write(dst, seq, 8);
-	vio_cursor_write(dst, bp->tmpl + GEN_SEQ_OFF + 8,
-			 flen - GEN_SEQ_OFF - 8);
-}
-
 static void gen_fill(void *arg)
 {
 	struct gen_pair *g = arg;
@@ -208,45 +247,20 @@ static void gen_fill(void *arg)
 	uint32_t flen = bp->frame_len;
 	unsigned max = g->loop ? GEN_BATCH : GEN_NOLOOP_MAX, made = 0;
 	bool more = true;
-	uint8_t dmac[VIO_NET_ETH_ALEN];
-	vio_net_device_mac(g->nd, dmac);
+	/* one copy per frame, straight from the prepared frame into the
+	 * driver's buffer (vio_net_device_rx: nothing read back from it) */
+	struct vio_iov src = {g->frame, flen, 0};
+	vio_net_device_mac(g->nd, g->frame); /* the current one */
+	uint8_t *seq = g->frame + GEN_SEQ_OFF;
 	while (made < max) {
-		const struct vio_iov *seg;
-		int k = vio_net_device_rx_reserve(g->nd, g->qp,
-						  VIO_NET_HDR_LEN + flen, &seg);
-		if (k < 0) {
-			more = false;
-			break;
-		}
-		struct vio_cursor dst;
-		vio_cursor_init(&dst, seg, (unsigned)k);
-		if (dst.left < VIO_NET_HDR_LEN + flen) {
-			vio_net_device_rx_cancel(g->nd, g->qp);
-			more = false;
-			break;
-		}
-		static const struct virtio_net_hdr_v1 zero;
-		uint8_t seq[8];
+		uint64_t v = g->seq;
 		for (unsigned i = 0; i < 8; i++)
-			seq[i] = (uint8_t)(g->seq >> (56 - 8 * i));
-		if (seg[0].len >= VIO_NET_HDR_LEN + flen) {
-			/* the usual case: one segment */
-			uint8_t *d = seg[0].base;
-			memcpy(d, &zero, VIO_NET_HDR_LEN);
-			d += VIO_NET_HDR_LEN;
-			memcpy(d, bp->tmpl, flen);
-			memcpy(d, dmac, sizeof(dmac));
-			memcpy(d + GEN_SEQ_OFF, seq, sizeof(seq));
-		} else {
-			vio_cursor_write(&dst, &zero, VIO_NET_HDR_LEN);
-			gen_write(&dst, bp, dmac, seq, flen);
-		}
-		if (vio_net_device_rx_commit(g->nd, g->qp,
-					     VIO_NET_HDR_LEN + flen) < 0) {
+			seq[i] = (uint8_t)(v >> (56 - 8 * i));
+		if (vio_net_device_rx(g->nd, g->qp, NULL, &src, 1, flen) < 0) {
 			more = false;
 			break;
 		}
-		g->seq++;
+		g->seq = v + 1;
 		made++;
 		if (!g->loop && made % GEN_BATCH == 0)
 			vio_net_device_rx_flush(g->nd, g->qp);
@@ -268,6 +282,12 @@ static int gen_start(struct vio_net_port *p, struct vio_net_device *nd,
 	struct gen_pair *g = &bp->gp[qp];
 	if (g->active && g->nd != nd)
 		return -EBUSY; /* one device per pair */
+	if (!g->frame) {
+		g->frame = malloc(bp->frame_len);
+		if (!g->frame)
+			return -ENOMEM;
+	}
+	memcpy(g->frame, bp->tmpl, bp->frame_len);
 	g->bp = bp;
 	g->nd = nd;
 	g->qp = qp;
@@ -303,8 +323,11 @@ static void gen_detach(struct vio_net_port *p, struct vio_net_device *nd)
 {
 	struct basic_port *bp = bp_of(p);
 	for (unsigned i = 0; i < VIO_NET_MAX_PAIRS; i++)
-		if (bp->gp[i].nd == nd)
+		if (bp->gp[i].nd == nd) {
+			uint8_t *frame = bp->gp[i].frame;
 			memset(&bp->gp[i], 0, sizeof(bp->gp[i]));
+			bp->gp[i].frame = frame; /* kept for the next */
+		}
 }
 
 /* ---- lifetime ---- */
@@ -312,6 +335,8 @@ static void gen_detach(struct vio_net_port *p, struct vio_net_device *nd)
 static void basic_free(struct vio_net_port *p)
 {
 	struct basic_port *bp = bp_of(p);
+	for (unsigned i = 0; i < VIO_NET_MAX_PAIRS; i++)
+		free(bp->gp[i].frame);
 	free(bp->tmpl);
 	free(bp);
 }

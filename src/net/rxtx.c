@@ -7,11 +7,17 @@
  * and counted in tx_errors), hands each frame to the port, then one
  * xmit_flush, one push of the batch and one call.  Bounded by the ring.
  *
- * Receive: the receive buffers stay in the ring; a frame pops as many
- * as it needs (one without MRG_RXBUF), in ring order, into the pair's
- * reservation (segments gathered in one array); a frame that does not
- * fit hands them back newest first (vio_vq_unpop), so the ring is as
- * before.  Committed chains wait in rx_used until rx_flush.
+ * Receive: the receive buffers stay in the ring until frames come; then
+ * the pair pops them in bursts (NET_RX_BURST chains) and holds them, in
+ * ring order, their first lines prefetched for writing a few frames
+ * ahead (the driver last touched them on its CPU: misses that overlap
+ * cost far less than one stall per frame).  A frame
+ * reserves as many held chains as it needs (one without MRG_RXBUF); what
+ * it does not use stays held for the next frame, as if handed back and
+ * popped again.  Held chains go back to the ring newest first
+ * (vio_vq_unpop) when the queue stops, and at the end of a kick without a
+ * loop, so the ring is as if they had never been popped.  Committed
+ * chains wait in rx_used until rx_flush.
  */
 #include <endian.h>
 #include <errno.h>
@@ -252,12 +258,25 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 
 /* ---- receive ---- */
 
-static void forget_rx(struct net_pair *p)
+/* Ask for the cache line at a for writing: a hint, it never faults. */
+static inline void prefetch_w(const void *a)
 {
-	p->nres = 0;
-	p->rx_niov = 0;
-	p->reserving = false;
-	p->nrx_used = 0;
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetchw %0" : : "m"(*(const char *)a));
+#else
+	__builtin_prefetch(a, 1, 3);
+#endif
+}
+
+/* The lines of a receive buffer's first segment that the header and a
+ * minimal frame take (76 bytes: two lines, or three). */
+static inline void prefetch_buf(const struct vio_iov *s)
+{
+	const uint32_t span = VIO_NET_HDR_LEN + 64;
+	uintptr_t a = (uintptr_t)s->base;
+	uintptr_t end = a + (s->len < span ? s->len : span);
+	for (a &= ~(uintptr_t)63; a < end; a += 64)
+		prefetch_w((const void *)a);
 }
 
 /*
@@ -271,13 +290,13 @@ static struct vio_vq *rx_vq(struct net_pair *p)
 	struct vio_net_device *nd = p->nd;
 	if (p->qp >= __atomic_load_n(&nd->pairs_inuse, __ATOMIC_ACQUIRE))
 		return NULL;
-	if (p->explicit_[0] || p->explicit_[1])
+	if (net_likely(p->explicit_[0] || p->explicit_[1]))
 		return p->started[0] ? p->vq[0] : NULL;
 	if (!p->port_started)
 		return NULL;
 	struct vio_vq *cur = vio_device_queue(nd->dev, 2 * p->qp);
 	if (cur != p->vq[0]) {
-		forget_rx(p);
+		net_rx_forget(p);
 		p->vq[0] = cur;
 		p->started[0] = cur != NULL;
 		p->rx_armed = true;
@@ -300,40 +319,71 @@ void net_rx_push(struct net_pair *p)
 
 void net_rx_unreserve(struct net_pair *p)
 {
-	for (unsigned i = p->nres; i-- > 0;)
+	for (unsigned i = p->nres; i-- > p->rfirst;)
 		if (p->vq[0] && vio_vq_unpop(p->vq[0], p->res[i].head) < 0)
 			vio_log_limited(&p->rl,
 					"%s: receiveq %u: cannot hand back a "
 					"buffer (%s)",
 					p->nd->name, p->qp,
 					vio_vq_error(p->vq[0]));
-	p->nres = 0;
+	p->rfirst = p->nres = p->nresv = p->rpf = 0;
 	p->rx_niov = 0;
 	p->reserving = false;
 }
 
-static void queue_used(struct net_pair *p, uint32_t head, uint32_t len)
+/* End the current reservation; its chains stay held for the next frame
+ * (as if handed back to the ring and popped again). */
+static inline void rx_release(struct net_pair *p)
 {
-	if (p->nrx_used == p->rx_used_cap)
+	p->nresv = 0;
+	p->reserving = false;
+}
+
+static inline void queue_used(struct net_pair *p, uint32_t head, uint32_t len)
+{
+	if (net_unlikely(p->nrx_used == p->rx_used_cap))
 		net_rx_push(p);
 	p->rx_used[p->nrx_used].head = head;
 	p->rx_used[p->nrx_used].len = len;
 	p->nrx_used++;
 }
 
-/*
- * Reserve receive buffers, in ring order, until their writable bytes
- * reach need (a single buffer without MRG_RXBUF).  Returns the bytes
- * reserved (maybe fewer than need: the ring ran dry), -ENOBUFS (none)
- * or -EIO (broken).  A buffer smaller than the header is a driver
- * error: returned used with length 0 when it comes first, else left for
- * the next frame.
- */
-static long res_fill(struct net_pair *p, struct vio_vq *vq, size_t need)
+/* Move the held chains (and their segments) to the front of res and
+ * rx_iov.  Not while a reservation is handed out. */
+static void rx_compact(struct net_pair *p)
 {
-	bool mrg = net_neg(p->nd) & NET_NEG_MRG_RXBUF;
-	size_t have = 0;
-	while (have < need && p->nres < p->res_cap && (mrg || !p->nres)) {
+	unsigned n = p->nres - p->rfirst;
+	if (!n) {
+		p->rfirst = p->nres = p->rx_niov = p->rpf = 0;
+		return;
+	}
+	if (!p->rfirst)
+		return;
+	p->rpf = p->rpf > p->rfirst ? p->rpf - p->rfirst : 0;
+	unsigned off = p->res[p->rfirst].iov_off;
+	memmove(p->rx_iov, p->rx_iov + off,
+		(p->rx_niov - off) * sizeof(*p->rx_iov));
+	p->rx_niov -= off;
+	memmove(p->res, p->res + p->rfirst, n * sizeof(*p->res));
+	for (unsigned i = 0; i < n; i++)
+		p->res[i].iov_off -= off;
+	p->rfirst = 0;
+	p->nres = n;
+}
+
+/*
+ * Pop up to NET_RX_BURST more chains behind the held ones (after
+ * rx_compact).  Returns how
+ * many (0: the ring is dry, notifications re-armed; or no room), or -EIO
+ * (broken).  A buffer smaller than the header, or that needs more
+ * segments than the device takes, is a driver error: returned used with
+ * length 0 when no chain is held before it, else handed back to the ring
+ * (it is the latest popped) for when none is.
+ */
+static int rx_pop_burst(struct net_pair *p, struct vio_vq *vq)
+{
+	unsigned got = 0;
+	while (got < NET_RX_BURST && p->nres < p->res_cap) {
 		struct vio_chain c;
 		unsigned room = p->rx_iov_cap - p->rx_niov;
 		if (!room)
@@ -349,16 +399,14 @@ static long res_fill(struct net_pair *p, struct vio_vq *vq, size_t need)
 			}
 			break;
 		}
-		if (r < 0 && r != -E2BIG)
+		if (net_unlikely(r < 0 && r != -E2BIG))
 			return -EIO;
-		bool whole = room == p->rx_iov_cap;
-		if ((r == -E2BIG && !whole) ||
-		    (c.in_len < VIO_NET_HDR_LEN && p->nres)) {
-			/* the next frame starts with it */
-			(void)vio_vq_unpop(vq, c.head);
-			break;
-		}
-		if (r == -E2BIG || c.in_len < VIO_NET_HDR_LEN) {
+		if (net_unlikely(r == -E2BIG || c.in_len < VIO_NET_HDR_LEN)) {
+			if (p->nres > p->rfirst) {
+				/* the next frame starts with it */
+				(void)vio_vq_unpop(vq, c.head);
+				break;
+			}
 			vio_log_limited(&p->rl,
 					"%s: receiveq %u: driver error: %s "
 					"buffer: returned unused",
@@ -377,45 +425,91 @@ static long res_fill(struct net_pair *p, struct vio_vq *vq, size_t need)
 		res->iov_off = p->rx_niov;
 		res->nr_in = c.nr_in;
 		p->rx_niov += c.nr_in;
-		have += c.in_len;
+		got++;
 	}
+	return (int)got;
+}
+
+/*
+ * Reserve held chains, in ring order from the first, popping more when
+ * they run out, until their writable bytes reach need (a single chain
+ * without MRG_RXBUF).  Returns the bytes reserved (maybe fewer than need:
+ * the ring ran dry), -ENOBUFS (none) or -EIO (broken).
+ */
+static long rx_take(struct net_pair *p, struct vio_vq *vq, size_t need)
+{
+	bool mrg = net_neg(p->nd) & NET_NEG_MRG_RXBUF;
+	size_t have = 0;
+	unsigned k = 0; /* chains reserved */
+	rx_release(p);
+	for (;;) {
+		unsigned i = p->rfirst + k;
+		for (; i < p->nres && have < need && (mrg || !k); i++, k++)
+			have += p->res[i].in_len;
+		if (have >= need || (!mrg && k))
+			break;
+		rx_compact(p);
+		int r = rx_pop_burst(p, vq);
+		if (r < 0)
+			return -EIO;
+		if (r == 0)
+			break;
+	}
+	p->nresv = k;
+	unsigned pf = p->rfirst + k + NET_RX_PREFETCH;
+	if (pf > p->nres)
+		pf = p->nres;
+	if (p->rpf < p->rfirst)
+		p->rpf = p->rfirst;
+	for (; p->rpf < pf; p->rpf++)
+		prefetch_buf(&p->rx_iov[p->res[p->rpf].iov_off]);
 	return have ? (long)have : -ENOBUFS;
 }
 
-/* total bytes (header included) were written over the reservation: push
- * the chains they fill (num_buffers set), hand back the rest. */
-static void res_commit(struct net_pair *p, struct vio_vq *vq, size_t total)
+/* The segments of the current reservation. */
+static inline struct vio_iov *resv_iov(struct net_pair *p, unsigned *n)
 {
+	const struct net_res *f = &p->res[p->rfirst];
+	const struct net_res *l = f + p->nresv - 1;
+	*n = l->iov_off + l->nr_in - f->iov_off;
+	return p->rx_iov + f->iov_off;
+}
+
+/* total bytes (header included) were written over the reservation: queue
+ * the chains they fill (num_buffers set); the rest stay held. */
+static void res_commit(struct net_pair *p, size_t total)
+{
+	const struct net_res *r = &p->res[p->rfirst];
 	unsigned k = 0;
 	size_t left = total;
-	while (k + 1 < p->nres && left > p->res[k].in_len)
-		left -= p->res[k++].in_len;
+	while (k + 1 < p->nresv && left > r[k].in_len)
+		left -= r[k++].in_len;
 	unsigned used = k + 1;
-	for (unsigned i = p->nres; i-- > used;)
-		(void)vio_vq_unpop(vq, p->res[i].head);
 	uint16_t nb = htole16((uint16_t)used);
 	const size_t at = offsetof(struct virtio_net_hdr_v1, num_buffers);
-	if (p->rx_iov[0].len >= VIO_NET_HDR_LEN) {
-		memcpy((uint8_t *)p->rx_iov[0].base + at, &nb, sizeof(nb));
+	struct vio_iov *seg = p->rx_iov + r[0].iov_off;
+	if (net_likely(seg[0].len >= VIO_NET_HDR_LEN)) {
+		memcpy((uint8_t *)seg[0].base + at, &nb, sizeof(nb));
 	} else {
 		struct vio_cursor cur;
-		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
+		vio_cursor_init(&cur, seg, p->rx_niov - r[0].iov_off);
 		vio_cursor_skip(&cur, at);
 		vio_cursor_write(&cur, &nb, sizeof(nb));
 	}
-	for (unsigned i = 0; i < used; i++)
-		queue_used(p, p->res[i].head,
-			   i + 1 == used ? (uint32_t)left : p->res[i].in_len);
-	p->nres = 0;
-	p->rx_niov = 0;
-	p->reserving = false;
+	for (unsigned i = 0; i + 1 < used; i++)
+		queue_used(p, r[i].head, r[i].in_len);
+	queue_used(p, r[k].head, (uint32_t)left);
+	p->rfirst += used;
+	rx_release(p);
+	if (p->rfirst == p->nres)
+		p->rfirst = p->nres = p->rx_niov = p->rpf = 0;
 }
 
 static bool filter_pass(struct net_pair *p, const uint8_t *dst)
 {
 	struct vio_net_device *nd = p->nd;
 	uint32_t g = __atomic_load_n(&nd->fgen, __ATOMIC_ACQUIRE);
-	if (g != p->fgen) {
+	if (net_unlikely(g != p->fgen)) {
 		pthread_mutex_lock(&nd->filter_lock);
 		p->filter = nd->filter;
 		p->fgen = nd->fgen;
@@ -446,15 +540,20 @@ int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 	struct vio_vq *vq = p ? rx_vq(p) : NULL;
 	if (!vq)
 		return -ENOTCONN;
-	if (p->nres)
-		net_rx_unreserve(p);
+	rx_release(p);
 	uint8_t dst[VIO_NET_ETH_ALEN];
-	struct vio_cursor src;
-	vio_cursor_init(&src, iov, n);
-	if (len < NET_ETH_HLEN || src.left < len ||
-	    vio_cursor_read(&src, dst, sizeof(dst)) != sizeof(dst)) {
-		net_stat_add(&p->st.rx_dropped, 1);
-		return -EINVAL;
+	bool whole = false; /* the frame is in iov[0] */
+	if (net_likely(n && iov[0].len >= len && len >= NET_ETH_HLEN)) {
+		memcpy(dst, iov[0].base, sizeof(dst));
+		whole = true;
+	} else {
+		struct vio_cursor src;
+		vio_cursor_init(&src, iov, n);
+		if (len < NET_ETH_HLEN || src.left < len ||
+		    vio_cursor_read(&src, dst, sizeof(dst)) != sizeof(dst)) {
+			net_stat_add(&p->st.rx_dropped, 1);
+			return -EINVAL;
+		}
 	}
 	if (!filter_pass(p, dst)) {
 		net_stat_add(&p->st.rx_filtered, 1);
@@ -469,10 +568,10 @@ int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 		return -EMSGSIZE;
 	}
 	size_t need = VIO_NET_HDR_LEN + len;
-	long r = res_fill(p, vq, need);
+	long r = rx_take(p, vq, need);
 	if (r < 0 || (size_t)r < need) {
 		bool mrg = net_neg(nd) & NET_NEG_MRG_RXBUF;
-		net_rx_unreserve(p);
+		rx_release(p);
 		if (r == -EIO)
 			return -ENOTCONN;
 		if (r >= 0 && !mrg) {
@@ -482,37 +581,49 @@ int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 		net_stat_add(&p->st.rx_no_buffer, 1);
 		return -ENOBUFS;
 	}
-	struct virtio_net_hdr_v1 h;
-	if (hdr)
-		h = *hdr;
-	else
-		memset(&h, 0, sizeof(h));
-	size_t left = len;
-	if (p->rx_iov[0].len >= need) {
+	static const struct virtio_net_hdr_v1 zero;
+	const struct virtio_net_hdr_v1 *h = hdr ? hdr : &zero;
+	unsigned nseg;
+	struct vio_iov *seg = resv_iov(p, &nseg);
+	if (net_likely(seg[0].len >= need)) {
 		/* the usual case: one segment holds it all */
-		uint8_t *d = p->rx_iov[0].base;
-		memcpy(d, &h, VIO_NET_HDR_LEN);
+		uint8_t *d = seg[0].base;
+		memcpy(d, h, VIO_NET_HDR_LEN);
 		d += VIO_NET_HDR_LEN;
-		for (unsigned i = 0; i < n && left; i++) {
-			size_t k = iov[i].len < left ? iov[i].len : left;
-			memcpy(d, iov[i].base, k);
-			d += k;
-			left -= k;
+		if (whole) {
+			memcpy(d, iov[0].base, len);
+		} else {
+			size_t left = len;
+			for (unsigned i = 0; i < n && left; i++) {
+				size_t k =
+				    iov[i].len < left ? iov[i].len : left;
+				memcpy(d, iov[i].base, k);
+				d += k;
+				left -= k;
+			}
 		}
 	} else {
 		struct vio_cursor cur;
-		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
-		vio_cursor_write(&cur, &h, VIO_NET_HDR_LEN);
+		vio_cursor_init(&cur, seg, nseg);
+		vio_cursor_write(&cur, h, VIO_NET_HDR_LEN);
+		size_t left = len;
 		for (unsigned i = 0; i < n && left; i++) {
 			size_t k = iov[i].len < left ? iov[i].len : left;
 			vio_cursor_write(&cur, iov[i].base, k);
 			left -= k;
 		}
 	}
-	res_commit(p, vq, need);
+	res_commit(p, need);
 	net_stat_add(&p->st.rx_packets, 1);
 	net_stat_add(&p->st.rx_bytes, len);
 	return 0;
+}
+
+void net_rx_nobuf(struct vio_net_device *nd, unsigned qp)
+{
+	struct net_pair *p = pair_get(nd, qp);
+	if (p)
+		net_stat_add(&p->st.rx_no_buffer, 1);
 }
 
 int vio_net_device_rx_reserve(struct vio_net_device *nd, unsigned qp,
@@ -522,19 +633,21 @@ int vio_net_device_rx_reserve(struct vio_net_device *nd, unsigned qp,
 	struct vio_vq *vq = p ? rx_vq(p) : NULL;
 	if (!vq)
 		return -ENOTCONN;
-	if (p->nres)
-		net_rx_unreserve(p);
 	if (max < VIO_NET_HDR_LEN + NET_ETH_HLEN)
 		max = VIO_NET_HDR_LEN + NET_ETH_HLEN;
-	long r = res_fill(p, vq, max);
+	long r = rx_take(p, vq, max);
 	if (r < 0) {
-		if (r == -ENOBUFS)
-			net_stat_add(&p->st.rx_no_buffer, 1);
+		/* -ENOBUFS is not counted here: the port may find no frame
+		 * to drop after all (the ring and the tap ran dry at once);
+		 * one that drops a frame offers it to vio_net_device_rx or
+		 * counts it with net_rx_nobuf */
+		rx_release(p);
 		return r == -EIO ? -ENOTCONN : (int)r;
 	}
 	p->reserving = true;
-	*iov = p->rx_iov;
-	return (int)p->rx_niov;
+	unsigned nseg;
+	*iov = resv_iov(p, &nseg);
+	return (int)nseg;
 }
 
 int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
@@ -544,26 +657,28 @@ int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
 		return -EINVAL;
 	struct vio_vq *vq = rx_vq(p);
 	if (!vq || !p->reserving) {
-		net_rx_unreserve(p);
+		rx_release(p);
 		return -ENOTCONN;
 	}
 	if (!len) {
-		net_rx_unreserve(p);
+		rx_release(p);
 		return 0;
 	}
+	unsigned nseg;
+	const struct vio_iov *seg = resv_iov(p, &nseg);
 	size_t have = 0;
-	for (unsigned i = 0; i < p->nres; i++)
-		have += p->res[i].in_len;
+	for (unsigned i = 0; i < p->nresv; i++)
+		have += p->res[p->rfirst + i].in_len;
 	struct virtio_net_hdr_v1 h;
 	uint8_t dst[VIO_NET_ETH_ALEN];
 	bool ok = len <= have && len >= VIO_NET_HDR_LEN + NET_ETH_HLEN;
-	if (ok && p->rx_iov[0].len >= VIO_NET_HDR_LEN + sizeof(dst)) {
-		const uint8_t *b = p->rx_iov[0].base;
+	if (net_likely(ok && seg[0].len >= VIO_NET_HDR_LEN + sizeof(dst))) {
+		const uint8_t *b = seg[0].base;
 		memcpy(&h, b, VIO_NET_HDR_LEN);
 		memcpy(dst, b + VIO_NET_HDR_LEN, sizeof(dst));
 	} else if (ok) {
 		struct vio_cursor cur;
-		vio_cursor_init(&cur, p->rx_iov, p->rx_niov);
+		vio_cursor_init(&cur, seg, nseg);
 		ok = vio_cursor_read(&cur, &h, VIO_NET_HDR_LEN) ==
 			 VIO_NET_HDR_LEN &&
 		     vio_cursor_read(&cur, dst, sizeof(dst)) == sizeof(dst);
@@ -573,7 +688,7 @@ int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
 		 * buffers than the frame needs (no buffer), without it the
 		 * one buffer is too small */
 		bool nobuf = len > have && (net_neg(nd) & NET_NEG_MRG_RXBUF);
-		net_rx_unreserve(p);
+		rx_release(p);
 		net_stat_add(nobuf ? &p->st.rx_no_buffer : &p->st.rx_dropped,
 			     1);
 		return nobuf ? -ENOBUFS : len > have ? -EMSGSIZE : -EINVAL;
@@ -589,11 +704,11 @@ int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
 		err = -EMSGSIZE;
 	}
 	if (err) {
-		net_rx_unreserve(p);
+		rx_release(p);
 		net_stat_add(ctr, 1);
 		return err;
 	}
-	res_commit(p, vq, len);
+	res_commit(p, len);
 	net_stat_add(&p->st.rx_packets, 1);
 	net_stat_add(&p->st.rx_bytes, len - VIO_NET_HDR_LEN);
 	return 0;
@@ -602,8 +717,8 @@ int vio_net_device_rx_commit(struct vio_net_device *nd, unsigned qp, size_t len)
 void vio_net_device_rx_cancel(struct vio_net_device *nd, unsigned qp)
 {
 	struct net_pair *p = pair_get(nd, qp);
-	if (p && p->nres)
-		net_rx_unreserve(p);
+	if (p)
+		rx_release(p);
 }
 
 void vio_net_device_rx_flush(struct vio_net_device *nd, unsigned qp)
@@ -613,7 +728,7 @@ void vio_net_device_rx_flush(struct vio_net_device *nd, unsigned qp)
 		return;
 	if (!p->explicit_[0] && !p->explicit_[1] &&
 	    vio_device_queue(nd->dev, 2 * qp) != p->vq[0]) {
-		forget_rx(p); /* that vq is gone */
+		net_rx_forget(p); /* that vq is gone */
 		return;
 	}
 	net_rx_push(p);

@@ -284,14 +284,13 @@ static bool tap_rx_hdr(struct tap_pair *pr, struct virtio_net_hdr_v1 *h)
 
 /* No receive buffer: read one frame into scratch and hand it to the
  * device (which counts the drop, or delivers it if buffers came).
- * counted: the reserve that failed already counted this frame.
  * 1: a frame, 0: none left, <0: read error. */
-static int tap_rx_scratch(struct tap_pair *pr, bool counted)
+static int tap_rx_scratch(struct tap_pair *pr)
 {
 	ssize_t r = read(pr->fd, pr->scratch, TAP_BUF_SIZE);
 	if (r < 0)
 		return errno == EAGAIN ? 0 : -errno;
-	if (counted || (size_t)r < VIO_NET_HDR_LEN)
+	if ((size_t)r < VIO_NET_HDR_LEN)
 		return 1;
 	struct virtio_net_hdr_v1 h;
 	memcpy(&h, pr->scratch, sizeof(h));
@@ -364,7 +363,7 @@ static void tap_rx(void *arg)
 	struct tap_pair *pr = arg;
 	if (!pr->dev)
 		return;
-	bool nobuf = false, counted = false;
+	bool nobuf = false;
 	int r = 0;
 	for (unsigned i = 0; i < TAP_RX_BATCH; i++) {
 		if (!nobuf) {
@@ -383,16 +382,13 @@ static void tap_rx(void *arg)
 			}
 			if (ns == 0)
 				vio_net_device_rx_cancel(pr->dev, pr->qp);
-			/* -ENOBUFS counted this frame; the rest of the batch
-			 * goes through scratch (the device counts each).
-			 * Should the fd turn out empty (only possible after
-			 * the first frame of a callback), that count was one
-			 * too many: the ring went dry just as the tap did. */
+			/* no buffer: the rest of the batch goes through
+			 * scratch and vio_net_device_rx, which counts each
+			 * frame it drops (reserve counts nothing: the fd
+			 * may turn out empty) */
 			nobuf = true;
-			counted = ns == -ENOBUFS;
 		}
-		r = tap_rx_scratch(pr, counted);
-		counted = false;
+		r = tap_rx_scratch(pr);
 		if (r <= 0)
 			break;
 	}

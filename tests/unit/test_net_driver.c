@@ -6,7 +6,8 @@
  *
  * - Round trips, split and packed, mergeable buffers (256 bytes: a
  *   1514-byte frame spans seven and is reassembled) and not (one buffer
- *   per frame), frames of 60..1514 bytes, contents checked.
+ *   per frame), frames of 60..1518 bytes (MTU + 18), contents checked;
+ *   1519 refused with -EINVAL.
  * - A 9000-byte MTU: jumbo frames both ways, both buffer modes.
  * - The receive ring full: the device drops what does not fit (counted),
  *   the driver gets exactly the frames its buffers took; after a recv the
@@ -186,7 +187,9 @@ static unsigned round_trips(struct vio_net *n, unsigned qp, unsigned count,
 	return got;
 }
 
-static const uint32_t std_lens[] = {60, 1514, 64, 300, 1000, 61, 1513};
+/* 1518: MTU 1500 + an Ethernet header + one 802.1Q tag, the largest
+ * frame the device takes */
+static const uint32_t std_lens[] = {60, 1514, 64, 300, 1518, 1000, 61, 1513};
 #define N_STD (sizeof(std_lens) / sizeof(std_lens[0]))
 
 static void test_roundtrip(bool packed, bool mrg)
@@ -214,6 +217,9 @@ static void test_roundtrip(bool packed, bool mrg)
 	CHECK_EQ(s.rx_packets, 2000);
 	CHECK_EQ(s.rx_errors, 0);
 	CHECK_EQ(s.tx_bytes, s.rx_bytes);
+	uint8_t f[1519] = {0};
+	struct vio_net_pkt big = {.data = f, .len = 1519};
+	CHECK_EQ(vio_net_send(e.n, 0, &big, 1), -EINVAL);
 	printf("round trip (%s, %s): %u frames\n", packed ? "packed" : "split",
 	       mrg ? "mergeable 256 B" : "one buffer per frame", got);
 	env_down(&e);

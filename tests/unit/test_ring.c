@@ -507,7 +507,7 @@ static void packed_used_write_flag(void)
 	env_init(&e, true, false, false);
 	static int toks[2];
 	struct vio_sg in = {e.arena, 64}, out = {e.arena + 64, 32};
-	CHECK_EQ(vio_vq_add(e.drv, &in, 0, 1, &toks[0]), 0); /* writable */
+	CHECK_EQ(vio_vq_add(e.drv, &in, 0, 1, &toks[0]), 0);  /* writable */
 	CHECK_EQ(vio_vq_add(e.drv, &out, 1, 0, &toks[1]), 0); /* readable */
 	vio_vq_kick(e.drv);
 	struct vio_chain c;

@@ -451,8 +451,7 @@ static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 
 static int h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
 {
-	struct vu_reg_dup *d =
-	    reg_dup_find(b, m->p.reg.r.gpa, m->p.reg.r.size);
+	struct vu_reg_dup *d = reg_dup_find(b, m->p.reg.r.gpa, m->p.reg.r.size);
 	if (d && region_mapped(b, &m->p.reg.r)) {
 		/* one of several adds of it goes: it stays mapped */
 		if (--d->extra == 0)
