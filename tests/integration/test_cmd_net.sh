@@ -181,18 +181,22 @@ for ring in split packed; do
 	r=$(json recv.out 'j["packets"] == 300 and j["ours"] == 300 and j["bad"] == 0' 2>&1)
 	[ "$rc" = 0 ] && [ "$r" = True ] && ok "$name: 300 frames crossed intact ($(cat recv.out))" ||
 		bad "$name: recv exit $rc, $r, $(cat recv.out recv.err)"
-	# and the other way, broadcast
-	timeout 60 "$vio" net --socket "$tmp/a.sock" "${dflag[@]}" recv --count 100 --timeout 30 --json >recv.out 2>recv.err &
+	# and the other way, broadcast.  Files of their own, removed first:
+	# the shell truncates a redirect in the child, after the fork, so a
+	# reused recv.err could still show the first leg's "receiving on"
+	# to wait_file and the sender would start before this receiver
+	rm -f bcast.out bcast.err
+	timeout 60 "$vio" net --socket "$tmp/a.sock" "${dflag[@]}" recv --count 100 --timeout 30 --json >bcast.out 2>bcast.err &
 	rpid=$!
 	pids+=("$rpid")
-	if wait_file recv.err "$rpid" "receiving on"; then
+	if wait_file bcast.err "$rpid" "receiving on"; then
 		timeout 30 "$vio" net --socket "$tmp/b.sock" "${dflag[@]}" send --count 100 >/dev/null 2>&1
 	fi
 	wait "$rpid"
 	rc=$?
-	r=$(json recv.out 'j["packets"] == 100 and j["ours"] == 100' 2>&1)
+	r=$(json bcast.out 'j["packets"] == 100 and j["ours"] == 100' 2>&1)
 	[ "$rc" = 0 ] && [ "$r" = True ] && ok "$name: 100 broadcast frames crossed back" ||
-		bad "$name broadcast: recv exit $rc, $r, $(cat recv.out recv.err)"
+		bad "$name broadcast: recv exit $rc, $r, $(cat bcast.out bcast.err)"
 	stop "$spid" || bad "$name: server exit $?"
 	r=$(json "$name.out" '[p["switch"]["rx_packets"] for p in j["ports"]], [p["switch"]["tx_packets"] for p in j["ports"]]' 2>&1)
 	[ "$r" = "([300, 100], [100, 300])" ] && ok "$name counters: $r" || bad "$name counters: $r: $(cat "$name.out")"
