@@ -4,7 +4,7 @@
  *
  * - The request table, row by row, against an independent statement of
  *   docs/interop/vhost-user.rst (request numbers, payload, fds, reply);
- *   every number that has no row (SET_LOG_BASE, IOTLB, postcopy, ...)
+ *   every number that has no row (IOTLB, postcopy, ...)
  *   is unknown.
  * - vio_vu_check: every size rule at its edges (exact size accepted, one
  *   byte short or long refused), SET_MEM_TABLE for 0..8 regions and 9,
@@ -83,6 +83,12 @@ static const struct expect spec[] = {
      VIO_VU_REPLY_NONE},
     {39, "SET_STATUS", VIO_VU_SZ_U64, VIO_VU_FD_NONE, VIO_VU_REPLY_NONE},
     {40, "GET_STATUS", VIO_VU_SZ_NONE, VIO_VU_FD_NONE, VIO_VU_REPLY_U64},
+    {6, "SET_LOG_BASE", VIO_VU_SZ_LOG, VIO_VU_FD_ONE, VIO_VU_REPLY_U64},
+    {7, "SET_LOG_FD", VIO_VU_SZ_NONE, VIO_VU_FD_ONE, VIO_VU_REPLY_NONE},
+    {42, "SET_DEVICE_STATE_FD", VIO_VU_SZ_XFER, VIO_VU_FD_ONE,
+     VIO_VU_REPLY_U64_FD},
+    {43, "CHECK_DEVICE_STATE", VIO_VU_SZ_NONE, VIO_VU_FD_NONE,
+     VIO_VU_REPLY_U64},
 };
 #define NSPEC (sizeof(spec) / sizeof(spec[0]))
 
@@ -108,7 +114,9 @@ static void test_table(void)
 	CHECK_EQ(offsetof(struct vio_vu_addr, used), 16);
 	CHECK_EQ(offsetof(struct vio_vu_addr, avail), 24);
 	CHECK_EQ(offsetof(struct vio_vu_addr, log), 32);
-	CHECK_EQ(VIO_VU_REQUEST_MAX, 41);
+	CHECK_EQ(VIO_VU_REQUEST_MAX, 44);
+	CHECK_EQ(sizeof(struct vio_vu_log), 16);
+	CHECK_EQ(sizeof(struct vio_vu_transfer_state), 8);
 
 	unsigned known = 0;
 	for (uint32_t r = 0; r < 64; r++) {
@@ -135,8 +143,8 @@ static void test_table(void)
 	CHECK_EQ(known, NSPEC);
 	/* numbers a frontend may send that this codec refuses */
 	static const uint32_t unknown[] = {
-	    0,	6,  7,	19, 20, 22, 23,	 26,	      27,	 28,
-	    29, 30, 33, 35, 41, 42, 255, 0x80000001u, UINT32_MAX};
+	    0,	19, 20, 22, 23, 26, 27,	 28,	      29,
+	    30, 33, 35, 41, 44, 45, 255, 0x80000001u, UINT32_MAX};
 	for (unsigned k = 0; k < sizeof(unknown) / sizeof(unknown[0]); k++)
 		CHECK(vio_vu_request_info(unknown[k]) == NULL);
 }
@@ -159,6 +167,10 @@ static int fixed_size(enum vio_vu_size_rule s)
 		return 40;
 	case VIO_VU_SZ_INFLIGHT:
 		return 24;
+	case VIO_VU_SZ_LOG:
+		return 16;
+	case VIO_VU_SZ_XFER:
+		return 8;
 	default:
 		return -1;
 	}
@@ -376,7 +388,7 @@ static void test_check_header(void)
 	m.hdr.request = VIO_VU_REQUEST_MAX;
 	CHECK_EQ(check(&m, why, sizeof(why)), -EPROTO);
 	CHECK(strstr(why, "unknown request") != NULL);
-	m.hdr.request = 6; /* SET_LOG_BASE: not supported */
+	m.hdr.request = 22; /* IOTLB_MSG: not supported */
 	CHECK_EQ(check(&m, why, sizeof(why)), -EPROTO);
 	m.hdr.request = 0;
 	CHECK_EQ(check(&m, why, sizeof(why)), -EPROTO);
@@ -573,8 +585,11 @@ static void test_recv_refusals(void)
 
 	n = hdr(b, 999, VIO_VU_VERSION, 0);
 	refuse("unknown", b, n, 0, false, -EPROTO, "unknown request 999");
-	n = hdr(b, 6, VIO_VU_VERSION, 8); /* SET_LOG_BASE */
-	refuse("log base", b, n + 8, 1, false, -EPROTO, "unknown request 6");
+	n = hdr(b, 22, VIO_VU_VERSION, 8); /* IOTLB_MSG */
+	refuse("iotlb", b, n + 8, 1, false, -EPROTO, "unknown request 22");
+	n = hdr(b, VIO_VU_SET_LOG_BASE, VIO_VU_VERSION, 8);
+	refuse("log base short", b, n + 8, 1, false, -EPROTO,
+	       "SET_LOG_BASE: payload of 8 bytes, expected 16");
 	n = hdr(b, VIO_VU_GET_FEATURES, 0, 0);
 	refuse("version 0", b, n, 0, false, -EPROTO, "version 0");
 	n = hdr(b, VIO_VU_GET_FEATURES, 2, 0);

@@ -714,6 +714,10 @@ static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
     [VIO_VU_REM_MEM_REG] = h_rem_mem_reg,
     [VIO_VU_SET_STATUS] = h_set_status,
     [VIO_VU_GET_STATUS] = h_get_status,
+    [VIO_VU_SET_LOG_BASE] = vio_vu_h_set_log_base,
+    [VIO_VU_SET_LOG_FD] = vio_vu_h_set_log_fd,
+    [VIO_VU_SET_DEVICE_STATE_FD] = vio_vu_h_set_device_state_fd,
+    [VIO_VU_CHECK_DEVICE_STATE] = vio_vu_h_check_device_state,
 };
 
 /* Handle one checked message; send its reply.  <0 ends the connection. */

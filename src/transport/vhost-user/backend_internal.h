@@ -23,7 +23,11 @@
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
 	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) |                             \
 	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ) |        \
-	 (1ull << VIO_VU_PF_INFLIGHT_SHMFD))
+	 (1ull << VIO_VU_PF_INFLIGHT_SHMFD) | VU_PF_LOG | VU_PF_STATE)
+/* migration (backend_log.c, backend_state.c): each file's owner turns its
+ * protocol feature on here once it works */
+#define VU_PF_LOG 0ull
+#define VU_PF_STATE 0ull
 
 struct vu_queue {
 	uint32_t num;
@@ -117,5 +121,16 @@ int vio_vu_h_get_inflight(struct vio_backend *b, struct vio_vu_msg *m);
 int vio_vu_h_set_inflight(struct vio_backend *b, struct vio_vu_msg *m);
 int vio_vu_inflight_attach(struct vio_backend *b, unsigned idx);
 void vio_vu_inflight_unmap(struct vio_backend *b);
+
+/* backend_log.c: dirty-page logging for live migration (protocol feature
+ * LOG_SHMFD, feature bit VHOST_F_LOG_ALL): SET_LOG_BASE's and SET_LOG_FD's
+ * handlers. */
+int vio_vu_h_set_log_base(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_h_set_log_fd(struct vio_backend *b, struct vio_vu_msg *m);
+
+/* backend_state.c: device state transfer (protocol feature DEVICE_STATE):
+ * SET_DEVICE_STATE_FD's and CHECK_DEVICE_STATE's handlers. */
+int vio_vu_h_set_device_state_fd(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_h_check_device_state(struct vio_backend *b, struct vio_vu_msg *m);
 
 #endif

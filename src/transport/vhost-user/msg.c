@@ -49,6 +49,11 @@ static const struct vio_vu_request_info table[VIO_VU_REQUEST_MAX] = {
     ROW(REM_MEM_REG, MEMREG, OPTIONAL, NONE),
     ROW(SET_STATUS, U64, NONE, NONE),
     ROW(GET_STATUS, NONE, NONE, U64),
+    /* migration: SET_LOG_BASE is always answered (u64 0) */
+    ROW(SET_LOG_BASE, LOG, ONE, U64),
+    ROW(SET_LOG_FD, NONE, ONE, NONE),
+    ROW(SET_DEVICE_STATE_FD, XFER, ONE, U64_FD),
+    ROW(CHECK_DEVICE_STATE, NONE, NONE, U64),
 };
 
 const struct vio_vu_request_info *vio_vu_request_info(uint32_t r)
@@ -75,6 +80,7 @@ uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 	if (reply) {
 		switch (i->reply) {
 		case VIO_VU_REPLY_U64:
+		case VIO_VU_REPLY_U64_FD:
 		case VIO_VU_REPLY_NONE:
 			return 8;
 		case VIO_VU_REPLY_STATE:
@@ -101,6 +107,10 @@ uint32_t vio_vu_payload_size(const struct vio_vu_msg *m)
 		return sizeof(struct vio_vu_mem_reg);
 	case VIO_VU_SZ_INFLIGHT:
 		return sizeof(struct vio_vu_inflight);
+	case VIO_VU_SZ_LOG:
+		return sizeof(struct vio_vu_log);
+	case VIO_VU_SZ_XFER:
+		return sizeof(struct vio_vu_transfer_state);
 	case VIO_VU_SZ_CONFIG:
 		return 12 + (m->p.config.size <= VIO_VU_CONFIG_MAX
 				 ? m->p.config.size
@@ -145,6 +155,12 @@ static int check_size(const struct vio_vu_request_info *i, uint32_t size,
 		break;
 	case VIO_VU_SZ_INFLIGHT:
 		want = sizeof(struct vio_vu_inflight);
+		break;
+	case VIO_VU_SZ_LOG:
+		want = sizeof(struct vio_vu_log);
+		break;
+	case VIO_VU_SZ_XFER:
+		want = sizeof(struct vio_vu_transfer_state);
 		break;
 	case VIO_VU_SZ_MEMTAB:
 		if (size < 8 || size > sizeof(struct vio_vu_mem_table))
@@ -398,9 +414,11 @@ int vio_vu_recv_reply(int sock, uint32_t req, uint32_t config_size,
 			 name);
 		return -ECONNRESET;
 	}
-	/* Only GET_INFLIGHT_FD's reply carries an fd (exactly one); it is
-	 * kept in m->fds and closed on every failure below. */
-	bool want_fd = i && i->reply == VIO_VU_REPLY_INFLIGHT;
+	/* Only GET_INFLIGHT_FD's reply carries an fd (exactly one), and
+	 * SET_DEVICE_STATE_FD's may (at most one); it is kept in m->fds and
+	 * closed on every failure below. */
+	bool want_fd = i && (i->reply == VIO_VU_REPLY_INFLIGHT ||
+			     i->reply == VIO_VU_REPLY_U64_FD);
 	unsigned nfds = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
 	     c = CMSG_NXTHDR(&mh, c)) {
@@ -435,7 +453,8 @@ static int reply_check(int sock, uint32_t req,
 		       size_t whylen)
 {
 	bool want_fd = i && i->reply == VIO_VU_REPLY_INFLIGHT;
-	if (ctrunc || nfds > (want_fd ? 1u : 0u))
+	bool may_fd = want_fd || (i && i->reply == VIO_VU_REPLY_U64_FD);
+	if (ctrunc || nfds > (may_fd ? 1u : 0u))
 		return WHY("%s: reply carries fds", name);
 	if ((size_t)n < sizeof(m->hdr)) {
 		int r = read_full(sock, (uint8_t *)&m->hdr + n,

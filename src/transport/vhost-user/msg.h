@@ -27,6 +27,7 @@
 
 /* protocol feature bits */
 #define VIO_VU_PF_MQ 0
+#define VIO_VU_PF_LOG_SHMFD 1
 #define VIO_VU_PF_REPLY_ACK 3
 #define VIO_VU_PF_BACKEND_REQ 5
 #define VIO_VU_PF_CONFIG 9
@@ -34,6 +35,7 @@
 #define VIO_VU_PF_RESET_DEVICE 13
 #define VIO_VU_PF_CONFIGURE_MEM_SLOTS 15
 #define VIO_VU_PF_STATUS 16
+#define VIO_VU_PF_DEVICE_STATE 19
 
 enum vio_vu_request {
 	VIO_VU_GET_FEATURES = 1,
@@ -65,7 +67,9 @@ enum vio_vu_request {
 	VIO_VU_REM_MEM_REG = 38,
 	VIO_VU_SET_STATUS = 39,
 	VIO_VU_GET_STATUS = 40,
-	VIO_VU_REQUEST_MAX = 41,
+	VIO_VU_SET_DEVICE_STATE_FD = 42,
+	VIO_VU_CHECK_DEVICE_STATE = 43,
+	VIO_VU_REQUEST_MAX = 44,
 };
 
 /* SET_MEM_TABLE carries at most this many regions (and fds) */
@@ -137,6 +141,25 @@ struct vio_vu_inflight {
 	uint32_t padding;
 };
 
+/* SET_LOG_BASE (protocol feature LOG_SHMFD): the dirty log is mmap_size
+ * bytes of the fd that comes with it, from mmap_offset. */
+struct vio_vu_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
+/* SET_DEVICE_STATE_FD (protocol feature DEVICE_STATE) */
+#define VIO_VU_STATE_SAVE 0u	      /* transfer_direction: backend writes */
+#define VIO_VU_STATE_LOAD 1u	      /* backend reads */
+#define VIO_VU_STATE_PHASE_STOPPED 0u /* migration_phase */
+/* the reply's u64: bits 0-7 an error code (0: ok), this bit: no fd with
+ * the reply (the backend uses the frontend's) */
+#define VIO_VU_STATE_REPLY_NOFD (1u << 8)
+struct vio_vu_transfer_state {
+	uint32_t direction;
+	uint32_t phase;
+};
+
 union vio_vu_payload {
 	uint64_t u64;
 	struct vio_vu_state state;
@@ -145,6 +168,8 @@ union vio_vu_payload {
 	struct vio_vu_mem_reg reg;
 	struct vio_vu_config config;
 	struct vio_vu_inflight inflight;
+	struct vio_vu_log log;
+	struct vio_vu_transfer_state xfer;
 };
 
 struct vio_vu_msg {
@@ -163,6 +188,8 @@ enum vio_vu_size_rule {
 	VIO_VU_SZ_MEMREG,   /* exactly struct vio_vu_mem_reg */
 	VIO_VU_SZ_CONFIG,   /* 12 + size, size <= VIO_VU_CONFIG_MAX */
 	VIO_VU_SZ_INFLIGHT, /* exactly struct vio_vu_inflight (24) */
+	VIO_VU_SZ_LOG,	    /* exactly struct vio_vu_log (16) */
+	VIO_VU_SZ_XFER,	    /* exactly struct vio_vu_transfer_state (8) */
 };
 
 enum vio_vu_reply {
@@ -171,6 +198,7 @@ enum vio_vu_reply {
 	VIO_VU_REPLY_STATE,
 	VIO_VU_REPLY_CONFIG,
 	VIO_VU_REPLY_INFLIGHT, /* struct vio_vu_inflight + exactly one fd */
+	VIO_VU_REPLY_U64_FD,   /* a u64, always sent, + at most one fd */
 };
 
 enum vio_vu_fds {
