@@ -53,6 +53,11 @@ struct blk_opts {
 	unsigned iodepth, bench_queues;
 	double secs;
 	bool json;
+	/* bench --move-to/--move-after: vio_frontend_move mid-run */
+	const char *move_to;
+	double move_after; /* seconds; 0: half of secs */
+	/* bench --dirty-log: vio_frontend_dirty_log on for the run */
+	bool dirty_log;
 };
 
 /*

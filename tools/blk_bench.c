@@ -18,6 +18,7 @@
 
 #include <vio/blk.h>
 #include <vio/mem.h>
+#include <vio/vhost_user.h>
 
 #include "blk.h"
 #include "hist.h"
@@ -167,6 +168,34 @@ static void *bench_thread(void *arg)
 	return NULL;
 }
 
+/* --move-to: the device to another backend, the load running. */
+struct bench_move {
+	bool tried;
+	int err;
+	uint64_t ops_before; /* requests completed when the move began */
+	double ms;
+};
+
+static void bench_move(struct blk_ctx *c, const struct blk_opts *o,
+		       struct bench_q *bqs, unsigned nq, struct bench_move *mv)
+{
+	char err[300];
+	mv->tried = true;
+	for (unsigned q = 0; q < nq; q++)
+		mv->ops_before +=
+		    __atomic_load_n(&bqs[q].ops, __ATOMIC_RELAXED);
+	double t = tool_now();
+	int r = vio_frontend_move(c->fe, o->move_to, NULL, err, sizeof(err));
+	mv->ms = (tool_now() - t) * 1e3;
+	if (r) {
+		mv->err = r;
+		/* the run goes on with the old backend; exit status 1 */
+		tool_err("--move-to %s: %s", o->move_to, err);
+		return;
+	}
+	/* the frontend's log line says it moved, and how long it took */
+}
+
 static void sleep_s(double s)
 {
 	struct timespec ts = {.tv_sec = (time_t)s,
@@ -245,6 +274,19 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		}
 	}
 
+	/* after the buffers: the log is sized for the memory there is */
+	if (o->dirty_log) {
+		int r = vio_frontend_dirty_log(c->fe, true);
+		if (r) {
+			tool_err("--dirty-log: %s",
+				 r == -EOPNOTSUPP
+				     ? "the backend has no dirty logging "
+				       "(LOG_SHMFD, VHOST_F_LOG_ALL)"
+				     : strerror(-r));
+			goto out;
+		}
+	}
+
 	struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
 	sigemptyset(&sa.sa_mask);
 	bench_sig = 0;
@@ -265,12 +307,20 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 	}
 	double t_last = tool_now(), t0 = t_last;
 	uint64_t ops_last = 0;
+	double move_at = o->move_after > 0 ? o->move_after : o->secs / 2;
+	struct bench_move mv = {0};
 	while (started == nq && !bench_sig &&
 	       !__atomic_load_n(&bench_stop, __ATOMIC_RELAXED)) {
 		double t = tool_now();
+		if (o->move_to && !mv.tried && t - t0 >= move_at) {
+			bench_move(c, o, bqs, nq, &mv);
+			continue;
+		}
 		if (t - t0 >= o->secs)
 			break;
 		double left = o->secs - (t - t0);
+		if (o->move_to && !mv.tried && move_at - (t - t0) < left)
+			left = move_at - (t - t0);
 		sleep_s(left < 0.1 ? left : 0.1);
 		t = tool_now();
 		if (progress && t - t_last >= 1.0) {
@@ -342,6 +392,7 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 	vio_blk_get_info(c->b, &in);
 	char bs[32];
 	fmt_bs(o->bs, bs, sizeof(bs));
+	uint64_t dirty = o->dirty_log ? vio_frontend_dirty_pages(c->fe) : 0;
 	if (o->json) {
 		printf("{\"rw\":\"%s\",\"bs\":%" PRIu64 ",\"iodepth\":%u,"
 		       "\"queues\":%u,\"transport\":\"%s\",\"ring\":\"%s\","
@@ -352,8 +403,15 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		       blk_rw_names[o->rw], o->bs, o->iodepth, nq,
 		       o->socket ? "vhost-user" : "inproc",
 		       in.packed ? "packed" : "split", secs, ops, iops, mibs,
-		       mean, p50, p99, p999, max, err ? 1 : 0,
+		       mean, p50, p99, p999, max, err || mv.err ? 1 : 0,
 		       bench_sig ? "true" : "false");
+		if (o->move_to)
+			printf("\"move\":{\"done\":%s,\"ms\":%.3f,"
+			       "\"ops_before\":%" PRIu64 "},",
+			       mv.tried && !mv.err ? "true" : "false", mv.ms,
+			       mv.ops_before);
+		if (o->dirty_log)
+			printf("\"dirty_pages\":%" PRIu64 ",", dirty);
 		/* The whole histogram, for a latency CDF (bench/plot.py):
 		 * [bucket middle in us, requests] for each non-empty
 		 * bucket, in increasing latency. */
@@ -380,9 +438,18 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		printf("  latency (us): mean %.1f, p50 %.1f, p99 %.1f, "
 		       "p99.9 %.1f, max %.1f\n",
 		       mean, p50, p99, p999, max);
+		if (o->move_to && mv.tried && !mv.err)
+			printf("  moved to %s after %" PRIu64
+			       " requests, in %.1f ms\n",
+			       o->move_to, mv.ops_before, mv.ms);
+		if (o->dirty_log)
+			printf("  dirty log: %" PRIu64 " pages marked\n",
+			       dirty);
 	}
 	if (fflush(stdout) != 0)
 		err = err ? err : -EIO;
+	if (mv.err && !err)
+		err = mv.err;
 	ret = err ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 out:
 	for (unsigned q = 0; q < nq; q++) {

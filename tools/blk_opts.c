@@ -134,7 +134,9 @@ static void bench_usage(FILE *f)
 		"usage: vio blk (--socket PATH | --image FILE) bench [--rw "
 		"MODE] [--bs N]\n"
 		"              [--iodepth N] [--queues N] [--time T] "
-		"[--json]\n\n"
+		"[--json]\n"
+		"              [--move-to PATH [--move-after T]] "
+		"[--dirty-log]\n\n"
 		"Keep --iodepth requests in flight on each of --queues "
 		"queues (one thread\neach, asynchronous API, zero-copy "
 		"buffers) for --time, then print IOPS,\nMiB/s and the "
@@ -152,7 +154,20 @@ static void bench_usage(FILE *f)
 		"up)\n"
 		"  --time T       duration: 10, 10s, 500ms, 2m (default 10s)\n"
 		"  --json         one JSON object on stdout instead of the "
-		"text report\n");
+		"text report\n"
+		"  --move-to PATH (--socket only) mid-run, move the device "
+		"to the backend\n"
+		"                 listening at PATH (vhost-user device state "
+		"transfer: both\n"
+		"                 must offer it, as vio serve does); the "
+		"requests in flight\n"
+		"                 complete once, the run goes on\n"
+		"  --move-after T when to move (default: half of --time)\n"
+		"  --dirty-log    (--socket only) run with the backend's "
+		"dirty-page logging\n"
+		"                 on (as during a live migration) and print "
+		"how many pages\n"
+		"                 the log marked\n");
 }
 
 const char *const blk_rw_names[4] = {"randread", "randwrite", "read", "write"};
@@ -298,13 +313,16 @@ int blk_parse_verb(int argc, char **argv, struct blk_opts *o)
 	    {"queues", required_argument, NULL, 'q'},
 	    {"time", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"move-to", required_argument, NULL, 'M'},
+	    {"move-after", required_argument, NULL, 'A'},
+	    {"dirty-log", no_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	/* which options each verb takes */
 	static const char *const allowed[] = {
-	    [V_INFO] = "",	  [V_READ] = "o",	[V_WRITE] = "i",
-	    [V_VERIFY] = "OLxpD", [V_BENCH] = "wbDqtj",
+	    [V_INFO] = "",	  [V_READ] = "o",	   [V_WRITE] = "i",
+	    [V_VERIFY] = "OLxpD", [V_BENCH] = "wbDqtjMAg",
 	};
 	static void (*const usage[])(FILE *) = {
 	    [V_INFO] = info_usage,   [V_READ] = read_usage,
@@ -428,8 +446,29 @@ int blk_parse_verb(int argc, char **argv, struct blk_opts *o)
 		case 'j':
 			o->json = true;
 			break;
+		case 'M':
+			o->move_to = optarg;
+			break;
+		case 'g':
+			o->dirty_log = true;
+			break;
+		case 'A':
+			if (parse_duration(optarg, &o->move_after) < 0)
+				return tool_usage_err(
+				    ucmd,
+				    "--move-after: '%s' is not a duration in "
+				    "(0, 24h] (e.g. 2s, 500ms)",
+				    optarg);
+			break;
 		}
 	}
+	if (o->move_after > 0 && !o->move_to)
+		return tool_usage_err(ucmd, "--move-after needs --move-to");
+	if (o->move_to && o->move_after >= o->secs)
+		return tool_usage_err(ucmd,
+				      "--move-after %gs: the run ends at %gs "
+				      "(--time)",
+				      o->move_after, o->secs);
 	char **pos = argv + optind;
 	int npos = argc - optind;
 	int want = o->verb == V_READ ? 2 : o->verb == V_WRITE ? 1 : 0;

@@ -14,7 +14,9 @@
  *   write    bytes from a file or stdin to the device
  *   verify   write a seeded pattern, flush, read it back, compare
  *   bench    fio-like load through the asynchronous API, one thread per
- *            queue, zero-copy buffers, a latency histogram per thread
+ *            queue, zero-copy buffers, a latency histogram per thread;
+ *            --move-to moves the device to another backend mid-run
+ *            (vio_frontend_move: vhost-user device state transfer)
  */
 #include <getopt.h>
 
@@ -46,6 +48,11 @@ int cmd_blk(int argc, char **argv)
 	if (o.socket && (o.size || o.readonly))
 		return tool_usage_err(CMD, "%s only goes with --image",
 				      o.size ? "--size" : "--readonly");
+	if (o.move_to && (!o.socket || o.listen))
+		return tool_usage_err(CMD, "--move-to needs --socket (not "
+					   "--image, not --listen)");
+	if (o.dirty_log && !o.socket)
+		return tool_usage_err(CMD, "--dirty-log needs --socket");
 	if (o.image && (o.timeout_ms || o.reconnect_ms || o.listen))
 		return tool_usage_err(CMD, "%s only goes with --socket",
 				      o.timeout_ms     ? "--timeout"

@@ -63,6 +63,7 @@ static void serve_usage(FILE *f)
 	    "                     [--no-packed] [--no-event-idx]\n"
 	    "                     [--pidfile PATH] [--threads N] [--cpus "
 	    "LIST]\n"
+	    "                     [--io-timeout SECONDS]\n"
 	    "       vio serve rng --socket PATH [--client] [--once] "
 	    "[--pidfile PATH]\n"
 	    "       vio serve net --socket PATH [--port KIND] ...   "
@@ -79,7 +80,13 @@ static void serve_usage(FILE *f)
 	    "                     the frontend's socket to connect to "
 	    "(QEMU server=on)\n"
 	    "  --image FILE       disk image: a regular file or a block "
-	    "device\n"
+	    "device, or a\n"
+	    "                     network image: nbd://HOST[:PORT]/EXPORT "
+	    "or\n"
+	    "                     nbd+unix:///EXPORT?socket=PATH (NBD), "
+	    "rbd:POOL/IMAGE\n"
+	    "                     (Ceph RBD), when built with libnbd / "
+	    "librbd\n"
 	    "  --size SIZE        create FILE with SIZE bytes if missing "
 	    "(K, M, G, T);\n"
 	    "                     an existing FILE must have exactly this "
@@ -109,6 +116,12 @@ static void serve_usage(FILE *f)
 	    "of io_uring\n"
 	    "  --no-packed        do not offer the packed ring\n"
 	    "  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
+	    "  --io-timeout SECONDS\n"
+	    "                     network image: a request the storage does "
+	    "not answer\n"
+	    "                     within SECONDS fails (I/O error) and the "
+	    "connection is\n"
+	    "                     made again; 1..3600 (default 30)\n"
 	    "  --pidfile PATH     once the socket accepts connections "
 	    "(--client: once\n"
 	    "                     connected), write the PID to PATH "
@@ -146,6 +159,7 @@ enum {
 	OPT_PIDFILE,
 	OPT_THREADS,
 	OPT_CPUS,
+	OPT_IO_TIMEOUT,
 };
 
 struct serve_opts {
@@ -158,10 +172,18 @@ struct serve_opts {
 	unsigned block_size;
 	const char *serial;
 	const char *pidfile;
-	unsigned threads; /* --threads; 0: the engine's default */
-	const char *cpus; /* --cpus */
+	unsigned threads;    /* --threads; 0: the engine's default */
+	const char *cpus;    /* --cpus */
+	unsigned io_timeout; /* --io-timeout; 0: the device's default */
 	bool readonly, poll, client, once, no_uring, no_packed, no_evidx;
 };
+
+/* A network image (vio/blk.h: nbd://..., nbd+unix://..., rbd:...), not a
+ * file to look for; a file with such a name is given as ./NAME. */
+static bool image_is_uri(const char *image)
+{
+	return strstr(image, "://") || strncmp(image, "rbd:", 4) == 0;
+}
 
 /* activated: systemd passed a listening socket (LISTEN_FDS) */
 static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
@@ -184,6 +206,7 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
+	    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -284,6 +307,13 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 			o->cpus = optarg;
 			break;
 		}
+		case OPT_IO_TIMEOUT:
+			if (tool_parse_uint(optarg, 1, 3600, &v))
+				return tool_usage_err(
+				    CMD, "--io-timeout '%s': expected 1..3600",
+				    optarg);
+			o->io_timeout = (unsigned)v;
+			break;
 		case OPT_PIDFILE:
 			if (!*optarg)
 				return tool_usage_err(CMD,
@@ -319,10 +349,11 @@ static int parse(int argc, char **argv, struct serve_opts *o, bool activated)
 		return tool_usage_err(CMD, "--socket PATH is required");
 	if (blk && !o->image)
 		return tool_usage_err(CMD, "--image FILE is required");
-	if (!blk && (o->image || o->size || o->readonly || o->queues > 1))
-		return tool_usage_err(
-		    CMD,
-		    "--image, --size, --readonly and --queues are for blk");
+	if (!blk && (o->image || o->size || o->readonly || o->queues > 1 ||
+		     o->io_timeout))
+		return tool_usage_err(CMD, "--image, --size, --readonly, "
+					   "--queues and --io-timeout are for "
+					   "blk");
 	return 0;
 }
 
@@ -430,7 +461,8 @@ static int serve_blk_rng(struct serve_opts *o, int nfds, const char *where)
 	struct vio_rng_device *rd = NULL;
 	char err[256] = "";
 	bool blk = strcmp(o->type, "blk") == 0;
-	if (blk && !o->size && access(o->image, F_OK) != 0 && errno == ENOENT) {
+	if (blk && !o->size && !image_is_uri(o->image) &&
+	    access(o->image, F_OK) != 0 && errno == ENOENT) {
 		tool_err("image %s does not exist (--size SIZE creates it)",
 			 o->image);
 		return TOOL_EXIT_FAIL;
@@ -451,6 +483,7 @@ static int serve_blk_rng(struct serve_opts *o, int nfds, const char *where)
 		    .no_io_uring = o->no_uring,
 		    .no_packed = o->no_packed,
 		    .no_event_idx = o->no_evidx,
+		    .io_timeout = o->io_timeout,
 		};
 		bd = vio_blk_device_new(&c, err, sizeof(err));
 		if (!bd) {

@@ -58,7 +58,12 @@ extern "C" {
 #define VIO_BLK_DEFAULT_SEG_MAX 126u
 
 struct vio_blk_device_opts {
-	/* Image: a regular file or a block device. */
+	/*
+	 * Image: a regular file or a block device, or a network image by
+	 * URI (docs/blk.md "Network images"): nbd://HOST[:PORT]/EXPORT,
+	 * nbd+unix:///EXPORT?socket=PATH (NBD, libnbd), rbd:POOL/IMAGE
+	 * (Ceph, librbd), when vio was built with that library.
+	 */
 	const char *path;
 	/*
 	 * Bytes (a non-zero multiple of 512).  0: the image must exist, its
@@ -103,6 +108,10 @@ struct vio_blk_device_opts {
 	/* Force the synchronous I/O backend (preadv/pwritev/fdatasync) even
 	 * when io_uring works (tests, seccomp'd sandboxes). */
 	bool no_io_uring;
+	/* Network images: a request not answered by the storage within
+	 * io_timeout seconds fails (VIRTIO_BLK_S_IOERR) and the connection
+	 * is dropped (made again for the next request); 0: 30. */
+	unsigned io_timeout;
 };
 
 struct vio_blk_device;
@@ -134,7 +143,7 @@ uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd);
  */
 int vio_blk_device_resize(struct vio_blk_device *bd, uint64_t sectors,
 			  char *err, size_t errlen);
-/* "io_uring" or "sync". */
+/* "io_uring" or "sync" (local images), "nbd" or "rbd" (network). */
 const char *vio_blk_device_backend(const struct vio_blk_device *bd);
 /*
  * Wait until no kick is running and no request is in flight: every

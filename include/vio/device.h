@@ -228,6 +228,20 @@ struct vio_device_ops {
 	 */
 	void (*queue_stop)(struct vio_device *dev, unsigned idx,
 			   struct vio_vq *vq);
+	/*
+	 * Device state transfer (docs/device-state.md): the device type's
+	 * section of a state blob.  state_save writes at most cap bytes of
+	 * it into buf (control thread, no queue running) and returns its
+	 * length or negative errno.  state_load gets a section a peer saved
+	 * (hostile input: its length is exactly len, nothing else is
+	 * checked), with the features negotiated; it validates all of it
+	 * before changing anything, applies it, and returns 0, or negative
+	 * errno with a one-line reason in why.  Both NULL: the type has no
+	 * state of its own (its section is empty).
+	 */
+	int (*state_save)(struct vio_device *dev, void *buf, size_t cap);
+	int (*state_load)(struct vio_device *dev, const void *buf, size_t len,
+			  char *why, size_t whylen);
 };
 
 /* What a transport provides to a device. */
@@ -325,6 +339,31 @@ int vio_device_queue_start(struct vio_device *dev, unsigned idx,
  * (the device completes or hands back every chain it holds).  A queue
  * that was never started is not stopped; harmless twice. */
 void vio_device_queue_stop(struct vio_device *dev, unsigned idx);
+
+/* ---- device state transfer (docs/device-state.md) ---- */
+
+/* The largest state blob, header included. */
+#define VIO_DEVICE_STATE_MAX 16384u
+/*
+ * Save the device's state (the features negotiated and the device type's
+ * section) into buf, at most cap bytes: its length, or -EAGAIN (the
+ * features are not negotiated: status lacks FEATURES_OK), -ENOSPC, or
+ * the type's error.  Control thread, no queue running.
+ */
+int vio_device_state_save(struct vio_device *dev, void *buf, size_t cap);
+/*
+ * Load a blob another device saved (hostile input: every field checked:
+ * magic, format version, header size, device id, lengths, the features
+ * equal to those negotiated here, then the type's section).  The device
+ * is changed only when all of it is valid.  0, or negative errno with a
+ * one-line reason in why: -EAGAIN (no features negotiated yet: load
+ * after FEATURES_OK), -EINVAL (malformed), -EPROTONOSUPPORT (a format
+ * version this vio does not know), -ENODEV (another device type),
+ * -EMSGSIZE (larger than VIO_DEVICE_STATE_MAX), the type's errors.
+ */
+VIO_MUST_CHECK int vio_device_state_load(struct vio_device *dev,
+					 const void *buf, size_t len, char *why,
+					 size_t whylen);
 
 #ifdef __cplusplus
 }

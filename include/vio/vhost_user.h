@@ -63,6 +63,7 @@
 #define VIO_VHOST_USER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <vio/device.h>
@@ -283,9 +284,59 @@ const char *vio_frontend_error(const struct vio_frontend *f);
  */
 int vio_frontend_backend_fd(const struct vio_frontend *f);
 int vio_frontend_serve_backend(struct vio_frontend *f);
+/*
+ * Dirty-page logging (live migration's, measured by vio blk bench
+ * --dirty-log): on: give the backend a log (a memfd bitmap, one bit per
+ * 4 KiB page of device address, sized for the memory shared and grown
+ * with it; SET_LOG_BASE) and turn VHOST_F_LOG_ALL on, at once if the
+ * features went out, else with them; it stays on across a reconnect.
+ * Off: VHOST_F_LOG_ALL off; the log keeps its bits.  Any thread.  0;
+ * -EOPNOTSUPP: the backend offers no LOG_SHMFD or no VHOST_F_LOG_ALL;
+ * -ENOTCONN; -EIO: the backend refused the log.
+ */
+int vio_frontend_dirty_log(struct vio_frontend *f, bool on);
+/* Pages the backend marked in the log so far (0: no log). */
+uint64_t vio_frontend_dirty_pages(struct vio_frontend *f);
 /* Closes the connection, the queues' fds, and frees the vdev (remove it
  * from its bus first; no notify or wait may still run). */
 void vio_frontend_free(struct vio_frontend *f);
+
+/*
+ * Moving a running device to another backend (docs/device-state.md):
+ * the device state transfer of vhost-user (protocol feature
+ * DEVICE_STATE, negotiated when the backend offers it; vio serve does).
+ * The driver goes on as if nothing happened: requests it has in flight
+ * are completed once, by the old backend or the new one.
+ */
+struct vio_frontend_move_opts {
+	/* Wait this long for the new backend to listen; 0: 5000 ms. */
+	int connect_timeout_ms;
+	/* Optional: sees the state blob saved by the old backend before
+	 * the new one loads it (*len bytes in blob, which has room for
+	 * cap); may keep a copy or change it (tests).  0 to go on, or
+	 * negative errno to call the move off. */
+	int (*state_filter)(void *arg, uint8_t *blob, size_t *len, size_t cap);
+	void *arg;
+};
+/*
+ * Move f's device to the backend listening at path: connect to it (and
+ * check it offers the features the driver uses and DEVICE_STATE), stop
+ * every ring on the old backend (it completes what it took), save its
+ * state, give the new one the handshake, the memory, the state (which it
+ * checks) and the rings at the same positions, then close the old
+ * connection.  Any thread (it takes the frontend's control lock; the
+ * driver's data path keeps running, its kicks wait in the kick fds).
+ * 0: the device is at path (a later reconnect goes there too).
+ * Negative errno with a one-line reason in err: the move did not happen
+ * and the device carries on with the old backend (-EOPNOTSUPP: no
+ * DEVICE_STATE or a listening frontend; -ENOENT/-ECONNREFUSED: nothing
+ * at path; -EPROTO: the new backend lacks features; -EIO: a backend
+ * refused the state), except -ENOTCONN: the old backend was lost (the
+ * frontend is dead, or reconnecting).
+ */
+int vio_frontend_move(struct vio_frontend *f, const char *path,
+		      const struct vio_frontend_move_opts *opts, char *err,
+		      size_t errlen);
 
 struct vio_bus;
 /*

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal to src/blk: the device's per-queue state and the I/O backend
- * interface (a const ops table per backend: io_sync.c, io_uring.c).
+ * interface (a const ops table per backend: io_sync.c, io_uring.c for
+ * local files; io_nbd.c, io_rbd.c for network images, blk_backend.h).
  *
  * A queue owes the driver every chain it popped and has not pushed: each
  * sits in a slot of the queue's in-flight table (queue.c), preallocated,
@@ -21,6 +22,7 @@
 
 #include <linux/virtio_blk.h>
 
+#include "blk/blk_backend.h"
 #include "util/log.h"
 #include <vio/blk.h>
 #include <vio/ring.h>
@@ -30,6 +32,9 @@ enum blk_op {
 	BLK_OP_READ,  /* preadv into iov */
 	BLK_OP_WRITE, /* pwritev from iov (+ fdatasync if writethrough) */
 	BLK_OP_FLUSH, /* fdatasync */
+	/* network backends only (local files: executed by request.c) */
+	BLK_OP_DISCARD,	     /* one range: offset, len */
+	BLK_OP_WRITE_ZEROES, /* one range: offset, len, unmap */
 };
 
 enum blk_slot_state {
@@ -48,6 +53,7 @@ struct blk_req {
 	uint8_t op;	   /* enum blk_op */
 	uint8_t result;	   /* the status answered; IOERR if none was */
 	bool writethrough; /* WRITE: durable before completion */
+	bool unmap;	   /* WRITE_ZEROES may deallocate */
 	struct iovec *iov; /* data: vec, or the queue's scratch */
 	unsigned iovcnt;
 	struct iovec *vec; /* the slot's own iovecs [queue's slot_iov] */
@@ -57,6 +63,8 @@ struct blk_req {
 	uint64_t done; /* bytes transferred so far */
 	unsigned pending;
 	int err;
+	uint64_t tick;		/* the backend's submission time stamp */
+	struct iovec *heap_vec; /* iovecs past slot_iov (network backends) */
 };
 
 struct blk_queue;
@@ -128,7 +136,12 @@ struct blk_queue {
 
 struct vio_blk_device {
 	struct vio_device *dev;
-	int fd;
+	int fd; /* a local image; -1 with a backend */
+	/* a network image (blk_backend.h): its backend and state; NULL for a
+	 * local file */
+	const struct blk_backend *backend;
+	void *img;
+	uint64_t io_timeout_ns; /* a backend's requests fail after this */
 	bool readonly;
 	bool is_blkdev;
 	uint64_t capacity; /* 512-byte sectors */
@@ -156,8 +169,10 @@ struct blk_neg {
 
 /*
  * Validate one popped chain (request.c) and either answer it at once
- * (req->op stays BLK_OP_NONE; DISCARD and WRITE_ZEROES are executed
- * here, synchronously) or describe the I/O for the backend.  vec has
+ * (req->op stays BLK_OP_NONE; DISCARD and WRITE_ZEROES on a local image
+ * are executed here, synchronously; on a network image they become
+ * BLK_OP_DISCARD / BLK_OP_WRITE_ZEROES for its backend) or describe the
+ * I/O for the backend.  vec has
  * room for the chain's segments.
  */
 void blk_req_start(struct blk_queue *q, struct blk_req *req,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-blk, the device side (VIRTIO 1.2 section 5.2): a disk backed by
- * an image file or a block device.
+ * an image file or a block device, or by a network image through a
+ * storage backend (blk_backend.h: NBD, Ceph RBD).
  *
  * Data path (queue.c): chains are popped into a per-queue in-flight
  * table and pushed as they complete, in completion order, batched per
@@ -42,6 +43,7 @@
 #define BLK_DEFAULT_SIZE_MAX (1u << 20)
 #define BLK_DEFAULT_DWZ_SEG 32u
 #define BLK_DEFAULT_POLL_US 50u
+#define BLK_DEFAULT_IO_TIMEOUT_S 30u
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
@@ -110,6 +112,11 @@ static int blk_status(struct vio_device *dev, uint8_t old, uint8_t new_status)
 	return 0;
 }
 
+/* state.c: the device state section (docs/device-state.md) */
+int blk_state_save(struct vio_device *dev, void *buf, size_t cap);
+int blk_state_load(struct vio_device *dev, const void *buf, size_t len,
+		   char *why, size_t whylen);
+
 static const struct vio_device_ops blk_ops = {
     .status = blk_status,
     .reset = blk_reset,
@@ -117,6 +124,8 @@ static const struct vio_device_ops blk_ops = {
     .queue_start = blk_queue_start_op,
     .queue_stop = blk_queue_stop_op,
     .config_writable = blk_config_writable,
+    .state_save = blk_state_save,
+    .state_load = blk_state_load,
 };
 
 /* ---- setup ---- */
@@ -221,6 +230,53 @@ static void default_id(const char *path, uint8_t id[VIRTIO_BLK_ID_BYTES])
 	memcpy(id, s, strlen(s));
 }
 
+/* A network image: its backend's I/O on every queue, or failure. */
+static int net_io_init(struct vio_blk_device *bd, uint16_t qsize, char *err,
+		       size_t errlen)
+{
+	bd->io = bd->backend->io;
+	for (unsigned i = 0; i < bd->nq; i++) {
+		int r = bd->io->init(&bd->q[i], qsize);
+		if (r < 0) {
+			set_err(err, errlen, "%s: queue %u: %s", bd->name, i,
+				strerror(-r));
+			return r;
+		}
+		bd->q[i].io = bd->io;
+	}
+	return 0;
+}
+
+/* A network image: open it through its backend; fills *bytes, *phys and
+ * what the image offers. */
+static int open_net_image(const struct vio_blk_device_opts *cfg,
+			  struct vio_blk_device *bd,
+			  struct blk_image_info *info, char *err, size_t errlen)
+{
+	memset(info, 0, sizeof(*info));
+	int r = bd->backend->open(bd, cfg->path, cfg, info, err, errlen);
+	if (r < 0) {
+		if (err && errlen && !err[0])
+			set_err(err, errlen, "%s: %s", cfg->path, strerror(-r));
+		return r;
+	}
+	if (info->bytes < SECTOR) {
+		set_err(err, errlen, "%s: smaller than one sector", cfg->path);
+		bd->backend->close(bd);
+		return -EINVAL;
+	}
+	if (info->max_queues && bd->nq > info->max_queues) {
+		vio_log_warn("%s: %s serves %u queue%s coherently: %u queues "
+			     "asked, %u served",
+			     bd->name, cfg->path, info->max_queues,
+			     info->max_queues == 1 ? "" : "s", bd->nq,
+			     info->max_queues);
+		bd->nq = info->max_queues;
+	}
+	bd->readonly = bd->readonly || info->readonly;
+	return 0;
+}
+
 /* io_uring on every queue, or the synchronous backend on all of them. */
 static void pick_backend(struct vio_blk_device *bd,
 			 const struct vio_blk_device_opts *cfg, uint16_t qsize)
@@ -319,6 +375,14 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 		errno = EINVAL;
 		return NULL;
 	}
+	const struct blk_backend *be = blk_backend_find(cfg->path);
+	if (!be && blk_backend_missing(cfg->path, err, errlen)) {
+		errno = EPROTONOSUPPORT;
+		return NULL;
+	}
+	/* a backend executes one DISCARD/WRITE_ZEROES range per request */
+	if (be)
+		dwz_seg = 1;
 
 	struct vio_blk_device *bd =
 	    calloc(1, sizeof(*bd) + nq * sizeof(bd->q[0]));
@@ -329,6 +393,11 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	}
 	bd->fd = -1;
 	bd->nq = nq;
+	bd->backend = be;
+	bd->io_timeout_ns =
+	    (uint64_t)(cfg->io_timeout ? cfg->io_timeout
+				       : BLK_DEFAULT_IO_TIMEOUT_S) *
+	    1000000000u;
 	bd->readonly = cfg->readonly;
 	bd->seg_max = seg_max;
 	bd->size_max = size_max;
@@ -349,11 +418,20 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 
 	uint64_t bytes = 0;
 	uint32_t phys = 0;
-	int r = open_image(cfg, bd, &bytes, &phys, err, errlen);
+	/* a local image offers everything; a network one what it says */
+	struct blk_image_info info = {.can_discard = true,
+				      .can_write_zeroes = true};
+	int r = be ? open_net_image(cfg, bd, &info, err, errlen)
+		   : open_image(cfg, bd, &bytes, &phys, err, errlen);
 	if (r < 0) {
 		free(bd);
 		errno = -r;
 		return NULL;
+	}
+	if (be) {
+		bytes = info.bytes;
+		phys = info.phys ? info.phys : SECTOR;
+		nq = bd->nq;
 	}
 	bd->capacity = bytes / SECTOR;
 
@@ -364,7 +442,13 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 			goto fail;
 		}
 	}
-	pick_backend(bd, cfg, qsize);
+	if (be) {
+		r = net_io_init(bd, qsize, err, errlen);
+		if (r < 0)
+			goto fail;
+	} else {
+		pick_backend(bd, cfg, qsize);
+	}
 
 	/* config space (5.2.4), little-endian */
 	if (phys < blk_size || phys > 4096 || !pow2(phys))
@@ -394,12 +478,12 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 	    vio_features_from(bits, sizeof(bits) / sizeof(bits[0]));
 	if (nq > 1)
 		vio_features_set(&f, VIRTIO_BLK_F_MQ);
-	if (cfg->readonly) {
+	if (bd->readonly) {
 		vio_features_set(&f, VIRTIO_BLK_F_RO);
 	} else {
-		if (!cfg->no_discard)
+		if (!cfg->no_discard && info.can_discard)
 			vio_features_set(&f, VIRTIO_BLK_F_DISCARD);
-		if (!cfg->no_write_zeroes)
+		if (!cfg->no_write_zeroes && info.can_write_zeroes)
 			vio_features_set(&f, VIRTIO_BLK_F_WRITE_ZEROES);
 	}
 	if (!cfg->no_packed)
@@ -433,6 +517,8 @@ fail:
 		blk_queue_fini(&bd->q[i]);
 	if (bd->fd >= 0)
 		close(bd->fd);
+	if (be)
+		be->close(bd);
 	free(bd);
 	errno = -r;
 	return NULL;
@@ -474,7 +560,7 @@ int vio_blk_device_stats(const struct vio_blk_device *bd, unsigned q,
 
 const char *vio_blk_device_backend(const struct vio_blk_device *bd)
 {
-	return bd->io->name;
+	return bd->backend ? bd->backend->name : bd->io->name;
 }
 
 /* A kick runs, or a queue owes the driver chains (in flight between
@@ -518,5 +604,7 @@ void vio_blk_device_free(struct vio_blk_device *bd)
 		blk_queue_fini(&bd->q[i]);
 	if (bd->fd >= 0)
 		close(bd->fd);
+	if (bd->backend)
+		bd->backend->close(bd);
 	free(bd);
 }

@@ -91,6 +91,10 @@ static void slot_done(struct blk_queue *q, struct blk_req *req)
 void blk_req_end(struct blk_queue *q, struct blk_req *req, int err)
 {
 	blk_req_done(q, req, err);
+	if (req->heap_vec) {
+		free(req->heap_vec);
+		req->heap_vec = NULL;
+	}
 	slot_done(q, req);
 }
 
@@ -176,8 +180,21 @@ static struct blk_req *slot_take(struct blk_queue *q, uint32_t head)
  * pieces than seg_max + SLOT_IOV_EXTRA, by region crossings). */
 static void req_submit(struct blk_queue *q, struct blk_req *req)
 {
-	if (req->op != BLK_OP_FLUSH && req->iovcnt > q->slot_iov) {
-		blk_req_end(q, req, blk_sync_finish(q->fd, req));
+	if (req->iovcnt > q->slot_iov) {
+		if (!q->bd->backend) {
+			blk_req_end(q, req, blk_sync_finish(q->fd, req));
+			return;
+		}
+		/* a network backend is asynchronous: its own copy (rare) */
+		req->heap_vec = malloc(req->iovcnt * sizeof(*req->heap_vec));
+		if (!req->heap_vec) {
+			blk_req_end(q, req, -ENOMEM);
+			return;
+		}
+		memcpy(req->heap_vec, req->iov,
+		       req->iovcnt * sizeof(*req->heap_vec));
+		req->iov = req->heap_vec;
+		q->io->submit(q, req);
 		return;
 	}
 	if (req->iovcnt) {

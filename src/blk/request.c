@@ -295,6 +295,23 @@ static void req_dwz(struct blk_queue *q, struct blk_req *req,
 			return;
 		}
 	}
+	if (bd->backend) {
+		/* a network image: one range (max_discard_seg 1), executed
+		 * by the backend like a write */
+		uint64_t len = (uint64_t)le32toh(seg[0].num_sectors) * SECTOR;
+		if (len == 0) {
+			req_answer(req, VIRTIO_BLK_S_OK, 0);
+			return;
+		}
+		req->op = wz ? BLK_OP_WRITE_ZEROES : BLK_OP_DISCARD;
+		req->offset = le64toh(seg[0].sector) * SECTOR;
+		req->len = len;
+		req->unmap = wz && (le32toh(seg[0].flags) &
+				    VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+		req->writethrough = neg->writethrough;
+		req->iovcnt = 0;
+		return;
+	}
 	int r = 0;
 	for (uint32_t i = 0; i < n && r == 0; i++) {
 		uint64_t off = le64toh(seg[i].sector) * SECTOR;
@@ -321,11 +338,13 @@ static void req_reset(struct blk_req *req, const struct vio_chain *c,
 	req->op = BLK_OP_NONE;
 	req->result = VIRTIO_BLK_S_IOERR;
 	req->writethrough = false;
+	req->unmap = false;
 	req->iov = vec;
 	req->iovcnt = 0;
 	req->offset = req->len = req->done = 0;
 	req->pending = 0;
 	req->err = 0;
+	req->heap_vec = NULL;
 }
 
 void blk_req_too_long(struct blk_queue *q, struct blk_req *req,

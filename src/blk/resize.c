@@ -37,8 +37,10 @@ static pthread_mutex_t resize_lock = PTHREAD_MUTEX_INITIALIZER;
 #define ERR(...) (errlen ? snprintf(err, errlen, __VA_ARGS__) : 0)
 
 /* The image's size in bytes now. */
-static int image_bytes(const struct vio_blk_device *bd, uint64_t *bytes)
+static int image_bytes(struct vio_blk_device *bd, uint64_t *bytes)
 {
+	if (bd->backend)
+		return bd->backend->size(bd, bytes);
 	if (bd->is_blkdev)
 		return ioctl(bd->fd, BLKGETSIZE64, bytes) < 0 ? -errno : 0;
 	struct stat st;
@@ -64,16 +66,28 @@ static int resize_locked(struct vio_blk_device *bd, uint64_t sectors, char *err,
 		ERR("%s: %" PRIu64 " sectors is too large", bd->name, sectors);
 		return -EINVAL;
 	} else if (have < sectors * SECTOR) {
-		/* a regular image grows (sparse); a block device cannot */
-		if (bd->is_blkdev || bd->readonly) {
+		/* a regular image grows (sparse); a block device cannot; a
+		 * network image if its backend can */
+		bool fixed = bd->backend ? !bd->backend->grow : bd->is_blkdev;
+		if (fixed || bd->readonly) {
 			ERR("%s: the image has %" PRIu64 " bytes, fewer than "
 			    "%" PRIu64 " (%s)",
 			    bd->name, have, sectors * SECTOR,
-			    bd->readonly ? "read-only" : "a block device");
+			    bd->readonly  ? "read-only"
+			    : bd->backend ? "its size is fixed"
+					  : "a block device");
 			return -ENOSPC;
 		}
-		if (sectors * SECTOR > (uint64_t)INT64_MAX ||
-		    ftruncate(bd->fd, (off_t)(sectors * SECTOR)) < 0) {
+		if (bd->backend) {
+			r = bd->backend->grow(bd, sectors * SECTOR);
+			if (r) {
+				ERR("%s: cannot grow the image to %" PRIu64
+				    " bytes: %s",
+				    bd->name, sectors * SECTOR, strerror(-r));
+				return r;
+			}
+		} else if (sectors * SECTOR > (uint64_t)INT64_MAX ||
+			   ftruncate(bd->fd, (off_t)(sectors * SECTOR)) < 0) {
 			r = sectors * SECTOR > (uint64_t)INT64_MAX ? -EFBIG
 								   : -errno;
 			ERR("%s: cannot grow the image to %" PRIu64

@@ -16,7 +16,9 @@
  * Everything else follows the transport's serialisation (vio/device.h).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,4 +510,133 @@ void vio_device_queue_stop(struct vio_device *dev, unsigned idx)
 	q->started = false;
 	if (q->vq && dev->ops && dev->ops->queue_stop)
 		dev->ops->queue_stop(dev, idx, q->vq);
+}
+
+/* ---- device state transfer (docs/device-state.md) ---- */
+
+/* The blob's header, little-endian on the wire. */
+#define STATE_MAGIC "VIOSTATE"
+#define STATE_VERSION 1u
+#define STATE_HDR 40u
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+int vio_device_state_save(struct vio_device *dev, void *buf, size_t cap)
+{
+	if (!dev || !buf)
+		return -EINVAL;
+	if (!(status_load(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
+		return -EAGAIN;
+	if (cap > VIO_DEVICE_STATE_MAX)
+		cap = VIO_DEVICE_STATE_MAX;
+	if (cap < STATE_HDR)
+		return -ENOSPC;
+	uint8_t *p = buf;
+	int n = 0;
+	if (dev->ops && dev->ops->state_save) {
+		n = dev->ops->state_save(dev, p + STATE_HDR, cap - STATE_HDR);
+		if (n < 0)
+			return n;
+		if ((size_t)n > cap - STATE_HDR)
+			return -ENOSPC;
+	}
+	memset(p, 0, STATE_HDR);
+	memcpy(p, STATE_MAGIC, 8);
+	put_le(p + 8, STATE_VERSION, 2);
+	put_le(p + 10, STATE_HDR, 2);
+	put_le(p + 12, dev->device_id, 4);
+	put_le(p + 16, (uint32_t)n, 4);
+	/* p + 20: flags, 0 */
+	put_le(p + 24, dev->acked.w[0], 8);
+	put_le(p + 32, dev->acked.w[1], 8);
+	return (int)(STATE_HDR + (size_t)n);
+}
+
+/* Fill why (may be NULL) and return err. */
+static int state_why(char *why, size_t whylen, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int state_why(char *why, size_t whylen, int err, const char *fmt, ...)
+{
+	if (why && whylen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+#define STATE_WHY(err, ...) state_why(why, whylen, err, __VA_ARGS__)
+
+int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
+			  char *why, size_t whylen)
+{
+	const uint8_t *p = buf;
+	if (!dev || (!buf && len))
+		return STATE_WHY(-EINVAL, "no state");
+	if (len > VIO_DEVICE_STATE_MAX)
+		return STATE_WHY(-EMSGSIZE,
+				 "state of %zu bytes, more than the %u allowed",
+				 len, VIO_DEVICE_STATE_MAX);
+	if (len < 12)
+		return STATE_WHY(-EINVAL, "state truncated: %zu bytes", len);
+	if (memcmp(p, STATE_MAGIC, 8))
+		return STATE_WHY(-EINVAL, "not a vio device state (bad magic)");
+	uint64_t ver = get_le(p + 8, 2), hdr = get_le(p + 10, 2);
+	if (ver != STATE_VERSION)
+		return STATE_WHY(-EPROTONOSUPPORT,
+				 "state format version %" PRIu64
+				 ", this vio reads version %u",
+				 ver, STATE_VERSION);
+	if (hdr != STATE_HDR || len < STATE_HDR)
+		return STATE_WHY(
+		    -EINVAL,
+		    "state truncated or malformed: header of %" PRIu64
+		    " bytes in %zu (version 1 has %u)",
+		    hdr, len, STATE_HDR);
+	uint64_t id = get_le(p + 12, 4), n = get_le(p + 16, 4);
+	uint64_t flags = get_le(p + 20, 4);
+	if (id != dev->device_id)
+		return STATE_WHY(-ENODEV,
+				 "state of device type %" PRIu64
+				 ", this device is type %u",
+				 id, dev->device_id);
+	if (n != len - STATE_HDR)
+		return STATE_WHY(-EINVAL,
+				 "state section of %" PRIu64
+				 " bytes, %zu present (truncated or padded)",
+				 n, len - STATE_HDR);
+	if (flags)
+		return STATE_WHY(-EINVAL, "state flags 0x%" PRIx64 " unknown",
+				 flags);
+	if (!(status_load(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
+		return STATE_WHY(-EAGAIN, "features not negotiated yet: the "
+					  "state loads after FEATURES_OK");
+	uint64_t f0 = get_le(p + 24, 8), f1 = get_le(p + 32, 8);
+	if (f0 != dev->acked.w[0] || f1 != dev->acked.w[1])
+		return STATE_WHY(-EINVAL,
+				 "state saved with features 0x%" PRIx64
+				 ":%016" PRIx64 ", negotiated here 0x%" PRIx64
+				 ":%016" PRIx64,
+				 f1, f0, dev->acked.w[1], dev->acked.w[0]);
+	if (dev->ops && dev->ops->state_load)
+		return dev->ops->state_load(dev, p + STATE_HDR, (size_t)n, why,
+					    whylen);
+	if (n)
+		return STATE_WHY(-EINVAL,
+				 "state section of %" PRIu64
+				 " bytes for a device type without state",
+				 n);
+	return 0;
 }

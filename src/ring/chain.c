@@ -49,6 +49,8 @@ void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 	w->over = false;
 	w->tail_addr = 0;
 	w->tail_len = 0;
+	w->rec = vq->dlog != NULL;
+	w->log_mode = false;
 }
 
 /* Past max_iov: only check that every byte is mapped.  translate with no
@@ -84,6 +86,12 @@ static int walk_seg(struct vio_walk *w, uint64_t addr, uint32_t len, bool write)
 			   " wraps",
 			   addr, len);
 		return -EIO;
+	}
+	if (vio_unlikely(w->log_mode)) {
+		/* an indirect table walked again at push (dirtylog.c) */
+		if (write)
+			vio_dlog_log(vq, addr, len);
+		return 0;
 	}
 	int r = 0;
 	if (!w->over) {
@@ -262,8 +270,8 @@ static int walk_indirect(struct vio_walk *w, uint64_t addr, uint32_t len)
 	}
 }
 
-int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
-		  uint16_t flags)
+static inline __attribute__((always_inline)) int
+walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len, uint16_t flags)
 {
 	if (vio_unlikely(++w->hops > w->vq->size)) {
 		vio_vq_bad(w->vq, "chain longer than the queue size %u",
@@ -282,6 +290,28 @@ int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
 		return -EIO;
 	}
 	return walk_seg(w, addr, len, flags & VRING_DESC_F_WRITE);
+}
+
+/* A dirty log keeps what the device may write: this ring descriptor, or
+ * the table it points to (walked again at push).  Its own path: logging
+ * off, a walk pays one test per descriptor. */
+static __attribute__((noinline)) int walk_desc_logged(struct vio_walk *w,
+						      uint64_t addr,
+						      uint32_t len,
+						      uint16_t flags)
+{
+	if (len && (flags & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT)) &&
+	    vio_dlog_record(w->vq, addr, len, flags & VRING_DESC_F_INDIRECT))
+		return -EIO;
+	return walk_desc(w, addr, len, flags);
+}
+
+int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
+		  uint16_t flags)
+{
+	if (vio_unlikely(w->rec))
+		return walk_desc_logged(w, addr, len, flags);
+	return walk_desc(w, addr, len, flags);
 }
 
 /*
@@ -308,6 +338,8 @@ static unsigned fill_tail(struct vio_walk *w)
 
 int vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head)
 {
+	if (vio_unlikely(w->rec) && vio_dlog_commit(w->vq, head & 0xffff))
+		return -EIO;
 	c->head = head;
 	c->nd_out = (uint16_t)w->nd_out;
 	c->nd_in = (uint16_t)w->nd_in;

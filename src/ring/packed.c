@@ -32,6 +32,14 @@ static inline bool is_used(uint16_t flags, bool wrap)
 	return !!(flags & F_AVAIL) == wrap && !!(flags & F_USED) == wrap;
 }
 
+static inline void set_avail_event(struct vio_vq *vq, uint16_t pos, bool wrap)
+{
+	VIO_STORE(&vq->device_event->off_wrap,
+		  htole16((uint16_t)(pos | (wrap ? WRAP_BIT : 0))));
+	if (vio_unlikely(vq->dlog != NULL))
+		vio_dlog_dev(vq, 0, 4);
+}
+
 /* One 32-bit read of an event suppression structure: off_wrap, flags. */
 static inline void read_event(const struct vring_packed_desc_event *ev,
 			      uint16_t *off_wrap, uint16_t *flags)
@@ -323,12 +331,6 @@ bool vio_packed_more_avail(struct vio_vq *vq)
 	return is_avail(flags, vq->dev_avail_wrap);
 }
 
-static inline void set_avail_event(struct vio_vq *vq, uint16_t pos, bool wrap)
-{
-	VIO_STORE(&vq->device_event->off_wrap,
-		  htole16((uint16_t)(pos | (wrap ? WRAP_BIT : 0))));
-}
-
 int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		   unsigned max_iov)
 {
@@ -428,7 +430,9 @@ int vio_packed_unpop(struct vio_vq *vq, uint32_t head)
 	return 0;
 }
 
-int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
+/* logged: constant in each caller, so the unlogged path has no test */
+static inline __attribute__((always_inline)) int
+push(struct vio_vq *vq, const struct vio_used *u, unsigned n, bool logged)
 {
 	uint32_t total = 0;
 	for (unsigned k = 0; k < n; k++) {
@@ -439,6 +443,12 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 	}
 	if (total > vq->size)
 		return -EINVAL;
+	/* the buffers' bits (recorded at pop: the ring copies may be gone),
+	 * before the used descriptors are visible */
+	if (logged)
+		for (unsigned k = 0; k < n; k++)
+			if (vio_dlog_buffer(vq, u[k].head & 0xffff))
+				return -EIO;
 	uint16_t pos = vq->next_used, first = pos;
 	bool wrap = vq->dev_used_wrap;
 	uint16_t first_flags = 0;
@@ -454,6 +464,8 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 			first_flags = f;
 		else
 			VIO_STORE(&d->flags, htole16(f));
+		if (logged && k > 0)
+			vio_dlog_desc(vq, 16u * pos, 16);
 		uint32_t p = (uint32_t)pos + (u[k].head >> 16);
 		if (p >= vq->size) {
 			p -= vq->size;
@@ -464,10 +476,19 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
 	/* the first used descriptor's flags go last: one release publishes
 	 * the whole batch (2.8.21.3.1 applied to the used side) */
 	VIO_STORE_REL(&vq->pdesc[first].flags, htole16(first_flags));
+	if (logged)
+		vio_dlog_desc(vq, 16u * first, 16);
 	vq->next_used = pos;
 	vq->dev_used_wrap = wrap;
 	vq->pushed_n += total;
 	return 0;
+}
+
+int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
+{
+	if (vio_unlikely(vq->dlog != NULL))
+		return push(vq, u, n, true);
+	return push(vq, u, n, false);
 }
 
 bool vio_packed_call_prepare(struct vio_vq *vq)
@@ -495,9 +516,7 @@ void vio_packed_set_notify(struct vio_vq *vq, bool enable)
 	if (!enable) {
 		VIO_STORE(&vq->device_event->flags,
 			  htole16(VRING_PACKED_EVENT_FLAG_DISABLE));
-		return;
-	}
-	if (vq->event_idx) {
+	} else if (vq->event_idx) {
 		set_avail_event(vq, vq->last_avail, vq->dev_avail_wrap);
 		VIO_STORE_REL(&vq->device_event->flags,
 			      htole16(VRING_PACKED_EVENT_FLAG_DESC));
@@ -505,4 +524,6 @@ void vio_packed_set_notify(struct vio_vq *vq, bool enable)
 		VIO_STORE_REL(&vq->device_event->flags,
 			      htole16(VRING_PACKED_EVENT_FLAG_ENABLE));
 	}
+	if (vio_unlikely(vq->dlog != NULL))
+		vio_dlog_dev(vq, 0, 4);
 }

@@ -26,6 +26,21 @@ static inline uint16_t *avail_event(struct vio_vq *vq)
 	return (uint16_t *)&vq->used->ring[vq->size];
 }
 
+/* Device writes of the used ring's own fields: avail_event, flags. */
+static inline void set_avail_event(struct vio_vq *vq, uint16_t v)
+{
+	VIO_STORE(avail_event(vq), htole16(v));
+	if (vio_unlikely(vq->dlog != NULL))
+		vio_dlog_dev(vq, 4 + 8u * vq->size, 2);
+}
+
+static inline void set_used_flags(struct vio_vq *vq, uint16_t v)
+{
+	VIO_STORE(&vq->used->flags, htole16(v));
+	if (vio_unlikely(vq->dlog != NULL))
+		vio_dlog_dev(vq, 0, 2);
+}
+
 /* ---- driver ---- */
 
 int vio_split_init_driver(struct vio_vq *vq)
@@ -304,7 +319,7 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			return 0;
 		/* re-arm, then look again, so an empty answer is final:
 		 * the driver will kick for the next buffer (2.7.10) */
-		VIO_STORE(avail_event(vq), htole16(last));
+		set_avail_event(vq, last);
 		VIO_MB();
 		if (!read_avail(vq))
 			return vq->is_broken ? -EIO : 0;
@@ -320,26 +335,45 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		return -EIO;
 	vq->last_avail = (uint16_t)(last + 1);
 	if (vq->event_idx && !vq->notify_disabled)
-		VIO_STORE(avail_event(vq), htole16(vq->last_avail));
+		set_avail_event(vq, vq->last_avail);
 	return ret;
 }
 
-int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
+/* logged: constant in each caller, so the unlogged path has no test */
+static inline __attribute__((always_inline)) int
+push(struct vio_vq *vq, const struct vio_used *u, unsigned n, bool logged)
 {
 	for (unsigned k = 0; k < n; k++)
 		if (u[k].head >= vq->size)
 			return -EINVAL;
+	/* the buffers' bits: after the device filled them, before the used
+	 * entries that hand them back are visible */
+	if (logged)
+		for (unsigned k = 0; k < n; k++)
+			if (vio_dlog_buffer(vq, u[k].head))
+				return -EIO;
 	uint16_t idx = vq->next_used;
 	for (unsigned k = 0; k < n; k++) {
-		struct vring_used_elem *e =
-		    &vq->used->ring[(uint16_t)(idx + k) & vq->mask];
+		uint16_t slot = (uint16_t)(idx + k) & vq->mask;
+		struct vring_used_elem *e = &vq->used->ring[slot];
 		VIO_STORE(&e->id, htole32(u[k].head));
 		VIO_STORE(&e->len, htole32(u[k].len));
+		if (logged)
+			vio_dlog_dev(vq, 4 + 8u * slot, 8);
 	}
 	vq->next_used = (uint16_t)(idx + n);
 	VIO_STORE_REL(&vq->used->idx, htole16(vq->next_used));
+	if (logged)
+		vio_dlog_dev(vq, 2, 2);
 	vq->pushed_n += n;
 	return 0;
+}
+
+int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n)
+{
+	if (vio_unlikely(vq->dlog != NULL))
+		return push(vq, u, n, true);
+	return push(vq, u, n, false);
 }
 
 /* Hand back the chain popped last: its head is the avail entry just
@@ -353,7 +387,7 @@ int vio_split_unpop(struct vio_vq *vq, uint32_t head)
 		return -EINVAL;
 	vq->last_avail = pos;
 	if (vq->event_idx && !vq->notify_disabled)
-		VIO_STORE(avail_event(vq), htole16(pos));
+		set_avail_event(vq, pos);
 	return 0;
 }
 
@@ -379,9 +413,8 @@ void vio_split_set_notify(struct vio_vq *vq, bool enable)
 	vq->notify_disabled = !enable;
 	if (vq->event_idx) {
 		if (enable)
-			VIO_STORE(avail_event(vq), htole16(vq->last_avail));
+			set_avail_event(vq, vq->last_avail);
 		return;
 	}
-	VIO_STORE(&vq->used->flags,
-		  htole16(enable ? 0 : VRING_USED_F_NO_NOTIFY));
+	set_used_flags(vq, enable ? 0 : VRING_USED_F_NO_NOTIFY);
 }

@@ -184,6 +184,7 @@ void vio_vq_free(struct vio_vq *vq)
 	}
 	if (vq->inf)
 		vio_inflight_free(vq);
+	vio_dlog_free(vq);
 	free(vq->state);
 	free(vq->next);
 	free(vq);

@@ -99,6 +99,10 @@ struct vio_vq {
 	/* in-flight region mirror (inflight.c); NULL: none, and then the
 	 * data path costs one predictable branch per verb */
 	struct vio_inflight *inf;
+	/* dirty log (dirtylog.c); NULL: none, and then the data path costs
+	 * one predictable branch per pop descriptor, push batch and event
+	 * write */
+	struct vio_vq_dlog *dlog;
 
 	/* broken: sticky */
 	bool is_broken;
@@ -125,6 +129,8 @@ struct vio_walk {
 	bool over;	    /* needs more than max_iov segments */
 	uint64_t tail_addr; /* last non-empty writable descriptor */
 	uint32_t tail_len;
+	bool rec;      /* a dirty log is attached: record writable ranges */
+	bool log_mode; /* re-walk of an indirect table at push: log, no iov */
 };
 void vio_walk_init(struct vio_walk *w, struct vio_vq *vq, struct vio_iov *iov,
 		   unsigned max_iov);
@@ -194,6 +200,41 @@ void vio_inflight_packed_desc(struct vio_vq *vq,
 			      const struct vring_packed_desc *d,
 			      uint16_t flags);
 void vio_inflight_free(struct vio_vq *vq);
+
+/* dirtylog.c: the log attached to a device queue (vq->dlog).  Records:
+ * the writable ring descriptors and indirect tables of each popped chain,
+ * by buffer id (split head, packed id), kept until the chain is pushed. */
+struct vio_dlog_rec {
+	uint64_t addr;
+	uint32_t len;
+	uint32_t next; /* bit 31: an indirect table; low bits: next rec */
+};
+struct vio_vq_dlog {
+	uint8_t *bits;
+	uint64_t size;
+	bool ring;
+	uint64_t dev_gpa, desc_gpa;
+	uint64_t missed;
+	uint32_t *first;	  /* [vq->size]: id -> first rec, or NONE */
+	struct vio_dlog_rec *rec; /* [nrec] */
+	uint32_t nrec, free_head, pending;
+};
+/* A walk (pop) saw a writable descriptor or an indirect table: record it
+ * for the chain being walked.  0, or -EIO (queue broken). */
+int vio_dlog_record(struct vio_vq *vq, uint64_t addr, uint32_t len,
+		    bool indirect);
+/* The walk finished: its records belong to buffer id. */
+int vio_dlog_commit(struct vio_vq *vq, uint32_t id);
+/* Push of buffer id: log what it recorded, forget it.  -EIO if an
+ * indirect table became invalid (queue broken). */
+int vio_dlog_buffer(struct vio_vq *vq, uint32_t id);
+/* The device wrote [gpa, gpa+len) (a buffer). */
+void vio_dlog_log(struct vio_vq *vq, uint64_t gpa, uint64_t len);
+/* The device wrote [off, off+len) of its device area / descriptor ring. */
+void vio_dlog_dev(struct vio_vq *vq, uint64_t off, uint64_t len);
+void vio_dlog_desc(struct vio_vq *vq, uint64_t off, uint64_t len);
+/* Free vq->dlog. */
+void vio_dlog_free(struct vio_vq *vq);
 
 /* The spec's event index test (2.7.7.2 / 2.8.10): true if event_idx lies
  * in [old, new_idx), all modulo 2^16. */

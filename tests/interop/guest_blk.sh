@@ -3,9 +3,11 @@
 # driver, under QEMU) uses a disk served by `vio serve blk` over
 # vhost-user.
 #
-#   guest_blk.sh VIO [--queues N] [--packed] [--client] [--guest DIR]
+#   guest_blk.sh VIO [--queues N] [--packed] [--client] [--nbd] [--guest DIR]
 #
 # --client: QEMU listens (-chardev socket,server=on) and vio serve connects.
+# --nbd: the image file is exported by nbdkit (file plugin, multi-conn) on
+# a Unix socket and vio serve serves it as nbd+unix:// (issue 13).
 #
 # 1. the host fills a 64 MiB image with a known pattern (generation 100);
 # 2. vio serve blk serves it; QEMU boots with -device vhost-user-blk-pci;
@@ -25,18 +27,19 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 gdir=$here/guest
 vio=${1:?usage: guest_blk.sh VIO [--queues N] [--packed] [--guest DIR]}
 shift
-queues=1 packed=0 client=0
+queues=1 packed=0 client=0 nbd=0
 guest=${VIO_GUEST_CACHE:-$(cd "$here/../.." && pwd)/build/guest}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--queues) queues=$2; shift 2 ;;
 	--packed) packed=1; shift ;;
 	--client) client=1; shift ;;
+	--nbd) nbd=1; shift ;;
 	--guest) guest=$2; shift 2 ;;
 	*) echo "guest_blk: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-name="guest_blk(queues=$queues packed=$packed client=$client)"
+name="guest_blk(queues=$queues packed=$packed client=$client nbd=$nbd)"
 seed=$((RANDOM + 1))
 size_mib=64
 
@@ -55,9 +58,13 @@ mkdir -p "$(dirname "$guest")"
 bc=$guest/blkcheck
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vio-guest-blk.XXXXXX")
-serve_pid=
+serve_pid= nbd_pid=
 cleanup() {
 	local rc=$?
+	if [ -n "$nbd_pid" ]; then
+		kill -KILL "$nbd_pid" 2>/dev/null || true
+		wait "$nbd_pid" 2>/dev/null || true
+	fi
 	if [ -n "$serve_pid" ]; then
 		kill -KILL "$serve_pid" 2>/dev/null || true
 		wait "$serve_pid" 2>/dev/null || true
@@ -85,8 +92,23 @@ reaper=()
 if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
 	reaper=(setpriv --pdeathsig KILL --)
 fi
+image=$img
+if [ "$nbd" = 1 ]; then
+	command -v nbdkit >/dev/null ||
+		{ echo "$name: SKIP: nbdkit is not installed" >&2; exit 77; }
+	nbdkit -f -U "$tmp/nbd.sock" -P "$tmp/nbd.pid" file "$img" \
+		2>"$tmp/nbd.log" &
+	nbd_pid=$!
+	end=$((SECONDS + 15))
+	until [ -s "$tmp/nbd.pid" ]; do
+		kill -0 "$nbd_pid" 2>/dev/null && [ "$SECONDS" -le "$end" ] ||
+			fail "nbdkit did not start: $(cat "$tmp/nbd.log")"
+		sleep 0.01
+	done
+	image="nbd+unix:///?socket=$tmp/nbd.sock"
+fi
 start_serve() { # [--client]
-	"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$img" \
+	"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$image" \
 		--queues "$queues" --pidfile "$tmp/serve.pid" "$@" \
 		>"$tmp/serve.log" 2>&1 &
 	serve_pid=$!

@@ -196,6 +196,8 @@ static int queue_try_start(struct vio_backend *b, unsigned idx)
 		r = vio_device_queue_enable(b->dev, idx, true);
 	if (!r) /* before any pop: the in-flight region, if there is one */
 		r = vio_vu_inflight_attach(b, idx);
+	if (!r) /* and the dirty log, if logging is on */
+		r = vio_vu_log_attach(b, idx);
 	if (r) {
 		vio_log_err("vhost-user: connection %lu: queue %u: cannot "
 			    "start (size %u): %s",
@@ -227,6 +229,16 @@ static int start_all(struct vio_backend *b)
 	return 0;
 }
 
+void vio_vu_queues_stop(struct vio_backend *b)
+{
+	stop_all(b);
+}
+
+int vio_vu_queues_start(struct vio_backend *b)
+{
+	return start_all(b);
+}
+
 bool vio_backend_queue_kick(struct vio_backend *b, unsigned idx)
 {
 	return vio_device_kick(b->dev, idx);
@@ -252,12 +264,15 @@ static void reset_queues(struct vio_backend *b)
 	}
 	set_status_quiet(b->dev, 0);
 	b->features_set = false;
+	b->log_all = false;
 }
 
 void vio_vu_backend_end(struct vio_backend *b)
 {
 	reset_queues(b);
 	vio_vu_inflight_unmap(b);
+	vio_vu_log_unmap(b);
+	vio_vu_state_end(b);
 	vio_memtable_clear(b->mt);
 	b->nreg_dup = 0;
 	b->protocol = 0;
@@ -284,6 +299,7 @@ static int h_get_features(struct vio_backend *b, struct vio_vu_msg *m)
 	struct vio_features f;
 	vio_device_offered(b->dev, &f);
 	m->p.u64 = f.w[0] | 1ull << VIO_VU_F_PROTOCOL_FEATURES;
+	m->p.u64 |= 1ull << VHOST_F_LOG_ALL; /* dirty logging: backend_log.c */
 	return 0;
 }
 
@@ -292,8 +308,18 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 	uint64_t want = m->p.u64;
 	b->protocol_acked = want & (1ull << VIO_VU_F_PROTOCOL_FEATURES);
 	want &= ~(1ull << VIO_VU_F_PROTOCOL_FEATURES);
-	if (b->features_set && want == b->features)
-		return 0;
+	/* VHOST_F_LOG_ALL is vhost's, not the device's: logging goes on or
+	 * off without a reset; the queues stop (completing what they hold,
+	 * logged as before) and start again with or without the log */
+	bool log_all = want & (1ull << VHOST_F_LOG_ALL);
+	want &= ~(1ull << VHOST_F_LOG_ALL);
+	if (b->features_set && want == b->features) {
+		if (log_all == b->log_all)
+			return 0;
+		stop_all(b);
+		b->log_all = log_all;
+		return start_all(b);
+	}
 	bool was_ok = vio_device_get_status(b->dev) & VIRTIO_CONFIG_S_DRIVER_OK;
 	stop_all(b);
 	set_status_quiet(b->dev, 0);
@@ -322,6 +348,7 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 					     VIRTIO_CONFIG_S_DRIVER_OK);
 	b->features = want;
 	b->features_set = true;
+	b->log_all = log_all;
 	/* without PROTOCOL_FEATURES rings are enabled on kick */
 	if (!b->protocol_acked)
 		for (unsigned i = 0; i < b->nq; i++)
@@ -659,7 +686,18 @@ static int h_set_status(struct vio_backend *b, struct vio_vu_msg *m)
 	uint8_t want = (uint8_t)m->p.u64;
 	b->status_driven = true;
 	if (want == 0) {
+		/* QEMU 7.2 stops a device (vhost_dev_stop, also at the end of
+		 * a migration) with SET_STATUS 0 before GET_VRING_BASE: the
+		 * rings' positions, saved as the queues stop, must survive
+		 * the reset for GET_VRING_BASE to report them (a start sets
+		 * them again with SET_VRING_BASE) */
+		uint32_t base[VIO_MAX_QUEUES];
+		stop_all(b);
+		for (unsigned i = 0; i < b->nq; i++)
+			base[i] = b->q[i].base;
 		reset_queues(b);
+		for (unsigned i = 0; i < b->nq; i++)
+			b->q[i].base = base[i];
 		return 0;
 	}
 	uint8_t s = vio_device_get_status(b->dev);

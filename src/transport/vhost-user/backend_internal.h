@@ -7,10 +7,12 @@
 #ifndef VIO_VU_BACKEND_INTERNAL_H
 #define VIO_VU_BACKEND_INTERNAL_H
 
+#include <linux/vhost_types.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ring/dirtylog.h"
 #include "transport/vhost-user/msg.h"
 #include "util/log.h"
 #include <vio/mem.h>
@@ -26,8 +28,8 @@
 	 (1ull << VIO_VU_PF_INFLIGHT_SHMFD) | VU_PF_LOG | VU_PF_STATE)
 /* migration (backend_log.c, backend_state.c): each file's owner turns its
  * protocol feature on here once it works */
-#define VU_PF_LOG 0ull
-#define VU_PF_STATE 0ull
+#define VU_PF_LOG (1ull << VIO_VU_PF_LOG_SHMFD)
+#define VU_PF_STATE (1ull << VIO_VU_PF_DEVICE_STATE)
 
 struct vu_queue {
 	uint32_t num;
@@ -91,6 +93,16 @@ struct vio_backend {
 	 * (GET_INFLIGHT_FD); vio_vu_backend_handle sends and closes it */
 	bool has_reply_fd;
 	int reply_fd;
+	/* dirty log (backend_log.c): SET_LOG_BASE's mapping (a one-region
+	 * table: bounds checked, guarded against truncation; the bitmap at
+	 * log.bits), replaced and unmapped by the control thread while no
+	 * queue runs; log_all: VHOST_F_LOG_ALL is negotiated (queues start
+	 * with the log attached); SET_LOG_FD's fd */
+	struct vio_memtable *log_mt;
+	struct vio_dirty_log log;
+	bool log_all, has_log_fd;
+	int log_fd;
+	struct vu_state_xfer *state; /* backend_state.c: a state transfer */
 };
 
 /* The model's transport hooks for this backend (vio_device_attach). */
@@ -127,10 +139,21 @@ void vio_vu_inflight_unmap(struct vio_backend *b);
  * handlers. */
 int vio_vu_h_set_log_base(struct vio_backend *b, struct vio_vu_msg *m);
 int vio_vu_h_set_log_fd(struct vio_backend *b, struct vio_vu_msg *m);
+/* Queue idx starts: attach the log to its vq when logging is on (0, or
+ * negative errno: the queue does not start).  unmap: the connection's
+ * end, every queue stopped. */
+int vio_vu_log_attach(struct vio_backend *b, unsigned idx);
+void vio_vu_log_unmap(struct vio_backend *b);
+/* backend.c: stop every queue (each completes what it holds); start
+ * every queue that is ready. */
+void vio_vu_queues_stop(struct vio_backend *b);
+int vio_vu_queues_start(struct vio_backend *b);
 
 /* backend_state.c: device state transfer (protocol feature DEVICE_STATE):
  * SET_DEVICE_STATE_FD's and CHECK_DEVICE_STATE's handlers. */
 int vio_vu_h_set_device_state_fd(struct vio_backend *b, struct vio_vu_msg *m);
 int vio_vu_h_check_device_state(struct vio_backend *b, struct vio_vu_msg *m);
+/* Drop a transfer left open (the end of the connection). */
+void vio_vu_state_end(struct vio_backend *b);
 
 #endif

@@ -47,9 +47,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
 
 #include "transport/vhost-user/frontend_internal.h"
@@ -79,6 +81,10 @@ void vio_fe_die(struct vio_frontend *f, const char *fmt, ...)
 		snprintf(f->size_why, sizeof(f->size_why), "%s", f->why);
 	}
 	shutdown(f->sock, SHUT_RDWR);
+	if (f->moving) { /* the new backend failed: the move goes back */
+		__atomic_store_n(&f->down, true, __ATOMIC_RELEASE);
+		return;
+	}
 	if (fe_reconnects(f)) {
 		/* not final: frontend_reconnect.c connects again */
 		if (!f->reconnecting) {
@@ -190,6 +196,150 @@ int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
 	return xfer_state(f, req, idx, num);
 }
 
+/* ---- dirty log ----
+ *
+ * vhost-user's log is a bitmap of the frontend's address space, one bit
+ * per 4 KiB page of guest (here: device) address; the regions sit at
+ * their device addresses (from 4 GiB, vio/mem.h), so the log covers 0 up
+ * to the end of the last region shared.  It is a memfd handed over with
+ * SET_LOG_BASE (protocol feature LOG_SHMFD); the backend ORs bits in,
+ * and VHOST_F_LOG_ALL in SET_FEATURES turns its logging on and off
+ * without a reset.
+ */
+#define LOG_PAGE 4096ull
+
+static uint64_t log_bytes(const struct vio_frontend *f)
+{
+	uint64_t end = 0;
+	unsigned n = vio_mem_region_count(f->cfg.mem);
+	for (unsigned i = 0; i < n; i++) {
+		const struct vio_region *r = vio_mem_region(f->cfg.mem, i);
+		if (r && r->addr + r->size > end)
+			end = r->addr + r->size;
+	}
+	uint64_t pages = (end + LOG_PAGE - 1) / LOG_PAGE;
+	/* whole pages of bitmap, at least one */
+	uint64_t bytes = (pages + 7) / 8;
+	bytes = (bytes + LOG_PAGE - 1) / LOG_PAGE * LOG_PAGE;
+	return bytes ? bytes : LOG_PAGE;
+}
+
+static int log_send_locked(struct vio_frontend *f, int fd, uint64_t size)
+{
+	struct vio_vu_msg m;
+	vio_vu_request_init(&m, VIO_VU_SET_LOG_BASE, 0);
+	m.p.log.mmap_size = size;
+	m.p.log.mmap_offset = 0;
+	m.fds[0] = fd;
+	m.nfds = 1;
+	int r = xfer(f, &m, 0);
+	if (r == 0 && m.p.u64 != 0) {
+		vio_log_limited(&f->rl, "vhost-user frontend: the backend "
+					"refused the dirty log");
+		r = -EIO;
+	}
+	return r;
+}
+
+/* A new log sized for the memory shared now, to the backend; the bits
+ * of the old one carry over (the backend wrote it until its reply).
+ * Caller holds lock. */
+static int log_base_locked(struct vio_frontend *f)
+{
+	uint64_t size = log_bytes(f);
+	int fd = memfd_create("vio-dirty-log", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)size) == 0)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	int r = log_send_locked(f, fd, size);
+	if (r) {
+		munmap(p, size);
+		close(fd);
+		return r;
+	}
+	if (f->log_map) {
+		for (uint64_t i = 0; i < f->log_size; i++)
+			if (f->log_map[i])
+				__atomic_fetch_or((uint8_t *)p + i,
+						  f->log_map[i],
+						  __ATOMIC_RELAXED);
+		vio_fe_log_free(f);
+	}
+	f->log_fd = fd;
+	f->log_map = p;
+	f->log_size = size;
+	return 0;
+}
+
+int vio_fe_log_resend_locked(struct vio_frontend *f)
+{
+	if (!f->log_map || !has_pf(f, VIO_VU_PF_LOG_SHMFD))
+		return 0;
+	return log_send_locked(f, f->log_fd, f->log_size);
+}
+
+void vio_fe_log_free(struct vio_frontend *f)
+{
+	if (f->log_map)
+		munmap(f->log_map, f->log_size);
+	f->log_map = NULL;
+	f->log_size = 0;
+	vio_fe_close_fd(&f->log_fd);
+}
+
+uint64_t vio_fe_features_word(const struct vio_frontend *f)
+{
+	uint64_t v = f->acked & ~(1ull << VHOST_F_LOG_ALL);
+	if (f->proto)
+		v |= 1ull << VIO_VU_F_PROTOCOL_FEATURES;
+	if (f->log_all)
+		v |= 1ull << VHOST_F_LOG_ALL;
+	return v;
+}
+
+int vio_frontend_dirty_log(struct vio_frontend *f, bool on)
+{
+	pthread_mutex_lock(&f->lock);
+	int r = 0;
+	if (!can_talk(f)) {
+		r = -ENOTCONN;
+	} else if (on && (!has_pf(f, VIO_VU_PF_LOG_SHMFD) ||
+			  !(f->offered & (1ull << VHOST_F_LOG_ALL)))) {
+		r = -EOPNOTSUPP;
+	} else if (on != f->log_all) {
+		if (on && !f->log_map)
+			r = log_base_locked(f);
+		bool was = f->log_all;
+		f->log_all = on;
+		/* before FEATURES_OK it goes with the driver's SET_FEATURES */
+		if (!r && f->features_sent)
+			r = vio_fe_xfer_u64(f, VIO_VU_SET_FEATURES,
+					    vio_fe_features_word(f), NULL);
+		if (r)
+			f->log_all = was;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+uint64_t vio_frontend_dirty_pages(struct vio_frontend *f)
+{
+	pthread_mutex_lock(&f->lock);
+	uint64_t n = 0;
+	for (uint64_t i = 0; f->log_map && i < f->log_size; i++)
+		n += (unsigned)__builtin_popcount(
+		    __atomic_load_n(&f->log_map[i], __ATOMIC_RELAXED));
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
 /* ---- memory ---- */
 
 static int region_of(struct vio_frontend *f, unsigned i,
@@ -275,7 +425,11 @@ int vio_fe_mem_sync_locked(struct vio_frontend *f)
 	if (r)
 		return r;
 	__atomic_store_n(&f->synced, n, __ATOMIC_RELEASE);
-	return mem_barrier(f);
+	r = mem_barrier(f);
+	/* the memory outgrew the dirty log: a bigger one */
+	if (!r && f->log_map && log_bytes(f) > f->log_size)
+		r = log_base_locked(f);
+	return r;
 }
 
 /* ---- reset ---- */
@@ -360,10 +514,8 @@ static int features_ok_locked(struct vio_frontend *f, uint8_t s)
 {
 	if (f->acked & ~f->offered)
 		return -EINVAL;
-	uint64_t v = f->acked;
-	if (f->proto)
-		v |= 1ull << VIO_VU_F_PROTOCOL_FEATURES;
-	int r = vio_fe_xfer_u64(f, VIO_VU_SET_FEATURES, v, NULL);
+	int r = vio_fe_xfer_u64(f, VIO_VU_SET_FEATURES, vio_fe_features_word(f),
+				NULL);
 	if (r)
 		return r;
 	f->features_sent = true;

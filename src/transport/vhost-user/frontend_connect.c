@@ -296,7 +296,7 @@ struct vio_frontend *vio_frontend_connect(const char *path,
 	f->cfg = *cfg;
 	f->queue_size = qs;
 	f->config_size = cs;
-	f->sock = f->lsock = f->inf_fd = -1;
+	f->sock = f->lsock = f->inf_fd = f->log_fd = -1;
 	snprintf(f->path, sizeof(f->path), "%s", path);
 	for (unsigned i = 0; i < VIO_MAX_QUEUES; i++) {
 		f->q[i].kick_fd = f->q[i].call_fd = -1;
@@ -396,6 +396,7 @@ void vio_frontend_free(struct vio_frontend *f)
 	}
 	vio_fe_req_fini(f);
 	vio_fe_inflight_drop(f);
+	vio_fe_log_free(f);
 	vio_fe_close_fd(&f->sock);
 	vio_fe_unlisten(f);
 	pthread_mutex_destroy(&f->lock);

@@ -31,7 +31,8 @@
 	((1ull << VIO_VU_PF_MQ) | (1ull << VIO_VU_PF_REPLY_ACK) |              \
 	 (1ull << VIO_VU_PF_CONFIG) | (1ull << VIO_VU_PF_RESET_DEVICE) |       \
 	 (1ull << VIO_VU_PF_CONFIGURE_MEM_SLOTS) |                             \
-	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ))
+	 (1ull << VIO_VU_PF_STATUS) | (1ull << VIO_VU_PF_BACKEND_REQ) |        \
+	 (1ull << VIO_VU_PF_DEVICE_STATE) | (1ull << VIO_VU_PF_LOG_SHMFD))
 /* and with a reconnect wait: packed rings are handed over through the
  * backend's in-flight region (frontend_reconnect.c) */
 #define PROTOCOL_WANTED_RECONNECT (1ull << VIO_VU_PF_INFLIGHT_SHMFD)
@@ -59,6 +60,9 @@ struct vio_frontend {
 	bool down;    /* __atomic: written under lock */
 	unsigned gen; /* __atomic: written under lock */
 	bool reconnecting;
+	/* vio_frontend_move (frontend_state.c) runs on a new connection: a
+	 * failure marks down (it then moves back), not dead */
+	bool moving;
 	bool no_ack; /* reconnecting, before SET_PROTOCOL_FEATURES */
 	uint64_t down_since_ms;
 	char path[108];
@@ -100,6 +104,14 @@ struct vio_frontend {
 	int inf_fd;
 	struct vio_vu_inflight inf;
 	bool inf_sent;
+	/* the dirty log (vio_frontend_dirty_log, frontend.c): our memfd and
+	 * mapping (-1/NULL: none yet), its size in bytes (one bit per 4 KiB
+	 * page from device address 0), and whether VHOST_F_LOG_ALL is to go
+	 * with every SET_FEATURES (a reconnect's replay too) */
+	int log_fd;
+	uint8_t *log_map;
+	uint64_t log_size;
+	bool log_all;
 };
 
 static inline bool has_pf(const struct vio_frontend *f, unsigned bit)
@@ -146,6 +158,14 @@ int vio_fe_xfer_state(struct vio_frontend *f, uint32_t req, uint32_t idx,
 		      uint32_t num);
 /* Send the regions the vio_mem gained; caller holds lock. */
 int vio_fe_mem_sync_locked(struct vio_frontend *f);
+/* The features word for SET_FEATURES: what the driver acked, with
+ * PROTOCOL_FEATURES and VHOST_F_LOG_ALL as negotiated/asked. */
+uint64_t vio_fe_features_word(const struct vio_frontend *f);
+/* The dirty log again on a new connection (reconnect), if one was set:
+ * SET_LOG_BASE with it.  Caller holds lock.  0 or as vio_fe_xfer_u64. */
+int vio_fe_log_resend_locked(struct vio_frontend *f);
+/* Unmap and close the dirty log (free). */
+void vio_fe_log_free(struct vio_frontend *f);
 /* The sync_mem transport op (t: the frontend): as above when the
  * vio_mem gained regions, taking the lock; also called by notify. */
 int vio_fe_sync_mem(void *t);
@@ -197,6 +217,13 @@ int vio_fe_reconnect_locked(struct vio_frontend *f);
  * if needed, then give the new backend the ring with every buffer still
  * in flight available again.  0 or -ENOTCONN (dead for good). */
 int vio_fe_restore(struct vio_frontend *f, unsigned idx);
+/* vio_frontend_move (frontend_state.c) uses these: take: a new
+ * connection fd onto f->sock's number, with the reply timeouts (fd
+ * closed); 0 or negative errno.  handshake_again: the handshake on it,
+ * checked against the first: 0, or negative errno with a reason in why
+ * or f->why.  Caller holds lock. */
+int vio_fe_take_sock(struct vio_frontend *f, int fd);
+int vio_fe_handshake_again(struct vio_frontend *f, char *why, size_t n);
 /* Queue idx needs vio_fe_restore before its next kick or sleep. */
 static inline bool fe_needs_restore(const struct vio_frontend *f, unsigned idx)
 {

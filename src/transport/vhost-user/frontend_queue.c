@@ -264,13 +264,15 @@ int vio_fe_wait(void *t, unsigned idx, int timeout_ms)
 	}
 	if (p[1].revents) {
 		pthread_mutex_lock(&f->lock);
-		/* reconnect: a new connection may already be in place */
-		if (!fe_reconnects(f) || vio_fe_sock_hung_up(f))
+		/* a new connection may already be in place (a reconnect, or
+		 * vio_frontend_move: this poll saw the old one end) */
+		bool hup = vio_fe_sock_hung_up(f);
+		if (hup)
 			vio_fe_die(f, "backend closed the connection");
 		pthread_mutex_unlock(&f->lock);
 		if (fe_reconnects(f))
 			return vio_fe_restore(f, idx);
-		return -ENOTCONN;
+		return hup || is_dead(f) ? -ENOTCONN : 0;
 	}
 	return 0;
 }

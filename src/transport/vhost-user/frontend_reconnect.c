@@ -314,6 +314,9 @@ static int handshake_again_(struct vio_frontend *f, uint64_t protocol,
 			 strerror(-r));
 		return E_MISMATCH;
 	}
+	/* the dirty log, before LOG_ALL turns it on (vio_fe_features_word) */
+	if (!r)
+		r = vio_fe_log_resend_locked(f);
 	if (r || !f->features_sent)
 		return r;
 	/* packed rings: the in-flight region, before any ring */
@@ -324,10 +327,8 @@ static int handshake_again_(struct vio_frontend *f, uint64_t protocol,
 	}
 	if (r)
 		return r;
-	v = f->acked;
-	if (f->proto)
-		v |= 1ull << VIO_VU_F_PROTOCOL_FEATURES;
-	r = vio_fe_xfer_u64(f, VIO_VU_SET_FEATURES, v, NULL);
+	r = vio_fe_xfer_u64(f, VIO_VU_SET_FEATURES, vio_fe_features_word(f),
+			    NULL);
 	if (r || !has_pf(f, VIO_VU_PF_STATUS))
 		return r;
 	uint8_t s = __atomic_load_n(&f->status, __ATOMIC_RELAXED);
@@ -638,4 +639,14 @@ int vio_fe_restore(struct vio_frontend *f, unsigned idx)
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+int vio_fe_take_sock(struct vio_frontend *f, int fd)
+{
+	return take_sock(f, fd);
+}
+
+int vio_fe_handshake_again(struct vio_frontend *f, char *why, size_t n)
+{
+	return handshake_again(f, why, n);
 }

@@ -1,0 +1,769 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NBD storage backend (blk_backend.h), through libnbd: an image named
+ * by an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH,
+ * parsed by libnbd's nbd_aio_connect_uri).
+ *
+ * Connections: one libnbd handle per queue, owned by that queue's thread.
+ * Several queues need the server's multi-conn (NBD_FLAG_CAN_MULTI_CONN:
+ * a FLUSH on one connection covers writes completed on every one, and
+ * what one connection wrote, another reads); without it (or a read-only
+ * export) the device is capped to one queue, with a warning.  The first
+ * connection (made by open(), which reads the export's size and flags)
+ * becomes queue 0's.
+ *
+ * I/O: asynchronous commands (nbd_aio_pread/pwrite/flush/trim/zero), one
+ * per data iovec (libnbd takes a flat buffer; the server gets them
+ * pipelined), FUA for writethrough when the server has it, else a FLUSH
+ * after the data.  Completion callbacks only count (libnbd holds the
+ * handle's lock while it runs them): a request whose commands all ended
+ * is queued in fin[] and ended (blk_req_end) after libnbd returns.
+ *
+ * Events: libnbd wants its socket polled for reading and, while it has
+ * bytes to send that the socket did not take, for writing; the engine's
+ * loop watches readability only.  So each queue has an epoll fd of its
+ * own holding the socket with EPOLLIN, plus EPOLLOUT while libnbd's
+ * direction says WRITE; that epoll fd is what the loop watches (it is
+ * readable while the socket is ready the way libnbd waits for).
+ *
+ * Failures: a command the server fails ends its request with that errno
+ * (IOERR to the driver).  A connection that dies (EOF, reset) or does not
+ * answer within bd->io_timeout_ns (a timer while requests are in flight)
+ * is closed: every request on it ends with an error, exactly once (the
+ * handle is closed before the slots can be reused, so libnbd touches no
+ * buffer afterwards).  The next request connects again, asynchronously:
+ * requests wait for the handshake (bounded by the same timeout); after a
+ * failed attempt, requests fail at once for NBD_RETRY_NS before the next
+ * one.  Queue stop (queue.c: reap(wait) until nothing is in flight) is
+ * bounded by the timeout.
+ *
+ * Blocking: none in the worker, except name resolution for a TCP host
+ * name when a connection is made again (libnbd resolves synchronously).
+ * open() and each queue's first connection block the caller (the device's
+ * creation), bounded by the timeout.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#include "blk/blk_internal.h"
+#include <vio/device.h>
+
+/* the largest command sent (libnbd and most servers refuse 64 MiB) */
+#define NBD_MAX_CMD (32u << 20)
+/* after a failed connection attempt, fail requests at once this long */
+#define NBD_RETRY_NS 1000000000ull
+/* reap(wait) sleeps at most this long per call */
+#define NBD_WAIT_MS 100
+
+struct nbd_img {
+	char *uri;
+	uint64_t size;
+	bool ro, can_flush, can_fua, can_trim, can_zero;
+	uint32_t max_cmd;	  /* largest command, a power of 2 */
+	struct nbd_handle *spare; /* open()'s connection, for queue 0 */
+};
+
+enum { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+
+struct nbd_q;
+/* One slot's commands: the callbacks' user_data. */
+struct nbd_ctx {
+	struct nbd_q *nq;
+	uint16_t slot;
+	bool flushing; /* the data ended: the writethrough FLUSH runs */
+};
+
+struct nbd_q {
+	struct blk_queue *q;
+	struct nbd_img *img;
+	struct nbd_handle *h;
+	int state;	 /* CONN_* */
+	int sock;	 /* the handle's socket in ep, or -1 */
+	uint32_t events; /* what ep watches it for */
+	int ep;		 /* the epoll fd the loop watches */
+	bool closing;	 /* nbd_close runs: callbacks do nothing */
+	uint64_t failed; /* when the last connection attempt failed */
+	struct vio_loop *loop;
+	bool timer_on;
+	uint64_t period;     /* the timeout check's period, ns */
+	struct nbd_ctx *ctx; /* [nreqs] */
+	/* [2 * nreqs] slots whose commands all ended: a slot is queued at
+	 * most twice per fin_run (its data, then its writethrough FLUSH) */
+	uint16_t *fin;
+	unsigned nfin;
+	uint16_t *wait; /* [nreqs] slots waiting for the handshake, FIFO */
+	char why[128];	/* what the last failed notification said */
+	unsigned nwait;
+};
+
+static void conn_fail(struct nbd_q *nq, int err, const char *why);
+
+static const char *nbd_why(void)
+{
+	const char *e = nbd_get_error();
+	return e ? e : "unknown error";
+}
+
+static int nbd_err(int dflt)
+{
+	int e = nbd_get_errno();
+	return e > 0 ? -e : dflt;
+}
+
+/* ---- connecting ---- */
+
+static short poll_events(struct nbd_handle *h)
+{
+	int dir = nbd_aio_get_direction(h);
+	short ev = 0;
+	if (dir & LIBNBD_AIO_DIRECTION_READ)
+		ev |= POLLIN;
+	if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+		ev |= POLLOUT;
+	return ev;
+}
+
+/* A new handle with vio's settings; NULL with errno and err set. */
+static struct nbd_handle *handle_new(char *err, size_t errlen)
+{
+	struct nbd_handle *h = nbd_create();
+	if (!h) {
+		snprintf(err, errlen, "nbd_create: %s", nbd_why());
+		return NULL;
+	}
+	/* the driver gets IOERR on a failed read: no need to clear its
+	 * buffer first; the server may check alignment itself */
+	nbd_set_pread_initialize(h, false);
+	nbd_set_strict_mode(h, LIBNBD_STRICT_MASK & ~LIBNBD_STRICT_ALIGN);
+	/* simple replies: a read's reply is one header and the data (fewer
+	 * recv calls); structured ones serve block status, unused here */
+	nbd_set_request_structured_replies(h, false);
+	return h;
+}
+
+/*
+ * Connect to uri on the calling thread, waiting at most timeout_ns for
+ * the handshake.  The handle, or NULL with err set (errno too).
+ */
+static struct nbd_handle *connect_sync(const char *uri, uint64_t timeout_ns,
+				       char *err, size_t errlen)
+{
+	struct nbd_handle *h = handle_new(err, errlen);
+	if (!h)
+		return NULL;
+	int e = 0;
+	uint64_t end = vio_now_ns() + timeout_ns;
+	if (nbd_aio_connect_uri(h, uri) < 0) {
+		e = nbd_err(-ECONNREFUSED);
+		snprintf(err, errlen, "%s", nbd_why());
+		goto fail;
+	}
+	while (nbd_aio_is_connecting(h)) {
+		uint64_t now = vio_now_ns();
+		if (now >= end) {
+			e = -ETIMEDOUT;
+			snprintf(
+			    err, errlen, "no NBD handshake within %llu s",
+			    (unsigned long long)(timeout_ns / 1000000000u));
+			goto fail;
+		}
+		int ms = (int)((end - now) / 1000000u) + 1;
+		struct pollfd p = {.fd = nbd_aio_get_fd(h),
+				   .events = poll_events(h)};
+		int r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR) {
+			e = -errno;
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			goto fail;
+		}
+		if (r <= 0)
+			continue;
+		if ((p.revents & ~POLLOUT) && (p.events & POLLIN))
+			r = nbd_aio_notify_read(h);
+		else if (p.revents & POLLOUT)
+			r = nbd_aio_notify_write(h);
+		else
+			r = nbd_aio_notify_read(h); /* HUP/ERR: let it fail */
+		if (r < 0)
+			break;
+	}
+	if (!nbd_aio_is_ready(h)) {
+		e = nbd_err(-ECONNREFUSED);
+		snprintf(err, errlen, "%s", nbd_why());
+		goto fail;
+	}
+	return h;
+fail:
+	nbd_close(h);
+	errno = -e;
+	return NULL;
+}
+
+/* ---- the queue's epoll fd ---- */
+
+/* Watch the handle's socket the way libnbd waits for it now (exactly: a
+ * readable socket libnbd does not want to read from must not keep the
+ * loop busy; a hang-up is reported whatever the mask). */
+static void ep_sync(struct nbd_q *nq)
+{
+	if (!nq->h || nq->sock < 0)
+		return;
+	int dir = nbd_aio_get_direction(nq->h);
+	uint32_t want = (dir & LIBNBD_AIO_DIRECTION_READ ? EPOLLIN : 0) |
+			(dir & LIBNBD_AIO_DIRECTION_WRITE ? EPOLLOUT : 0);
+	if (want == nq->events)
+		return;
+	struct epoll_event ev = {.events = want, .data.u32 = 0};
+	if (epoll_ctl(nq->ep, EPOLL_CTL_MOD, nq->sock, &ev) == 0)
+		nq->events = want;
+}
+
+/* The handle has a socket: watch it.  0 or negative errno. */
+static int ep_add(struct nbd_q *nq)
+{
+	int fd = nbd_aio_get_fd(nq->h);
+	if (fd < 0)
+		return nbd_err(-EIO);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
+	if (epoll_ctl(nq->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	nq->sock = fd;
+	nq->events = EPOLLIN;
+	ep_sync(nq);
+	return 0;
+}
+
+/* Close the handle (no callback acts meanwhile). */
+static void handle_drop(struct nbd_q *nq)
+{
+	if (nq->sock >= 0)
+		epoll_ctl(nq->ep, EPOLL_CTL_DEL, nq->sock, NULL);
+	nq->sock = -1;
+	nq->events = 0;
+	if (nq->h) {
+		nq->closing = true;
+		nbd_close(nq->h);
+		nq->closing = false;
+	}
+	nq->h = NULL;
+	nq->state = CONN_DOWN;
+}
+
+/* ---- requests ---- */
+
+static int cmd_done(void *user_data, int *error)
+{
+	struct nbd_ctx *c = user_data;
+	struct nbd_q *nq = c->nq;
+	if (nq->closing)
+		return 1; /* conn_fail ends the request */
+	struct blk_req *req = &nq->q->reqs[c->slot];
+	if (*error && !req->err)
+		req->err = -*error;
+	if (--req->pending == 0)
+		nq->fin[nq->nfin++] = c->slot;
+	return 1;
+}
+
+/* One command; a failure to send it is the request's error. */
+static void cmd_issue(struct nbd_q *nq, struct blk_req *req, int64_t cookie)
+{
+	if (cookie < 0) {
+		if (!req->err)
+			req->err = nbd_err(-EIO);
+		vio_log_limited(&nq->q->rl, "%s q%u: NBD: %s", nq->q->bd->name,
+				nq->q->idx, nbd_why());
+		return;
+	}
+	req->pending++;
+}
+
+static bool wants_flush(const struct nbd_img *img, const struct blk_req *req)
+{
+	return req->writethrough && !img->can_fua && img->can_flush &&
+	       (req->op == BLK_OP_WRITE || req->op == BLK_OP_DISCARD ||
+		req->op == BLK_OP_WRITE_ZEROES);
+}
+
+/* A request's data commands (or its writethrough FLUSH) to the server. */
+static void issue(struct nbd_q *nq, struct blk_req *req)
+{
+	struct nbd_img *img = nq->img;
+	struct nbd_handle *h = nq->h;
+	unsigned slot = (unsigned)(req - nq->q->reqs);
+	struct nbd_ctx *c = &nq->ctx[slot];
+	nbd_completion_callback cb = {.callback = cmd_done, .user_data = c};
+	uint32_t fua =
+	    req->writethrough && img->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+
+	req->pending = 1; /* ours, until every command is sent */
+	if (c->flushing || req->op == BLK_OP_FLUSH) {
+		cmd_issue(nq, req, nbd_aio_flush(h, cb, 0));
+	} else if (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) {
+		uint64_t off = req->offset;
+		for (unsigned i = 0; i < req->iovcnt && !req->err; i++) {
+			uint8_t *p = req->iov[i].iov_base;
+			size_t left = req->iov[i].iov_len;
+			while (left && !req->err) {
+				size_t n =
+				    left < img->max_cmd ? left : img->max_cmd;
+				cmd_issue(
+				    nq, req,
+				    req->op == BLK_OP_READ
+					? nbd_aio_pread(h, p, n, off, cb, 0)
+					: nbd_aio_pwrite(h, p, n, off, cb,
+							 fua));
+				p += n;
+				off += n;
+				left -= n;
+			}
+		}
+	} else if (req->op == BLK_OP_DISCARD) {
+		cmd_issue(nq, req,
+			  nbd_aio_trim(h, req->len, req->offset, cb, fua));
+	} else {
+		uint32_t f = fua | (req->unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE);
+		cmd_issue(nq, req,
+			  nbd_aio_zero(h, req->len, req->offset, cb, f));
+	}
+	if (--req->pending == 0)
+		nq->fin[nq->nfin++] = (uint16_t)slot;
+}
+
+/* End the requests whose commands all ended (or start their FLUSH). */
+static void fin_run(struct nbd_q *nq)
+{
+	for (unsigned i = 0; i < nq->nfin; i++) {
+		struct blk_req *req = &nq->q->reqs[nq->fin[i]];
+		struct nbd_ctx *c = &nq->ctx[nq->fin[i]];
+		if (!req->err && !c->flushing && wants_flush(nq->img, req) &&
+		    nq->state == CONN_UP) {
+			c->flushing = true;
+			issue(nq,
+			      req); /* may append to fin[]: this loop sees it */
+			continue;
+		}
+		blk_req_end(nq->q, req, req->err);
+	}
+	nq->nfin = 0;
+}
+
+/* ---- the connection ---- */
+
+/* Every request of the queue ends with err: its connection is gone. */
+static void conn_fail(struct nbd_q *nq, int err, const char *why)
+{
+	struct blk_queue *q = nq->q;
+	vio_log_limited(&q->rl,
+			"%s q%u: NBD connection to %s lost (%s): %u request%s "
+			"failed; the next request connects again",
+			q->bd->name, q->idx, nq->img->uri, why, q->inflight,
+			q->inflight == 1 ? "" : "s");
+	/* first what finished before (their own results), then the rest */
+	fin_run(nq);
+	/* a handshake that failed holds the next attempt back; a lost
+	 * connection is made again by the next request at once */
+	if (nq->state == CONN_CONNECTING)
+		nq->failed = vio_now_ns();
+	handle_drop(nq);
+	nq->nwait = 0;
+	for (unsigned i = 0; i < q->nreqs && q->inflight; i++)
+		if (q->reqs[i].state == BLK_SLOT_INFLIGHT)
+			blk_req_end(q, &q->reqs[i], err);
+}
+
+/* The handshake finished: send what waited for it. */
+static void conn_up(struct nbd_q *nq)
+{
+	nq->state = CONN_UP;
+	if (nbd_get_size(nq->h) < (int64_t)nq->img->size)
+		vio_log_warn("%s q%u: NBD export %s shrank: requests past its "
+			     "end will fail",
+			     nq->q->bd->name, nq->q->idx, nq->img->uri);
+	for (unsigned i = 0; i < nq->nwait; i++)
+		issue(nq, &nq->q->reqs[nq->wait[i]]);
+	nq->nwait = 0;
+}
+
+/* Start connecting again (asynchronously).  0 or negative errno. */
+static int conn_start(struct nbd_q *nq)
+{
+	char err[160];
+	nq->h = handle_new(err, sizeof(err));
+	if (!nq->h)
+		return -ENOMEM;
+	int r = 0;
+	if (nbd_aio_connect_uri(nq->h, nq->img->uri) < 0)
+		r = nbd_err(-ECONNREFUSED);
+	else
+		r = ep_add(nq);
+	if (r < 0) {
+		vio_log_limited(&nq->q->rl, "%s q%u: NBD connect to %s: %s",
+				nq->q->bd->name, nq->q->idx, nq->img->uri,
+				nbd_why());
+		handle_drop(nq);
+		nq->failed = vio_now_ns();
+		return r;
+	}
+	nq->state = CONN_CONNECTING;
+	return 0;
+}
+
+/* After libnbd ran: finished requests, the handshake, a dead handle. */
+static void settle(struct nbd_q *nq)
+{
+	fin_run(nq);
+	struct nbd_handle *h = nq->h;
+	if (!h)
+		return;
+	if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
+		conn_fail(nq, -EIO,
+			  nq->why[0] ? nq->why : "closed by the server");
+		return;
+	}
+	if (nq->state == CONN_CONNECTING && !nbd_aio_is_connecting(h)) {
+		conn_up(nq);
+		fin_run(nq);
+	}
+	ep_sync(nq);
+}
+
+/*
+ * Let libnbd read and write what the socket allows.  Only on a real
+ * event: a read notification on a socket with nothing to read moves
+ * libnbd from sending a write's payload to awaiting a reply, which may
+ * never come (the server waits for the payload).
+ */
+static void drive(struct nbd_q *nq, bool readable, bool writable)
+{
+	if (!nq->h)
+		return;
+	int r = 0;
+	nq->why[0] = '\0';
+	if (readable &&
+	    (nbd_aio_get_direction(nq->h) & LIBNBD_AIO_DIRECTION_READ))
+		r = nbd_aio_notify_read(nq->h);
+	if (r == 0 && writable &&
+	    (nbd_aio_get_direction(nq->h) & LIBNBD_AIO_DIRECTION_WRITE))
+		r = nbd_aio_notify_write(nq->h);
+	if (r < 0)
+		snprintf(nq->why, sizeof(nq->why), "%s", nbd_why());
+	settle(nq);
+}
+
+/* The oldest request waited longer than the timeout: fail them all. */
+static void expire(struct nbd_q *nq)
+{
+	struct blk_queue *q = nq->q;
+	if (!q->inflight)
+		return;
+	uint64_t now = vio_now_ns(), limit = q->bd->io_timeout_ns;
+	for (unsigned i = 0; i < q->nreqs; i++) {
+		const struct blk_req *req = &q->reqs[i];
+		if (req->state == BLK_SLOT_INFLIGHT &&
+		    now - req->tick >= limit) {
+			char why[64];
+			snprintf(why, sizeof(why), "no answer within %llu s",
+				 (unsigned long long)(limit / 1000000000u));
+			conn_fail(nq, -ETIMEDOUT, why);
+			return;
+		}
+	}
+}
+
+/* The timeout check, while requests are in flight (with a loop). */
+static void tick(void *arg)
+{
+	struct blk_queue *q = arg;
+	struct nbd_q *nq = q->io_priv;
+	nq->timer_on = false;
+	expire(nq);
+	blk_queue_event(q); /* push what failed */
+	if (q->inflight && nq->loop &&
+	    nq->loop->set_timer(nq->loop, nq->period, tick, q) == 0)
+		nq->timer_on = true;
+}
+
+static void timer_arm(struct nbd_q *nq)
+{
+	if (nq->loop && !nq->timer_on && nq->q->inflight &&
+	    nq->loop->set_timer(nq->loop, nq->period, tick, nq->q) == 0)
+		nq->timer_on = true;
+}
+
+/* ---- struct blk_io_ops ---- */
+
+static void nbd_submit(struct blk_queue *q, struct blk_req *req)
+{
+	struct nbd_q *nq = q->io_priv;
+	req->tick = vio_now_ns();
+	req->err = 0;
+	req->pending = 0;
+	nq->ctx[req - q->reqs].flushing = false;
+	if (req->op == BLK_OP_FLUSH && !nq->img->can_flush) {
+		blk_req_end(q, req, 0); /* nothing to make durable */
+		return;
+	}
+	if (nq->state == CONN_DOWN &&
+	    (vio_now_ns() - nq->failed < NBD_RETRY_NS || conn_start(nq) < 0)) {
+		blk_req_end(q, req, -ENOTCONN);
+		return;
+	}
+	if (nq->state == CONN_UP) {
+		/* settle may fail the connection, ending req with the rest:
+		 * req is not touched after it */
+		issue(nq, req);
+		settle(nq);
+	} else {
+		/* the handshake runs on the socket's events */
+		nq->wait[nq->nwait++] = (uint16_t)(req - q->reqs);
+	}
+	timer_arm(nq);
+}
+
+static void nbd_commit(struct blk_queue *q)
+{
+	(void)q; /* libnbd sends each command as it is issued */
+}
+
+static unsigned nbd_reap(struct blk_queue *q, bool wait)
+{
+	struct nbd_q *nq = q->io_priv;
+	fin_run(nq);
+	if (!wait || !q->inflight)
+		return q->inflight;
+	if (nq->h && nq->sock >= 0) {
+		struct pollfd p = {.fd = nq->sock,
+				   .events = poll_events(nq->h)};
+		uint64_t left = q->bd->io_timeout_ns;
+		int ms = NBD_WAIT_MS;
+		if (left / 1000000u < (uint64_t)ms)
+			ms = (int)(left / 1000000u) + 1;
+		if (poll(&p, 1, ms) > 0)
+			drive(nq, p.revents & (POLLIN | POLLHUP | POLLERR),
+			      p.revents & POLLOUT);
+	}
+	expire(nq);
+	fin_run(nq);
+	return q->inflight;
+}
+
+/* The loop's callback: the socket is ready as libnbd waits for it. */
+static void nbd_event(void *arg)
+{
+	struct blk_queue *q = arg;
+	struct nbd_q *nq = q->io_priv;
+	struct epoll_event ev;
+	if (epoll_wait(nq->ep, &ev, 1, 0) == 1)
+		drive(nq, ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR),
+		      ev.events & EPOLLOUT);
+	blk_queue_event(q);
+	timer_arm(nq);
+}
+
+static int nbd_attach(struct blk_queue *q, struct vio_loop *loop)
+{
+	struct nbd_q *nq = q->io_priv;
+	int r = loop->add_fd(loop, nq->ep, 0, nbd_event, q);
+	if (r < 0)
+		return r;
+	nq->loop = loop;
+	timer_arm(nq);
+	return 0;
+}
+
+static void nbd_detach(struct blk_queue *q)
+{
+	struct nbd_q *nq = q->io_priv;
+	if (!nq->loop)
+		return;
+	nq->loop->cancel_timer(nq->loop, tick, q);
+	nq->loop->del_fd(nq->loop, nq->ep);
+	nq->loop = NULL;
+	nq->timer_on = false;
+}
+
+static void nbd_fini(struct blk_queue *q)
+{
+	struct nbd_q *nq = q->io_priv;
+	if (!nq)
+		return;
+	handle_drop(nq);
+	if (nq->ep >= 0)
+		close(nq->ep);
+	free(nq->ctx);
+	free(nq->fin);
+	free(nq->wait);
+	free(nq);
+	q->io_priv = NULL;
+}
+
+static int nbd_init(struct blk_queue *q, unsigned depth)
+{
+	struct vio_blk_device *bd = q->bd;
+	struct nbd_img *img = bd->img;
+	struct nbd_q *nq = calloc(1, sizeof(*nq));
+	if (!nq)
+		return -ENOMEM;
+	(void)depth; /* one slot per ring entry: q->nreqs */
+	q->io_priv = nq;
+	nq->q = q;
+	nq->img = img;
+	nq->sock = -1;
+	nq->period = bd->io_timeout_ns / 4 < 1000000000u ? bd->io_timeout_ns / 4
+							 : 1000000000u;
+	if (nq->period < 10000000u)
+		nq->period = 10000000u;
+	nq->ep = epoll_create1(EPOLL_CLOEXEC);
+	nq->ctx = calloc(q->nreqs, sizeof(*nq->ctx));
+	nq->fin = calloc(2u * q->nreqs, sizeof(*nq->fin));
+	nq->wait = calloc(q->nreqs, sizeof(*nq->wait));
+	int r = -ENOMEM;
+	if (nq->ep < 0 || !nq->ctx || !nq->fin || !nq->wait) {
+		r = nq->ep < 0 ? -errno : -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < q->nreqs; i++) {
+		nq->ctx[i].nq = nq;
+		nq->ctx[i].slot = (uint16_t)i;
+	}
+	if (img->spare) {
+		nq->h = img->spare;
+		img->spare = NULL;
+	} else {
+		char err[200];
+		nq->h =
+		    connect_sync(img->uri, bd->io_timeout_ns, err, sizeof(err));
+		if (!nq->h) {
+			r = errno ? -errno : -EIO;
+			vio_log_err("%s q%u: NBD connect to %s: %s", bd->name,
+				    q->idx, img->uri, err);
+			goto fail;
+		}
+	}
+	r = ep_add(nq);
+	if (r < 0)
+		goto fail;
+	nq->state = CONN_UP;
+	return 0;
+fail:
+	nbd_fini(q);
+	return r;
+}
+
+static const struct blk_io_ops nbd_io = {
+    .name = "nbd",
+    .init = nbd_init,
+    .fini = nbd_fini,
+    .submit = nbd_submit,
+    .commit = nbd_commit,
+    .reap = nbd_reap,
+    .attach = nbd_attach,
+    .detach = nbd_detach,
+};
+
+/* ---- struct blk_backend ---- */
+
+static void img_close(struct vio_blk_device *bd)
+{
+	struct nbd_img *img = bd->img;
+	if (!img)
+		return;
+	if (img->spare)
+		nbd_close(img->spare);
+	free(img->uri);
+	free(img);
+	bd->img = NULL;
+}
+
+static int img_open(struct vio_blk_device *bd, const char *image,
+		    const struct vio_blk_device_opts *cfg,
+		    struct blk_image_info *info, char *err, size_t errlen)
+{
+	struct nbd_img *img = calloc(1, sizeof(*img));
+	if (!img || !(img->uri = strdup(image))) {
+		free(img);
+		return -ENOMEM;
+	}
+	bd->img = img;
+	char why[200];
+	struct nbd_handle *h =
+	    connect_sync(image, bd->io_timeout_ns, why, sizeof(why));
+	if (!h) {
+		int e = errno ? -errno : -EIO;
+		snprintf(err, errlen, "%s: %s", image, why);
+		img_close(bd);
+		return e;
+	}
+	img->spare = h;
+	int64_t size = nbd_get_size(h);
+	if (size < 0) {
+		snprintf(err, errlen, "%s: %s", image, nbd_why());
+		img_close(bd);
+		return -EIO;
+	}
+	img->size = (uint64_t)size;
+	if (cfg->size && cfg->size != img->size) {
+		snprintf(err, errlen,
+			 "%s: the export has %llu bytes, not the %llu asked "
+			 "for",
+			 image, (unsigned long long)img->size,
+			 (unsigned long long)cfg->size);
+		img_close(bd);
+		return -EINVAL;
+	}
+	img->ro = nbd_is_read_only(h) == 1;
+	img->can_flush = nbd_can_flush(h) == 1;
+	img->can_fua = nbd_can_fua(h) == 1;
+	img->can_trim = nbd_can_trim(h) == 1;
+	img->can_zero = nbd_can_zero(h) == 1;
+	img->max_cmd = NBD_MAX_CMD;
+	int64_t mx = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	while (mx > 0 && img->max_cmd > 4096 && (int64_t)img->max_cmd > mx)
+		img->max_cmd /= 2;
+	int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+
+	info->bytes = img->size;
+	info->phys = pref > 0 && pref <= 4096 ? (uint32_t)pref : 0;
+	info->readonly = img->ro;
+	info->can_discard = img->can_trim;
+	info->can_write_zeroes = img->can_zero;
+	/* coherent across connections only with multi-conn (or read-only) */
+	info->max_queues = nbd_can_multi_conn(h) == 1 || img->ro ? 0 : 1;
+	vio_log("%s: NBD %s: %llu bytes%s%s%s%s%s%s", bd->name, image,
+		(unsigned long long)img->size, img->ro ? ", read-only" : "",
+		img->can_flush ? ", flush" : "", img->can_fua ? ", fua" : "",
+		img->can_trim ? ", trim" : "", img->can_zero ? ", zero" : "",
+		info->max_queues ? ", no multi-conn" : ", multi-conn");
+	return 0;
+}
+
+static int img_size(struct vio_blk_device *bd, uint64_t *bytes)
+{
+	/* NBD tells the size once per connection and has no resize event:
+	 * the size open() read */
+	struct nbd_img *img = bd->img;
+	*bytes = img->size;
+	return 0;
+}
+
+static const char *const nbd_prefixes[] = {
+    "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", NULL,
+};
+
+const struct blk_backend blk_backend_nbd = {
+    .name = "nbd",
+    .prefixes = nbd_prefixes,
+    .open = img_open,
+    .close = img_close,
+    .size = img_size,
+    .grow = NULL,
+    .io = &nbd_io,
+};
