@@ -8,6 +8,9 @@
 # random file written, read back over a new connection and compared with
 # cmp, and with the image file itself (flushed); then a read-only export
 # (writable=off): info says read-only, a write fails with a clear error.
+# Between them, a randwrite bench with --dirty-log (issue 10): qsd's
+# libvhost-user takes the log (SET_LOG_BASE: its reply's u64 is not a
+# status, QEMU ignores it) and marks pages.
 # Every daemon is killed by PID.  Exit 0 pass, 1 fail, 77 SKIP only if
 # qemu-storage-daemon is not installed.
 set -euo pipefail
@@ -85,6 +88,14 @@ if dd if="$img" bs=4096 skip=768 count=257 status=none | cmp -s - "$tmp/rand.bin
 	ok "the image file has the data"
 else
 	fail "image file content"
+fi
+if blk bench --rw randwrite --iodepth 8 --time 1s --dirty-log \
+	>"$tmp/bench" 2>"$tmp/err" &&
+	n=$(sed -n 's/^  dirty log: \([0-9]*\) pages marked$/\1/p' "$tmp/bench") &&
+	[ -n "$n" ] && [ "$n" -gt 0 ]; then
+	ok "bench --dirty-log: $n pages marked by qsd"
+else
+	fail "bench --dirty-log: $(cat "$tmp/err" "$tmp/bench")"
 fi
 stop_qsd
 

@@ -232,13 +232,12 @@ static int log_send_locked(struct vio_frontend *f, int fd, uint64_t size)
 	m.p.log.mmap_offset = 0;
 	m.fds[0] = fd;
 	m.nfds = 1;
-	int r = xfer(f, &m, 0);
-	if (r == 0 && m.p.u64 != 0) {
-		vio_log_limited(&f->rl, "vhost-user frontend: the backend "
-					"refused the dirty log");
-		r = -EIO;
-	}
-	return r;
+	/* The reply (a u64) is only the backend's acknowledgement: the spec
+	 * gives its value no meaning and QEMU ignores it.  libvhost-user
+	 * (qemu-storage-daemon) sends back whatever the payload held, the
+	 * log's size, so a non-zero value is no refusal: a backend that
+	 * cannot take the log closes the connection. */
+	return xfer(f, &m, 0);
 }
 
 /* A new log sized for the memory shared now, to the backend; the bits
