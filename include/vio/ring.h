@@ -248,8 +248,15 @@ bool vio_vq_call_prepare(struct vio_vq *vq);
 bool vio_vq_call(struct vio_vq *vq);
 /* Ask the driver not to kick (busy polling); a hint. */
 void vio_vq_disable_notify(struct vio_vq *vq);
-/* Ask for kicks again; false if chains are already available. */
+/* Ask for kicks again; false if chains are already available.  While the
+ * queue is polled (below) only the second part: it asks for nothing. */
 bool vio_vq_enable_notify(struct vio_vq *vq);
+/* Busy polling, by whoever runs the queue (the engine's worker): on turns
+ * notifications off and keeps them off through the device's own
+ * enable/disable pairs (a device re-arms when it finds the ring empty,
+ * which under a polling loop would only make the driver pay a system call
+ * per kick); off turns them back on (vio_vq_enable_notify's answer). */
+bool vio_vq_set_polled(struct vio_vq *vq, bool on);
 /* True if a chain is available (may break the queue on a bad index). */
 bool vio_vq_more_avail(struct vio_vq *vq);
 

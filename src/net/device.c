@@ -491,7 +491,8 @@ static int pair_init(struct vio_net_device *nd, unsigned qp)
 	p->rx_iov_cap = vio_vq_iov_max(nd->qsize);
 	p->res_cap = nd->qsize;
 	p->rx_used_cap = nd->qsize;
-	p->tx_iov = calloc(p->tx_iov_max, sizeof(*p->tx_iov));
+	p->tx_iov_cap = p->tx_iov_max + 2 * NET_TX_BATCH;
+	p->tx_iov = calloc(p->tx_iov_cap, sizeof(*p->tx_iov));
 	p->rx_iov = calloc(p->rx_iov_cap, sizeof(*p->rx_iov));
 	p->res = calloc(p->res_cap, sizeof(*p->res));
 	p->rx_used = calloc(p->rx_used_cap, sizeof(*p->rx_used));

@@ -50,8 +50,14 @@ struct net_pair {
 	bool rx_armed; /* receiveq notifications on (we ran dry) */
 
 	/* transmit */
+	/* a batch's chains, their segments one after the other in tx_iov
+	 * (tx_iov_cap: room for one chain of tx_iov_max and two segments
+	 * for each other chain of a batch; a batch ends early when the
+	 * next chain might not fit) */
 	struct vio_iov *tx_iov;
-	unsigned tx_iov_max;
+	unsigned tx_iov_max, tx_iov_cap;
+	struct vio_chain tx_chain[NET_TX_BATCH];
+	bool tx_big[NET_TX_BATCH]; /* popped with -E2BIG */
 	struct vio_used tx_used[NET_TX_BATCH];
 
 	/*

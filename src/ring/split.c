@@ -408,6 +408,15 @@ bool vio_split_call_prepare(struct vio_vq *vq)
 		 VRING_AVAIL_F_NO_INTERRUPT);
 }
 
+/* EVENT_IDX has no "off": avail_event one behind our position is one the
+ * driver has passed already, so it asks for no kick until its index comes
+ * round again, 65536 buffers later (vio_vq_set_polled). */
+void vio_split_park_event(struct vio_vq *vq)
+{
+	if (vq->event_idx)
+		set_avail_event(vq, (uint16_t)(vq->last_avail - 1));
+}
+
 void vio_split_set_notify(struct vio_vq *vq, bool enable)
 {
 	vq->notify_disabled = !enable;

@@ -463,11 +463,25 @@ void vio_vq_disable_notify(struct vio_vq *vq)
 		vio_split_set_notify(vq, false);
 }
 
+bool vio_vq_set_polled(struct vio_vq *vq, bool on)
+{
+	DEVICE_ONLY(vq, false);
+	vq->polled = on;
+	if (!on)
+		return vio_vq_enable_notify(vq);
+	vio_vq_disable_notify(vq);
+	if (!vq->packed && !vq->is_broken)
+		vio_split_park_event(vq);
+	return false;
+}
+
 bool vio_vq_enable_notify(struct vio_vq *vq)
 {
 	DEVICE_ONLY(vq, false);
 	if (vq->is_broken)
 		return true;
+	if (vq->polled) /* the poller reads the ring; no kick wanted */
+		return !vio_vq_more_avail(vq);
 	if (vq->packed)
 		vio_packed_set_notify(vq, true);
 	else

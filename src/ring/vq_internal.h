@@ -95,6 +95,7 @@ struct vio_vq {
 	bool dev_avail_wrap, dev_used_wrap;
 	bool signalled_wrap;
 	bool notify_disabled;
+	bool polled;	   /* vio_vq_set_polled: notifications stay off */
 	uint32_t pushed_n; /* slots pushed since the last call_prepare */
 	/* in-flight region mirror (inflight.c); NULL: none, and then the
 	 * data path costs one predictable branch per verb */
@@ -158,6 +159,7 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		  unsigned max_iov);
 int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
 bool vio_split_call_prepare(struct vio_vq *vq);
+void vio_split_park_event(struct vio_vq *vq);
 void vio_split_set_notify(struct vio_vq *vq, bool enable);
 bool vio_split_more_avail(struct vio_vq *vq);
 

@@ -236,12 +236,16 @@ struct bq {
 	struct vio_vq *vq;
 	bool stalled;
 	uint16_t stalled_at;
+	unsigned stall_polls;
 };
+#define STALL_RETRY 64u /* polls of a stalled queue before a kick */
 
 static int bq_start(void *arg, struct vio_loop *loop)
 {
 	struct bq *q = arg;
 	q->vq = vio_device_queue(q->dev, q->idx);
+	if (q->vq) /* not polled until the worker says so (bq_arm) */
+		vio_vq_set_polled(q->vq, false);
 	return vio_device_queue_start(q->dev, q->idx, loop);
 }
 
@@ -263,7 +267,11 @@ static bool bq_poll(void *arg)
 	struct bq *q = arg;
 	if (!q->vq || !vio_vq_more_avail(q->vq))
 		return false;
-	if (q->stalled && vio_vq_get_base(q->vq) == q->stalled_at)
+	/* chains left on purpose stay no work, but not for ever: under
+	 * vio_vq_set_polled a chain the driver adds just after the
+	 * device's last look brings no kick, and would look left too */
+	if (q->stalled && vio_vq_get_base(q->vq) == q->stalled_at &&
+	    ++q->stall_polls % STALL_RETRY)
 		return false;
 	q->stalled = false;
 	return true;
@@ -274,12 +282,10 @@ static bool bq_arm(void *arg, bool sleeping)
 	struct bq *q = arg;
 	if (!q->vq)
 		return false;
-	if (!sleeping) {
-		vio_vq_disable_notify(q->vq);
-		return false;
-	}
-	/* false from enable_notify: chains are available */
-	return !vio_vq_enable_notify(q->vq) && bq_poll(q);
+	if (!sleeping)
+		return vio_vq_set_polled(q->vq, true);
+	/* false: chains are available */
+	return !vio_vq_set_polled(q->vq, false) && bq_poll(q);
 }
 
 static void bq_stop(void *arg)

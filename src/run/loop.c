@@ -34,7 +34,18 @@
 #include "run/internal.h"
 #include "util/log.h"
 
-#define POLL_FD_TURNS 32u /* busy-poll: other fds checked every N turns */
+/* busy-poll: other fds are checked every POLL_FD_TURNS turns, and an
+ * idle spin reads the clock every POLL_CLOCK_TURNS turns (for poll_ns).
+ * Both are costs of an idle turn only, but under a paravirtualised kernel
+ * a system call is several microseconds and the clock ~30 ns, and what the
+ * spinning thread spends the driver's thread may lose (SMT siblings). */
+#define POLL_FD_TURNS 256u
+#define POLL_CLOCK_TURNS 16u
+#if defined(__x86_64__) || defined(__i386__)
+#define spin_pause() __builtin_ia32_pause()
+#else
+#define spin_pause() __asm__ __volatile__("" ::: "memory")
+#endif
 #define MAX_EVENTS 32
 
 enum { SRC_FREE, SRC_CTL, SRC_TIMER, SRC_KICK, SRC_DEV };
@@ -519,7 +530,7 @@ static void *worker_main(void *p)
 {
 	struct rw *w = p;
 	struct epoll_event ev[MAX_EVENTS];
-	unsigned turn = 0;
+	unsigned turn = 0, idle_turns = 0;
 	uint64_t idle_since = 0;
 	while (!w->quit) {
 		bool progress = w->progress;
@@ -536,12 +547,18 @@ static void *worker_main(void *p)
 			/* while work comes, no clock: idle time is measured
 			 * from the first turn without work */
 			uint64_t now = 0;
-			if (progress || more)
+			if (progress || more) {
 				idle_since = 0;
-			else if (!idle_since)
+			} else if (!idle_since) {
 				idle_since = now = now_ns();
-			else
+				idle_turns = 0;
+			} else if (++idle_turns % POLL_CLOCK_TURNS == 0) {
 				now = now_ns();
+			} else {
+				/* an idle turn: let a sibling hardware thread
+				 * (maybe the driver) have the core */
+				spin_pause();
+			}
 			if (!now || now - idle_since < w->poll_ns) {
 				if (++turn % POLL_FD_TURNS)
 					continue; /* memory only */
