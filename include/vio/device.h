@@ -364,6 +364,19 @@ int vio_device_state_save(struct vio_device *dev, void *buf, size_t cap);
 VIO_MUST_CHECK int vio_device_state_load(struct vio_device *dev,
 					 const void *buf, size_t len, char *why,
 					 size_t whylen);
+/*
+ * Check what of a blob can be checked before the features are
+ * negotiated, changing nothing: everything vio_device_state_load checks
+ * except the features' equality to the negotiated ones and the type's
+ * section (which may depend on them); the blob's features must be ones
+ * this device offers, VERSION_1 among them.  A transport that gets a
+ * state before FEATURES_OK (QEMU's incoming migration) keeps a blob
+ * that passes and loads it at FEATURES_OK.  0, or negative errno with a
+ * one-line reason in why (the errors of vio_device_state_load).
+ */
+VIO_MUST_CHECK int vio_device_state_check(const struct vio_device *dev,
+					  const void *buf, size_t len,
+					  char *why, size_t whylen);
 
 #ifdef __cplusplus
 }

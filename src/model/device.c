@@ -579,11 +579,15 @@ static int state_why(char *why, size_t whylen, int err, const char *fmt, ...)
 }
 #define STATE_WHY(err, ...) state_why(why, whylen, err, __VA_ARGS__)
 
-int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
-			  char *why, size_t whylen)
+/* Everything the negotiation does not decide: size, magic, version,
+ * header size, device type, section length, flags, and the features the
+ * blob was saved with (ones this device offers, VERSION_1 among them:
+ * else no driver could ever negotiate them here).  0 with the section's
+ * length in *n, or negative errno with why. */
+static int state_check_header(const struct vio_device *dev, const uint8_t *p,
+			      size_t len, uint64_t *n, char *why, size_t whylen)
 {
-	const uint8_t *p = buf;
-	if (!dev || (!buf && len))
+	if (!dev || (!p && len))
 		return STATE_WHY(-EINVAL, "no state");
 	if (len > VIO_DEVICE_STATE_MAX)
 		return STATE_WHY(-EMSGSIZE,
@@ -605,21 +609,53 @@ int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
 		    "state truncated or malformed: header of %" PRIu64
 		    " bytes in %zu (version 1 has %u)",
 		    hdr, len, STATE_HDR);
-	uint64_t id = get_le(p + 12, 4), n = get_le(p + 16, 4);
-	uint64_t flags = get_le(p + 20, 4);
+	uint64_t id = get_le(p + 12, 4), flags = get_le(p + 20, 4);
+	*n = get_le(p + 16, 4);
 	if (id != dev->device_id)
 		return STATE_WHY(-ENODEV,
 				 "state of device type %" PRIu64
 				 ", this device is type %u",
 				 id, dev->device_id);
-	if (n != len - STATE_HDR)
+	if (*n != len - STATE_HDR)
 		return STATE_WHY(-EINVAL,
 				 "state section of %" PRIu64
 				 " bytes, %zu present (truncated or padded)",
-				 n, len - STATE_HDR);
+				 *n, len - STATE_HDR);
 	if (flags)
 		return STATE_WHY(-EINVAL, "state flags 0x%" PRIx64 " unknown",
 				 flags);
+	struct vio_features f = {{get_le(p + 24, 8), get_le(p + 32, 8)}};
+	if (!vio_features_subset(&f, &dev->offered) ||
+	    !vio_features_has(&f, VIRTIO_F_VERSION_1))
+		return STATE_WHY(
+		    -EINVAL,
+		    "state saved with features 0x%" PRIx64 ":%016" PRIx64
+		    ", this device offers 0x%" PRIx64 ":%016" PRIx64
+		    " (and requires VERSION_1)",
+		    f.w[1], f.w[0], dev->offered.w[1], dev->offered.w[0]);
+	if (*n && !(dev->ops && dev->ops->state_load))
+		return STATE_WHY(-EINVAL,
+				 "state section of %" PRIu64
+				 " bytes for a device type without state",
+				 *n);
+	return 0;
+}
+
+int vio_device_state_check(const struct vio_device *dev, const void *buf,
+			   size_t len, char *why, size_t whylen)
+{
+	uint64_t n;
+	return state_check_header(dev, buf, len, &n, why, whylen);
+}
+
+int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
+			  char *why, size_t whylen)
+{
+	const uint8_t *p = buf;
+	uint64_t n;
+	int r = state_check_header(dev, p, len, &n, why, whylen);
+	if (r)
+		return r;
 	if (!(status_load(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return STATE_WHY(-EAGAIN, "features not negotiated yet: the "
 					  "state loads after FEATURES_OK");
@@ -633,10 +669,5 @@ int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
 	if (dev->ops && dev->ops->state_load)
 		return dev->ops->state_load(dev, p + STATE_HDR, (size_t)n, why,
 					    whylen);
-	if (n)
-		return STATE_WHY(-EINVAL,
-				 "state section of %" PRIu64
-				 " bytes for a device type without state",
-				 n);
 	return 0;
 }

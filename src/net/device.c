@@ -75,8 +75,8 @@
 
 /* ---- receive filter and control queue ---- */
 
-static void filter_publish(struct vio_net_device *nd,
-			   const struct net_rx_filter *f)
+/* (also state.c's, as are status_update and net_ops' state ops) */
+void filter_publish(struct vio_net_device *nd, const struct net_rx_filter *f)
 {
 	pthread_mutex_lock(&nd->filter_lock);
 	nd->filter = *f;
@@ -85,8 +85,7 @@ static void filter_publish(struct vio_net_device *nd,
 }
 
 /* Read-modify-write of the config status field. */
-static void status_update(struct vio_net_device *nd, uint16_t set,
-			  uint16_t clear)
+void status_update(struct vio_net_device *nd, uint16_t set, uint16_t clear)
 {
 	const unsigned off = offsetof(struct virtio_net_config, status);
 	uint16_t le = 0;
@@ -456,6 +455,8 @@ static const struct vio_device_ops net_ops = {
     .kick = net_kick,
     .queue_start = net_queue_start,
     .queue_stop = net_queue_stop,
+    .state_save = net_state_save, /* state.c */
+    .state_load = net_state_load,
 };
 
 /* ---- setup ---- */

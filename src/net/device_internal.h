@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * device_internal.h - the virtio-net device's state, shared by device.c
- * (setup, config, queues, control queue) and rxtx.c (the data path).
- * Private to those two files.
+ * (setup, config, queues, control queue), rxtx.c (the data path) and
+ * state.c (device state transfer).  Private to those three files.
  */
 #ifndef VIO_NET_DEVICE_INTERNAL_H
 #define VIO_NET_DEVICE_INTERNAL_H

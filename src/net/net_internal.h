@@ -124,4 +124,19 @@ uint8_t net_ctrl_exec(const struct vio_iov *cmd, unsigned n, unsigned neg,
  * vio_net_device_rx_reserve said -ENOBUFS (which does not count). */
 void net_rx_nobuf(struct vio_net_device *nd, unsigned qp);
 
+/* ---- device state transfer (state.c, docs/device-state.md) ---- */
+
+struct vio_device;
+/* struct vio_device_ops.state_save / state_load of the net device: its
+ * section (receive mode, MAC tables and address, pairs in use, a pending
+ * announcement; max pairs and MTU checked). */
+int net_state_save(struct vio_device *dev, void *buf, size_t cap);
+int net_state_load(struct vio_device *dev, const void *buf, size_t len,
+		   char *why, size_t whylen);
+/* device.c: publish a new receive filter to the pairs (under the filter
+ * lock, generation bumped); set and clear config status bits (with a
+ * config change when they change). */
+void filter_publish(struct vio_net_device *nd, const struct net_rx_filter *f);
+void status_update(struct vio_net_device *nd, uint16_t set, uint16_t clear);
+
 #endif

@@ -13,10 +13,22 @@
  * - LOAD of that blob: CHECK_DEVICE_STATE 0; of a blob whose writer
  *   never closes its end (a frontend that died): CHECK_DEVICE_STATE says
  *   failed within about a second, the backend never hangs on it;
- * - the ring then starts again at its base and serves.
+ * - the ring then starts again at its base and serves;
+ * - QEMU 8.2+'s order, the state loaded before SET_FEATURES (its
+ *   incoming migration loads the device state before it starts the
+ *   vhost device): CHECK_DEVICE_STATE checks what it can (device type,
+ *   features this device offers, ...) and keeps the blob; SET_FEATURES
+ *   with the blob's features applies it (the writeback mode the source's
+ *   driver chose); other features, or another disk geometry: refused at
+ *   SET_FEATURES with the reason in the log, DEVICE_NEEDS_RESET, and no
+ *   ring starts; a reset (RESET_DEVICE, SET_STATUS 0) or a new LOAD
+ *   drops a pending blob.
  */
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
+
+#include <linux/virtio_ids.h>
 
 #include "fake_frontend.h"
 
@@ -27,7 +39,8 @@ struct conn {
 	struct vio_vq *vq;
 };
 
-static void ring_start(struct conn *c, uint32_t base)
+/* Everything a ring needs but its enable. */
+static void ring_setup(struct conn *c, uint32_t base)
 {
 	struct vio_vq_layout l;
 	vio_vq_get_layout(c->vq, &l);
@@ -41,6 +54,11 @@ static void ring_start(struct conn *c, uint32_t base)
 	CHECK_EQ(fe_msg(c->b, c->s, &m, NULL, 0), 0);
 	CHECK_EQ(fe_vring_fd(c->b, c->s, VIO_VU_SET_VRING_CALL, 0, c->call), 0);
 	CHECK_EQ(fe_vring_fd(c->b, c->s, VIO_VU_SET_VRING_KICK, 0, c->kick), 0);
+}
+
+static void ring_start(struct conn *c, uint32_t base)
+{
+	ring_setup(c, base);
 	CHECK_EQ(fe_state(c->b, c->s, VIO_VU_SET_VRING_ENABLE, 0, 1), 0);
 	CHECK(vio_device_queue(dev, 0) != NULL);
 }
@@ -57,7 +75,8 @@ static uint32_t ring_stop(struct conn *c)
 	return st.num;
 }
 
-static void conn_up(struct conn *c, struct vio_backend *b, uint64_t pf)
+/* Connected, protocol features set; no SET_FEATURES yet: the offer. */
+static uint64_t conn_open(struct conn *c, struct vio_backend *b, uint64_t pf)
 {
 	memset(c, 0, sizeof(*c));
 	c->b = b;
@@ -66,10 +85,12 @@ static void conn_up(struct conn *c, struct vio_backend *b, uint64_t pf)
 	c->kick = new_eventfd();
 	uint64_t f = offered_features(b, c->s);
 	CHECK_EQ(fe_set_u64(b, c->s, VIO_VU_SET_PROTOCOL_FEATURES, pf), 0);
-	uint64_t want = 1ull << VIRTIO_F_VERSION_1 |
-			1ull << VIO_VU_F_PROTOCOL_FEATURES |
-			(f & (1ull << VIRTIO_BLK_F_FLUSH));
-	CHECK_EQ(fe_set_u64(b, c->s, VIO_VU_SET_FEATURES, want), 0);
+	return f;
+}
+
+/* The memory and the frontend's side of the ring. */
+static void conn_mem(struct conn *c)
+{
 	c->mem = vio_mem_new();
 	REQUIRE(c->mem);
 	REQUIRE(vio_mem_add_region(c->mem, 4u << 20, NULL) == 0);
@@ -82,18 +103,52 @@ static void conn_up(struct conn *c, struct vio_backend *b, uint64_t pf)
 	};
 	c->vq = vio_vq_new_driver(&qc, c->mem);
 	REQUIRE(c->vq);
-	send_mem_table(b, c->s, c->mem);
+	send_mem_table(c->b, c->s, c->mem);
+}
+
+/* VERSION_1 and FLUSH; with CONFIG_WCE when wce (the driver may choose
+ * the writeback mode, a state carries it). */
+static uint64_t blk_want(uint64_t offered, bool wce)
+{
+	uint64_t want = 1ull << VIRTIO_F_VERSION_1 |
+			1ull << VIO_VU_F_PROTOCOL_FEATURES |
+			(offered & (1ull << VIRTIO_BLK_F_FLUSH));
+	if (wce) {
+		CHECK(offered & (1ull << VIRTIO_BLK_F_CONFIG_WCE));
+		want |= 1ull << VIRTIO_BLK_F_CONFIG_WCE;
+	}
+	return want;
+}
+
+static void conn_up_wce(struct conn *c, struct vio_backend *b, uint64_t pf,
+			bool wce)
+{
+	uint64_t f = conn_open(c, b, pf);
+	CHECK_EQ(fe_set_u64(b, c->s, VIO_VU_SET_FEATURES, blk_want(f, wce)), 0);
+	conn_mem(c);
 	ring_start(c, 0);
 }
 
-static void conn_down(struct conn *c)
+static void conn_up(struct conn *c, struct vio_backend *b, uint64_t pf)
+{
+	conn_up_wce(c, b, pf, false);
+}
+
+/* The frontend's side, once the backend's is gone. */
+static void conn_free(struct conn *c)
 {
 	close(c->s);
-	CHECK_EQ(vio_backend_dispatch(c->b), -ECONNRESET);
 	vio_vq_free(c->vq);
 	vio_mem_free(c->mem);
 	close(c->kick);
 	close(c->call);
+}
+
+static void conn_down(struct conn *c)
+{
+	shutdown(c->s, SHUT_RDWR);
+	CHECK_EQ(vio_backend_dispatch(c->b), -ECONNRESET);
+	conn_free(c);
 }
 
 /* SET_DEVICE_STATE_FD with fd (not closed here): the reply's u64. */
@@ -124,6 +179,178 @@ static bool serves(struct conn *c)
 	    blk_rq(c->vq, c->call, c->mem, VIRTIO_BLK_T_IN, 0, buf, 4096);
 	vio_mem_release(c->mem, buf);
 	return st == VIRTIO_BLK_S_OK;
+}
+
+/* ---- QEMU 8.2+'s order: the state loads before SET_FEATURES ---- */
+
+static uint8_t dev_wce(void)
+{
+	uint8_t v = 0xff;
+	CHECK_EQ(vio_device_config_read(
+		     dev, offsetof(struct virtio_blk_config, wce), &v, 1),
+		 0);
+	return v;
+}
+
+/* LOAD blob through a pipe: CHECK_DEVICE_STATE's answer. */
+static uint64_t load(struct conn *c, const uint8_t *blob, size_t len)
+{
+	int p[2];
+	REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+	CHECK_EQ(set_state_fd(c, VIO_VU_STATE_LOAD, 0, p[0]),
+		 VIO_VU_STATE_REPLY_NOFD);
+	close(p[0]);
+	CHECK(write(p[1], blob, len) == (ssize_t)len);
+	close(p[1]);
+	return check_state(c);
+}
+
+static uint64_t get_status(struct conn *c)
+{
+	uint64_t v = 0xdead;
+	CHECK(fe_get_u64(c->b, c->s, VIO_VU_GET_STATUS, &v));
+	return v;
+}
+
+/* The source: writethrough chosen by its driver (SET_CONFIG), saved. */
+static size_t save_wce0(struct vio_backend *b, uint64_t pf, uint8_t *blob)
+{
+	struct conn c;
+	conn_up_wce(&c, b, pf, true);
+	CHECK_EQ(dev_wce(), 1);
+	struct fmsg m = mk(VIO_VU_SET_CONFIG, 12 + 1);
+	m.p.config.offset = offsetof(struct virtio_blk_config, wce);
+	m.p.config.size = 1;
+	m.p.config.data[0] = 0;
+	CHECK_EQ(fe_msg(b, c.s, &m, NULL, 0), 0);
+	CHECK_EQ(dev_wce(), 0);
+	(void)ring_stop(&c);
+	int p[2];
+	REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+	CHECK_EQ(set_state_fd(&c, VIO_VU_STATE_SAVE, 0, p[1]),
+		 VIO_VU_STATE_REPLY_NOFD);
+	close(p[1]);
+	ssize_t n = 0, k;
+	while ((k = read(p[0], blob + n, VIO_DEVICE_STATE_MAX - (size_t)n)) > 0)
+		n += k;
+	close(p[0]);
+	CHECK_EQ(check_state(&c), 0);
+	CHECK_EQ(n, 64);
+	conn_down(&c);
+	CHECK_EQ(dev_wce(), 1); /* the end of the connection reset it */
+	return (size_t)n;
+}
+
+/* SET_FEATURES after a LOAD kept pending; the log it wrote. */
+static void set_features_logged(struct conn *c, uint64_t want,
+				struct capture *cap)
+{
+	capture_start(cap);
+	int r = fe_set_u64(c->b, c->s, VIO_VU_SET_FEATURES, want);
+	capture_end(cap);
+	CHECK_EQ(r, 0); /* the connection goes on */
+	fputs(cap->text, stderr);
+}
+
+static void test_load_before_features(struct vio_backend *b, uint64_t pf)
+{
+	uint8_t blob[VIO_DEVICE_STATE_MAX], bad[VIO_DEVICE_STATE_MAX];
+	size_t n = save_wce0(b, pf, blob);
+	const uint8_t nr = VIRTIO_CONFIG_S_NEEDS_RESET;
+	struct capture cap;
+	struct conn c;
+
+	/* the same features: checked and kept at CHECK, applied at
+	 * SET_FEATURES, the ring runs */
+	uint64_t f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, blob, n), 0);
+	CHECK(!(vio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK));
+	CHECK_EQ(dev_wce(), 1); /* not yet */
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK_EQ(dev_wce(), 0);
+	CHECK(strstr(cap.text, "device state loaded") != NULL);
+	CHECK(!(get_status(&c) & nr));
+	conn_mem(&c);
+	ring_start(&c, 0);
+	CHECK(serves(&c));
+	CHECK_EQ(dev_wce(), 0);
+	conn_down(&c);
+
+	/* other features (no CONFIG_WCE): refused at SET_FEATURES with the
+	 * reason, the device needs a reset, no ring starts (the frontend's
+	 * start of one ends the connection) */
+	f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, blob, n), 0);
+	set_features_logged(&c, blk_want(f, false), &cap);
+	CHECK(strstr(cap.text, "refused") != NULL);
+	CHECK(strstr(cap.text, "saved with features") != NULL);
+	CHECK(get_status(&c) & nr);
+	conn_mem(&c);
+	ring_setup(&c, 0);
+	CHECK_EQ(fe_state(b, c.s, VIO_VU_SET_VRING_ENABLE, 0, 1), -ECONNRESET);
+	CHECK(vio_device_queue(dev, 0) == NULL);
+	CHECK(!vio_backend_connected(b));
+	CHECK(fe_eof(c.s));
+	conn_free(&c);
+
+	/* another disk geometry: checkable only with the features (the
+	 * type's section), refused then */
+	memcpy(bad, blob, n);
+	bad[40 + 8] ^= 1; /* capacity */
+	f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, bad, n), 0);
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK(strstr(cap.text, "the source disk has") != NULL);
+	CHECK(get_status(&c) & nr);
+	CHECK_EQ(dev_wce(), 1); /* nothing of it applied */
+	conn_down(&c);
+
+	/* what can be checked before the features is refused at CHECK:
+	 * another device type, features this device never offers, a
+	 * truncated blob; nothing stays pending */
+	f = conn_open(&c, b, pf);
+	memcpy(bad, blob, n);
+	bad[12] = VIRTIO_ID_NET;
+	CHECK_EQ(load(&c, bad, n), 1);
+	memcpy(bad, blob, n);
+	bad[24 + 7] |= 0x40; /* bit 62: not a blk feature */
+	CHECK_EQ(load(&c, bad, n), 1);
+	CHECK_EQ(load(&c, blob, n - 1), 1);
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK_EQ(dev_wce(), 1);
+	CHECK(!(get_status(&c) & nr));
+	conn_down(&c);
+
+	/* a reset drops it: RESET_DEVICE, then SET_STATUS 0 */
+	f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, blob, n), 0);
+	struct fmsg m = mk(VIO_VU_RESET_DEVICE, 0);
+	CHECK_EQ(fe_msg(b, c.s, &m, NULL, 0), 0);
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK_EQ(dev_wce(), 1);
+	CHECK(!(get_status(&c) & nr));
+	conn_mem(&c);
+	ring_start(&c, 0);
+	CHECK(serves(&c));
+	conn_down(&c);
+	f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, blob, n), 0);
+	capture_start(&cap);
+	CHECK_EQ(fe_set_u64(b, c.s, VIO_VU_SET_STATUS, 0), 0);
+	capture_end(&cap);
+	CHECK(strstr(cap.text, "dropped: device reset") != NULL);
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK_EQ(dev_wce(), 1);
+	conn_down(&c);
+
+	/* a new LOAD drops it, even one that fails */
+	f = conn_open(&c, b, pf);
+	CHECK_EQ(load(&c, blob, n), 0);
+	CHECK_EQ(load(&c, (const uint8_t *)"VIOSTATX", 8), 1);
+	set_features_logged(&c, blk_want(f, true), &cap);
+	CHECK_EQ(dev_wce(), 1);
+	CHECK(!(get_status(&c) & nr));
+	conn_down(&c);
 }
 
 int main(void)
@@ -220,6 +447,9 @@ int main(void)
 	ring_start(&c, base);
 	CHECK(serves(&c));
 	conn_down(&c);
+	CHECK_EQ(test_count_fds(), fds);
+
+	test_load_before_features(b, pf);
 	CHECK_EQ(test_count_fds(), fds);
 	vio_backend_free(b);
 	fe_teardown();

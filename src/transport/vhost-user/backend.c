@@ -265,6 +265,7 @@ static void reset_queues(struct vio_backend *b)
 	set_status_quiet(b->dev, 0);
 	b->features_set = false;
 	b->log_all = false;
+	vio_vu_state_reset(b); /* a state loaded before SET_FEATURES */
 }
 
 void vio_vu_backend_end(struct vio_backend *b)
@@ -339,6 +340,10 @@ static int h_set_features(struct vio_backend *b, struct vio_vu_msg *m)
 		return BAD("SET_FEATURES 0x%" PRIx64
 			   " refused (not offered, or no VERSION_1)",
 			   want);
+	/* a device state loaded before SET_FEATURES (QEMU's incoming
+	 * migration) applies now, before any ring starts; refused, the
+	 * device needs a reset and no ring starts (backend_state.c) */
+	(void)vio_vu_state_features_ok(b);
 	/* a feature change on a running device (vhost's LOG_ALL) keeps it
 	 * running: the driver said DRIVER_OK once already */
 	if (was_ok)

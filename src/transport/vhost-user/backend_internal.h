@@ -155,5 +155,11 @@ int vio_vu_h_set_device_state_fd(struct vio_backend *b, struct vio_vu_msg *m);
 int vio_vu_h_check_device_state(struct vio_backend *b, struct vio_vu_msg *m);
 /* Drop a transfer left open (the end of the connection). */
 void vio_vu_state_end(struct vio_backend *b);
+/* SET_FEATURES: FEATURES_OK was accepted, no ring started yet: apply a
+ * state loaded before it (0: none, or applied; else the device needs a
+ * reset, the log says why, and the error is returned).  reset: the
+ * device is reset (not the one SET_FEATURES makes): drop such a state. */
+int vio_vu_state_features_ok(struct vio_backend *b);
+void vio_vu_state_reset(struct vio_backend *b);
 
 #endif

@@ -30,6 +30,19 @@
  * device go on either way: a refused blob leaves the device as it was.
  * A transfer left open (no CHECK) is dropped at the next
  * SET_DEVICE_STATE_FD or at the end of the connection.
+ *
+ * A LOAD before the features are negotiated (QEMU 8.2+'s incoming
+ * migration loads the state before it starts the vhost device, i.e.
+ * before SET_FEATURES): CHECK_DEVICE_STATE checks what can be checked
+ * without them (vio_device_state_check), keeps a copy of the blob
+ * pending and answers 0.  SET_FEATURES applies it once FEATURES_OK is
+ * accepted and before any ring starts (vio_vu_state_features_ok); if
+ * the device then refuses it (other features, another geometry) the
+ * device needs a reset (DEVICE_NEEDS_RESET, GET_STATUS shows it, the
+ * log says why) and no ring starts on it: a device never runs with a
+ * state it refused or half of one.  A reset (SET_STATUS 0, RESET_DEVICE,
+ * RESET_OWNER), the next LOAD or the end of the connection drops a
+ * pending blob.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +54,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/virtio_config.h>
 
 #include "transport/vhost-user/backend_internal.h"
 #include "util/log.h"
@@ -56,6 +71,10 @@ struct vu_state_xfer {
 	int fd;	   /* LOAD: the channel, read at CHECK; else -1 */
 	int err;   /* SAVE: how it went (0 or negative errno) */
 	char why[200];
+	/* a LOAD checked before FEATURES_OK, applied at it: a copy of the
+	 * blob (at most VIO_DEVICE_STATE_MAX bytes), or NULL */
+	uint8_t *pending;
+	size_t pending_len;
 };
 
 static struct vu_state_xfer *xfer_of(struct vio_backend *b)
@@ -73,6 +92,7 @@ void vio_vu_state_end(struct vio_backend *b)
 	if (!b->state)
 		return;
 	vio_vu_close_fd(&b->state->fd);
+	free(b->state->pending);
 	free(b->state);
 	b->state = NULL;
 }
@@ -120,6 +140,60 @@ static int write_all_now(int fd, const uint8_t *buf, size_t len)
 	return r;
 }
 
+static bool features_negotiated(const struct vio_backend *b)
+{
+	return vio_device_get_status(b->dev) & VIRTIO_CONFIG_S_FEATURES_OK;
+}
+
+/* Forget a blob waiting for FEATURES_OK; the log says so and why. */
+static void drop_pending(struct vio_backend *b, const char *why)
+{
+	struct vu_state_xfer *x = b->state;
+	if (!x || !x->pending)
+		return;
+	free(x->pending);
+	x->pending = NULL;
+	vio_log("vhost-user: connection %lu: the device state loaded before "
+		"SET_FEATURES is dropped: %s",
+		b->conns, why);
+	x->pending_len = 0;
+}
+
+void vio_vu_state_reset(struct vio_backend *b)
+{
+	drop_pending(b, "device reset");
+}
+
+int vio_vu_state_features_ok(struct vio_backend *b)
+{
+	struct vu_state_xfer *x = b->state;
+	if (!x || !x->pending)
+		return 0;
+	char why[160] = "";
+	int r = vio_device_state_load(b->dev, x->pending, x->pending_len, why,
+				      sizeof(why));
+	free(x->pending);
+	x->pending = NULL;
+	x->pending_len = 0;
+	if (!r) {
+		vio_log("vhost-user: connection %lu: device state loaded "
+			"(checked before SET_FEATURES, applied at it)",
+			b->conns);
+		return 0;
+	}
+	/* the type's state_load changes nothing when it refuses: the
+	 * device is as a reset left it, but not as the source left it */
+	vio_log_warn("vhost-user: connection %lu: the device state loaded "
+		     "before SET_FEATURES is refused now that the features "
+		     "are negotiated: %s; the device needs a reset, no ring "
+		     "starts",
+		     b->conns, why);
+	char reason[200];
+	snprintf(reason, sizeof(reason), "device state refused: %s", why);
+	vio_device_needs_reset(b->dev, reason);
+	return r;
+}
+
 static int save_now(struct vio_backend *b, struct vu_state_xfer *x, int fd)
 {
 	uint8_t *buf = malloc(VIO_DEVICE_STATE_MAX);
@@ -155,6 +229,8 @@ int vio_vu_h_set_device_state_fd(struct vio_backend *b, struct vio_vu_msg *m)
 	vio_vu_close_fd(&x->fd); /* an earlier transfer nobody checked */
 	x->open = true;
 	x->load = dir == VIO_VU_STATE_LOAD;
+	if (x->load)
+		drop_pending(b, "a new LOAD");
 	x->err = 0;
 	x->why[0] = '\0';
 	int fd = m->fds[0]; /* the table lets exactly one through */
@@ -264,13 +340,23 @@ int vio_vu_h_check_device_state(struct vio_backend *b, struct vio_vu_msg *m)
 				 "a ring started before CHECK_DEVICE_STATE");
 			n = -EBUSY;
 		}
+		bool early = !features_negotiated(b);
 		if (n >= 0) {
 			char why[160] = "";
-			int r = vio_device_state_load(b->dev, buf, (size_t)n,
-						      why, sizeof(why));
+			int r =
+			    early
+				? vio_device_state_check(b->dev, buf, (size_t)n,
+							 why, sizeof(why))
+				: vio_device_state_load(b->dev, buf, (size_t)n,
+							why, sizeof(why));
 			if (r)
 				snprintf(x->why, sizeof(x->why),
 					 "state refused: %s", why);
+			else if (early) { /* kept: SET_FEATURES applies it */
+				x->pending = buf;
+				x->pending_len = (size_t)n;
+				buf = NULL;
+			}
 			n = r;
 		}
 		free(buf);
@@ -283,6 +369,10 @@ int vio_vu_h_check_device_state(struct vio_backend *b, struct vio_vu_msg *m)
 			     "CHECK_DEVICE_STATE: %s transfer failed: %s",
 			     b->conns, x->load ? "LOAD" : "SAVE", x->why);
 		m->p.u64 = STATE_EFAIL;
+	} else if (x->load && x->pending) {
+		vio_log("vhost-user: connection %lu: device state checked, "
+			"pending: it loads at SET_FEATURES",
+			b->conns);
 	} else {
 		vio_log("vhost-user: connection %lu: device state %s", b->conns,
 			x->load ? "loaded" : "saved");
