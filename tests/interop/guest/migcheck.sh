@@ -1,5 +1,5 @@
 #!/bin/sh
-# migcheck DEV --seed S [--mode idle|load] [--jobs J] [--max-passes N]
+# migcheck DEV --seed S [--mode idle|load|busy] [--jobs J] [--max-passes N]
 #   [--wait SECS]: the guest side of tests/interop/guest_blk_migrate.sh, a
 # write-and-verify loop on DEV that keeps running while the guest migrates
 # to another QEMU.  Copied into the guest as /bin/migcheck (busybox sh).
@@ -32,6 +32,16 @@
 #         more pass runs whole on the destination.
 #   idle: pass 0, then no I/O until VIO-MIGRATING; on VIO-MIGRATED pass
 #         0's pattern is read back on the destination and pass 1 runs.
+#   busy: passes run back to back and are never held: no VIO-MIGRATING
+#         (it fails: no page-cache check, no dirtier), so requests are in
+#         flight when the source stops; on VIO-MIGRATED the pass under way
+#         ends and one more runs whole, as in load.  A "ticker" prints
+#           MIGCHECK: T n=N p=P io=R/W inflight=IR/IW
+#         every 50 ms (guest time) from pass 0 on: tick number, the pass
+#         under way, the device's completed reads/writes and the requests
+#         in flight (/sys/block/DEV/stat and inflight).  The host compares
+#         the last tick on the source's console with the first ones on the
+#         destination's (guest_blk_migrate.sh's header says how).
 # Any blkcheck failure (I/O error or mismatch), a page cache that changed,
 # no VIO-MIGRATING before VIO-MIGRATED, an I/O error in the kernel log,
 # or no message in time (--max-passes passes, or --wait seconds in idle
@@ -62,30 +72,34 @@ case "$seed$jobs$max$wait" in '' | *[!0-9]*)
 	echo "migcheck: --seed/--jobs/--max-passes/--wait take numbers" >&2
 	exit 2 ;;
 esac
-case "$mode" in idle | load) ;; *) echo "migcheck: --mode idle|load" >&2; exit 2 ;; esac
+case "$mode" in idle | load | busy) ;; *) echo "migcheck: --mode idle|load|busy" >&2; exit 2 ;; esac
 [ -b "$dev" ] || { echo "migcheck: $dev is not a block device" >&2; exit 2; }
 
 verdict_fail() {
+	: >/tmp/tick.stop
 	echo "MIGCHECK: VERDICT FAIL $*"
 	exit 1
 }
 
 name=${dev##*/}
-rm -f /tmp/migrated /tmp/cache.md5 /tmp/cache.fail /tmp/bc.pid /tmp/dirt.stop
+rm -f /tmp/migrated /tmp/cache.md5 /tmp/cache.fail /tmp/bc.pid /tmp/dirt.stop \
+	/tmp/tick.stop /tmp/pass.cur
 rmdir /tmp/io.lock 2>/dev/null
 
 # The dirtier: 32 MiB of random data rewritten in place (the same pages:
 # it frees none, so the page cache does not get pages the CPU dirtied
 # and QEMU sends anyway) until the page cache is filled (or migcheck
-# ends).
-dd if=/dev/urandom of=/tmp/dirt.src bs=1M count=32 2>/dev/null
-cp /tmp/dirt.src /tmp/dirt
-(
-	until [ -f /tmp/dirt.stop ]; do
-		dd if=/tmp/dirt.src of=/tmp/dirt bs=1M conv=notrunc 2>/dev/null
-	done
-	rm -f /tmp/dirt /tmp/dirt.src
-) &
+# ends).  Not in busy mode: there is no page-cache read to wait for.
+if [ "$mode" != busy ]; then
+	dd if=/dev/urandom of=/tmp/dirt.src bs=1M count=32 2>/dev/null
+	cp /tmp/dirt.src /tmp/dirt
+	(
+		until [ -f /tmp/dirt.stop ]; do
+			dd if=/tmp/dirt.src of=/tmp/dirt bs=1M conv=notrunc 2>/dev/null
+		done
+		rm -f /tmp/dirt /tmp/dirt.src
+	) &
+fi
 
 # writers: the PIDs of the shell child about to exec blkcheck and of every
 # blkcheck process
@@ -131,6 +145,10 @@ stop_writers() {
 	while read -r line; do
 		case "$line" in
 		*VIO-MIGRATING*)
+			if [ "$mode" = busy ]; then
+				echo "VIO-MIGRATING in busy mode (nothing is held)" >>/tmp/cache.fail
+				continue
+			fi
 			[ -z "$held" ] || continue
 			until mkdir /tmp/io.lock 2>/dev/null; do sleep 0.01; done
 			held=1
@@ -145,7 +163,9 @@ stop_writers() {
 			echo "MIGCHECK: migration under way: page cache filled md5=$(cat /tmp/cache.md5)"
 			;;
 		*VIO-MIGRATED*)
-			if [ -z "$held" ]; then
+			if [ "$mode" = busy ]; then
+				echo "MIGCHECK: told of the migration (busy)"
+			elif [ -z "$held" ]; then
 				echo "VIO-MIGRATED came before VIO-MIGRATING" >/tmp/cache.fail
 			else
 				ref=$(cat /tmp/cache.md5)
@@ -180,6 +200,7 @@ pass() {
 		n=$((n + 1))
 		sleep 0.05
 	done
+	echo "$1" >/tmp/pass.cur
 	echo "MIGCHECK: pass $1 begins seed=$s"
 	blkcheck "$dev" --seed "$s" --passes 1 --jobs "$jobs" >/tmp/bc.out 2>&1 &
 	b=$!
@@ -202,7 +223,23 @@ cached() {
 	[ ! -f /tmp/cache.fail ] || verdict_fail "$(cat /tmp/cache.fail)"
 }
 
-if [ "$mode" = load ]; then
+# The ticker (busy mode): the pass under way and the device's counters,
+# every 50 ms, until the verdict
+ticker() {
+	t=0
+	until [ -f /tmp/tick.stop ]; do
+		read -r rio _ _ _ wio _ </sys/block/"$name"/stat
+		read -r ir iw </sys/block/"$name"/inflight
+		echo "MIGCHECK: T n=$t p=$(cat /tmp/pass.cur 2>/dev/null) io=$rio/$wio inflight=$ir/$iw"
+		t=$((t + 1))
+		sleep 0.05
+	done
+}
+
+if [ "$mode" != idle ]; then
+	if [ "$mode" = busy ]; then
+		ticker &
+	fi
 	p=0
 	after=
 	while :; do
@@ -241,6 +278,8 @@ else
 fi
 
 : >/tmp/dirt.stop
+: >/tmp/tick.stop
+cached
 if dmesg | grep -E 'I/O error|blk_update_request|Buffer I/O error' |
 	grep -q .; then
 	dmesg | grep -E 'I/O error|blk_update_request|Buffer I/O error' | tail -n 5
