@@ -20,7 +20,10 @@
  * read up to RBD_BOUNCE_KEEP bytes), copied to the driver's iovecs by
  * the worker when it ends the request.  A writethrough request on an
  * image with librbd's cache on is followed by rbd_aio_flush (without the
- * cache an acknowledged write is durable).
+ * cache an acknowledged write is durable).  The cache is off unless the
+ * image string turns it on (rbd_cache=true): a writeback cache holds
+ * acknowledged writes in this process only, which a vio restart loses
+ * (tests/integration/test_blk_net_reconnect.sh).
  *
  * Completions: librbd calls back on its own threads; the callback only
  * takes the return value, pushes the request's context on the queue's
@@ -641,6 +644,12 @@ static int cluster_connect(struct vio_blk_device *bd, struct rbd_img *img,
 	if (sp->keyring &&
 	    (r = conf_set(img, "keyring", sp->keyring, err, errlen)))
 		return r;
+	/* librbd's cache off, whatever the config file says: in writeback
+	 * mode it acknowledges writes that only this process holds, which a
+	 * killed vio loses while the driver, reconnecting, redoes only what
+	 * was still in flight.  The image string may turn it on again. */
+	if ((r = conf_set(img, "rbd_cache", "false", err, errlen)))
+		return r;
 	for (unsigned i = 0; i < sp->nopt; i++)
 		if ((r = conf_set(img, sp->key[i], sp->val[i], err, errlen)))
 			return r;
@@ -657,10 +666,19 @@ static int cluster_connect(struct vio_blk_device *bd, struct rbd_img *img,
 			 sp->conf ? sp->conf : "", strerror(-r));
 		return r;
 	}
-	char v[16] = "";
+	char v[24] = "";
 	img->cache =
 	    rados_conf_get(img->cluster, "rbd_cache", v, sizeof(v)) == 0 &&
 	    strcmp(v, "true") == 0;
+	if (img->cache && !(rados_conf_get(img->cluster, "rbd_cache_max_dirty",
+					   v, sizeof(v)) == 0 &&
+			    strcmp(v, "0") == 0))
+		vio_log_warn("%s: RBD %s: librbd's writeback cache is on: "
+			     "writes it acknowledged are lost if vio serve "
+			     "dies before a flush (a reconnecting driver does "
+			     "not redo them); rbd_cache_max_dirty=0 keeps the "
+			     "cache writethrough",
+			     bd->name, img->spec);
 	return 0;
 }
 

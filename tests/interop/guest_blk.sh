@@ -3,11 +3,15 @@
 # driver, under QEMU) uses a disk served by `vio serve blk` over
 # vhost-user.
 #
-#   guest_blk.sh VIO [--queues N] [--packed] [--client] [--nbd] [--guest DIR]
+#   guest_blk.sh VIO [--queues N] [--packed] [--client] [--nbd] [--rbd]
+#                [--guest DIR]
 #
 # --client: QEMU listens (-chardev socket,server=on) and vio serve connects.
 # --nbd: the image file is exported by nbdkit (file plugin, multi-conn) on
 # a Unix socket and vio serve serves it as nbd+unix:// (issue 13).
+# --rbd: a one-node Ceph cluster of the test's own (ceph_cluster.sh), the
+# image file imported as an RBD image (rbd import), served as rbd:POOL/IMAGE;
+# after poweroff `rbd export` writes it back to the file the host checks.
 #
 # 1. the host fills a 64 MiB image with a known pattern (generation 100);
 # 2. vio serve blk serves it; QEMU boots with -device vhost-user-blk-pci;
@@ -27,7 +31,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 gdir=$here/guest
 vio=${1:?usage: guest_blk.sh VIO [--queues N] [--packed] [--guest DIR]}
 shift
-queues=1 packed=0 client=0 nbd=0
+queues=1 packed=0 client=0 nbd=0 rbd=0
 guest=${VIO_GUEST_CACHE:-$(cd "$here/../.." && pwd)/build/guest}
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -35,11 +39,12 @@ while [ $# -gt 0 ]; do
 	--packed) packed=1; shift ;;
 	--client) client=1; shift ;;
 	--nbd) nbd=1; shift ;;
+	--rbd) rbd=1; shift ;;
 	--guest) guest=$2; shift 2 ;;
 	*) echo "guest_blk: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-name="guest_blk(queues=$queues packed=$packed client=$client nbd=$nbd)"
+name="guest_blk(queues=$queues packed=$packed client=$client nbd=$nbd rbd=$rbd)"
 seed=$((RANDOM + 1))
 size_mib=64
 
@@ -68,6 +73,9 @@ cleanup() {
 	if [ -n "$serve_pid" ]; then
 		kill -KILL "$serve_pid" 2>/dev/null || true
 		wait "$serve_pid" 2>/dev/null || true
+	fi
+	if [ "$rbd" = 1 ] && declare -F ceph_cluster_stop >/dev/null; then
+		ceph_cluster_stop "$tmp/ceph"
 	fi
 	if [ "$rc" != 0 ] && [ -f "$tmp/serve.log" ]; then
 		echo "--- vio serve log" >&2
@@ -107,6 +115,21 @@ if [ "$nbd" = 1 ]; then
 	done
 	image="nbd+unix:///?socket=$tmp/nbd.sock"
 fi
+if [ "$rbd" = 1 ]; then
+	# shellcheck source=ceph_cluster.sh
+	. "$here/ceph_cluster.sh"
+	if m=$(ceph_cluster_missing); then
+		echo "$name: SKIP: $m is not installed (Debian: ceph-mon" \
+			"ceph-osd ceph-common)" >&2
+		exit 77
+	fi
+	ceph_cluster_start "$tmp/ceph" --size 1M --pool vio --image scratch \
+		>"$tmp/cluster.log" 2>&1 ||
+		fail "the Ceph cluster did not start: $(tail -n 20 "$tmp/cluster.log")"
+	rbd -c "$CEPH_CONF" import "$img" vio/disk >/dev/null 2>&1 ||
+		fail "rbd import of the image failed"
+	image="rbd:vio/disk:conf=$CEPH_CONF"
+fi
 start_serve() { # [--client]
 	"${reaper[@]}" "$vio" serve blk --socket "$tmp/blk.sock" --image "$image" \
 		--queues "$queues" --pidfile "$tmp/serve.pid" "$@" \
@@ -114,9 +137,10 @@ start_serve() { # [--client]
 	serve_pid=$!
 }
 # wait_ready: vio serve wrote its pidfile (it accepts connections) within
-# 15 s, and did not die first
+# 60 s (a first connection to a Ceph cluster may be slow when loaded), and
+# did not die first
 wait_ready() {
-	local end=$((SECONDS + 15))
+	local end=$((SECONDS + 60))
 	until [ -s "$tmp/serve.pid" ]; do
 		kill -0 "$serve_pid" 2>/dev/null || return 1
 		[ "$SECONDS" -le "$end" ] || return 1
@@ -209,6 +233,12 @@ grep -q 'connection 1: frontend attached' "$tmp/serve.log" ||
 	fail "no connection log line"
 [ "$client" = 1 ] || [ ! -e "$tmp/blk.sock" ] || fail "socket file left behind"
 [ ! -e "$tmp/serve.pid" ] || fail "pidfile left behind"
+if [ "$rbd" = 1 ]; then
+	# what the guest wrote, as the cluster holds it
+	rm -f "$img"
+	rbd -c "$CEPH_CONF" export vio/disk "$img" >/dev/null 2>&1 ||
+		fail "rbd export failed"
+fi
 
 "$bc" --verify-image "$img" --seed "$seed" --gen 3 | tail -n1 ||
 	fail "the image on the host differs from what the guest wrote"
