@@ -237,6 +237,7 @@ struct bq {
 	bool stalled;
 	uint16_t stalled_at;
 	unsigned stall_polls;
+	bool last_look; /* bq_arm looked once more at stalled_at */
 };
 #define STALL_RETRY 64u /* polls of a stalled queue before a kick */
 
@@ -256,8 +257,12 @@ static bool bq_kick(void *arg)
 	/* busy-poll: chains left on purpose are not work until the device
 	 * takes one (vio/run.h) */
 	if (q->vq && !more) {
-		q->stalled = vio_vq_more_avail(q->vq);
-		q->stalled_at = vio_vq_get_base(q->vq);
+		bool st = vio_vq_more_avail(q->vq);
+		uint16_t base = vio_vq_get_base(q->vq);
+		if (!st || base != q->stalled_at)
+			q->last_look = false; /* the device moved on */
+		q->stalled = st;
+		q->stalled_at = base;
 	}
 	return more;
 }
@@ -284,8 +289,20 @@ static bool bq_arm(void *arg, bool sleeping)
 		return false;
 	if (!sleeping)
 		return vio_vq_set_polled(q->vq, true);
-	/* false: chains are available */
-	return !vio_vq_set_polled(q->vq, false) && bq_poll(q);
+	if (vio_vq_set_polled(q->vq, false))
+		return false; /* nothing available: the driver will kick */
+	if (!q->stalled || vio_vq_get_base(q->vq) != q->stalled_at)
+		return true; /* work */
+	/* Chains left on purpose.  Under polling a chain the driver added
+	 * after the device's last look brought no kick (a generator port
+	 * that ran dry waits for exactly that look), and sleeping on it
+	 * would wait for a kick the driver will never send: one more look
+	 * at this position first, then sleep. */
+	if (q->last_look)
+		return false;
+	q->last_look = true;
+	q->stalled = false;
+	return true;
 }
 
 static void bq_stop(void *arg)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """DPDK's virtio-user frontend against vio's virtio-net device.
 
-    test_dpdk_net.py VIO [--packed] [--queues N] [--frames N]
+    test_dpdk_net.py VIO [--packed] [--queues N] [--frames N] [--poll]
 
 `vio serve net --socket S --port sink|gen|echo --json` is the vhost-user
 backend; `dpdk-testpmd --vdev net_virtio_user0,path=S,queues=N,
@@ -37,7 +37,9 @@ only when dpdk-testpmd is not installed.
 
 import argparse
 import os
+import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -61,6 +63,25 @@ def check(cond, what):
     return cond
 
 
+# --poll: vio's worker busy-polls, then sleeps after 50 us without work.
+# The driver is stopped and continued at random instants (SIGSTOP/SIGCONT,
+# a few ms each) so that the worker goes to sleep in every state the rings
+# can be in: a worker that sleeps while the driver's buffers wait and no
+# kick will come stalls the traffic for good (rx: a generator port that ran
+# dry just before the driver refilled; fixed in src/run/group.c bq_arm).
+HICCUPS = 60
+POLL_DEADLINE = 60.0  # --poll: the frames must come within this
+MAX_STALL = 1.0  # --poll: seconds without a frame (before the fix: 1-10)
+
+
+def hiccup(pid):
+    for _ in range(10):
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(random.uniform(0.0005, 0.003))
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(random.uniform(0, 0.002))
+
+
 def run_case(args, tmp, mode):
     port, fwd = {'tx': ('sink', 'txonly'), 'rx': ('gen:64', 'rxonly'),
                  'loop': ('echo', 'io')}[mode]
@@ -68,7 +89,8 @@ def run_case(args, tmp, mode):
     tag = '%s %s q%d' % (mode, 'packed' if args.packed else 'split', q)
     sock = os.path.join(tmp, mode + '.sock')
     vio = dpdk.VioServe(tmp, 'vio-' + mode, args.vio, sock, port, queues=q,
-                        packed=args.packed)
+                        packed=args.packed,
+                        extra=['--poll'] if args.poll else [])
     pmd = None
     try:
         vio.wait_ready()
@@ -81,11 +103,29 @@ def run_case(args, tmp, mode):
         pmd.start_fwd(tx_first=TX_FIRST if mode == 'loop' else 0)
         key = 'tx_packets' if mode == 'tx' else 'rx_packets'
         deadline = time.monotonic() + DEADLINE
+        if args.poll:
+            deadline = time.monotonic() + POLL_DEADLINE
+        hiccups = HICCUPS if args.poll else 0
+        last, last_t, stall = 0, time.monotonic(), 0.0
         while True:
             st = pmd.show()
-            if st[key] >= args.frames or time.monotonic() > deadline:
+            now = time.monotonic()
+            if st[key] != last:
+                last, last_t = st[key], now
+            stall = max(stall, now - last_t)
+            if st[key] >= args.frames or now > deadline:
                 break
+            if hiccups and st[key] > 0:
+                hiccup(pmd.pid)
+                hiccups -= 1
+                last_t = time.monotonic()  # the driver was stopped
             time.sleep(0.05)  # pacing the polls, not a readiness wait
+        if args.poll:
+            check(stall < MAX_STALL and st[key] >= args.frames,
+                  '%s: traffic went on through %d driver hiccups (longest '
+                  'stall %.2f s, at most %g; %d of %d frames)' %
+                  (tag, HICCUPS - hiccups, stall, MAX_STALL, st[key],
+                   args.frames))
         pmd_final = pmd.quit()
         rc, c = vio.stop_counters()
     except dpdk.Error as e:
@@ -172,6 +212,9 @@ def main():
     ap.add_argument('--queues', type=int, default=1)
     ap.add_argument('--frames', type=int, default=200000)
     ap.add_argument('--modes', default='tx,rx,loop')
+    ap.add_argument('--poll', action='store_true',
+                    help='vio serve net --poll, the driver stopped and '
+                    'continued at random instants meanwhile')
     args = ap.parse_args()
     if not dpdk.testpmd_path():
         msg = ('SKIP: dpdk-testpmd is not installed: the interop test of '
