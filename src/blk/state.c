@@ -34,6 +34,7 @@
 #include <linux/virtio_blk.h>
 
 #include "blk/blk_internal.h"
+#include "util/le.h"
 
 #define BLK_STATE_VERSION 1u
 #define BLK_STATE_LEN 24u
@@ -41,20 +42,6 @@
 int blk_state_save(struct vio_device *dev, void *buf, size_t cap);
 int blk_state_load(struct vio_device *dev, const void *buf, size_t len,
 		   char *why, size_t whylen);
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static uint8_t cfg_u8(struct vio_device *dev, unsigned off)
 {
@@ -81,12 +68,12 @@ int blk_state_save(struct vio_device *dev, void *buf, size_t cap)
 		return -ENOSPC;
 	uint8_t *p = buf;
 	memset(p, 0, BLK_STATE_LEN);
-	put_le(p, BLK_STATE_VERSION, 4);
-	put_le(p + 4, bd->nq, 2);
+	vio_put_le(p, BLK_STATE_VERSION, 4);
+	vio_put_le(p + 4, bd->nq, 2);
 	p[6] = cfg_u8(dev, offsetof(struct virtio_blk_config, wce));
 	p[7] = bd->readonly ? 1 : 0;
-	put_le(p + 8, vio_blk_device_capacity(bd), 8);
-	put_le(p + 16, cfg_blk_size(dev), 4);
+	vio_put_le(p + 8, vio_blk_device_capacity(bd), 8);
+	vio_put_le(p + 16, cfg_blk_size(dev), 4);
 	return BLK_STATE_LEN;
 }
 
@@ -104,7 +91,7 @@ int blk_state_load(struct vio_device *dev, const void *buf, size_t len,
 	}
 	if (len < 4)
 		return WHY(-EINVAL, "blk state truncated: %zu bytes", len);
-	uint64_t ver = get_le(p, 4);
+	uint64_t ver = vio_get_le(p, 4);
 	if (ver != BLK_STATE_VERSION)
 		return WHY(-EPROTONOSUPPORT,
 			   "blk state version %" PRIu64
@@ -113,8 +100,8 @@ int blk_state_load(struct vio_device *dev, const void *buf, size_t len,
 	if (len != BLK_STATE_LEN)
 		return WHY(-EINVAL, "blk state of %zu bytes, version 1 has %u",
 			   len, BLK_STATE_LEN);
-	uint64_t nq = get_le(p + 4, 2), cap = get_le(p + 8, 8);
-	uint64_t bs = get_le(p + 16, 4), rsv = get_le(p + 20, 4);
+	uint64_t nq = vio_get_le(p + 4, 2), cap = vio_get_le(p + 8, 8);
+	uint64_t bs = vio_get_le(p + 16, 4), rsv = vio_get_le(p + 20, 4);
 	uint8_t wce = p[6], flags = p[7];
 	if (wce > 1 || (flags & ~1u) || rsv)
 		return WHY(-EINVAL,

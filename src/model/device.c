@@ -25,6 +25,7 @@
 
 #include <linux/virtio_ring.h>
 
+#include "util/le.h"
 #include "util/log.h"
 #include <vio/device.h>
 
@@ -519,20 +520,6 @@ void vio_device_queue_stop(struct vio_device *dev, unsigned idx)
 #define STATE_VERSION 1u
 #define STATE_HDR 40u
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 int vio_device_state_save(struct vio_device *dev, void *buf, size_t cap)
 {
 	if (!dev || !buf)
@@ -554,13 +541,13 @@ int vio_device_state_save(struct vio_device *dev, void *buf, size_t cap)
 	}
 	memset(p, 0, STATE_HDR);
 	memcpy(p, STATE_MAGIC, 8);
-	put_le(p + 8, STATE_VERSION, 2);
-	put_le(p + 10, STATE_HDR, 2);
-	put_le(p + 12, dev->device_id, 4);
-	put_le(p + 16, (uint32_t)n, 4);
+	vio_put_le(p + 8, STATE_VERSION, 2);
+	vio_put_le(p + 10, STATE_HDR, 2);
+	vio_put_le(p + 12, dev->device_id, 4);
+	vio_put_le(p + 16, (uint32_t)n, 4);
 	/* p + 20: flags, 0 */
-	put_le(p + 24, dev->acked.w[0], 8);
-	put_le(p + 32, dev->acked.w[1], 8);
+	vio_put_le(p + 24, dev->acked.w[0], 8);
+	vio_put_le(p + 32, dev->acked.w[1], 8);
 	return (int)(STATE_HDR + (size_t)n);
 }
 
@@ -597,7 +584,7 @@ static int state_check_header(const struct vio_device *dev, const uint8_t *p,
 		return STATE_WHY(-EINVAL, "state truncated: %zu bytes", len);
 	if (memcmp(p, STATE_MAGIC, 8))
 		return STATE_WHY(-EINVAL, "not a vio device state (bad magic)");
-	uint64_t ver = get_le(p + 8, 2), hdr = get_le(p + 10, 2);
+	uint64_t ver = vio_get_le(p + 8, 2), hdr = vio_get_le(p + 10, 2);
 	if (ver != STATE_VERSION)
 		return STATE_WHY(-EPROTONOSUPPORT,
 				 "state format version %" PRIu64
@@ -609,8 +596,8 @@ static int state_check_header(const struct vio_device *dev, const uint8_t *p,
 		    "state truncated or malformed: header of %" PRIu64
 		    " bytes in %zu (version 1 has %u)",
 		    hdr, len, STATE_HDR);
-	uint64_t id = get_le(p + 12, 4), flags = get_le(p + 20, 4);
-	*n = get_le(p + 16, 4);
+	uint64_t id = vio_get_le(p + 12, 4), flags = vio_get_le(p + 20, 4);
+	*n = vio_get_le(p + 16, 4);
 	if (id != dev->device_id)
 		return STATE_WHY(-ENODEV,
 				 "state of device type %" PRIu64
@@ -624,7 +611,8 @@ static int state_check_header(const struct vio_device *dev, const uint8_t *p,
 	if (flags)
 		return STATE_WHY(-EINVAL, "state flags 0x%" PRIx64 " unknown",
 				 flags);
-	struct vio_features f = {{get_le(p + 24, 8), get_le(p + 32, 8)}};
+	struct vio_features f = {
+	    {vio_get_le(p + 24, 8), vio_get_le(p + 32, 8)}};
 	if (!vio_features_subset(&f, &dev->offered) ||
 	    !vio_features_has(&f, VIRTIO_F_VERSION_1))
 		return STATE_WHY(
@@ -659,7 +647,7 @@ int vio_device_state_load(struct vio_device *dev, const void *buf, size_t len,
 	if (!(status_load(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return STATE_WHY(-EAGAIN, "features not negotiated yet: the "
 					  "state loads after FEATURES_OK");
-	uint64_t f0 = get_le(p + 24, 8), f1 = get_le(p + 32, 8);
+	uint64_t f0 = vio_get_le(p + 24, 8), f1 = vio_get_le(p + 32, 8);
 	if (f0 != dev->acked.w[0] || f1 != dev->acked.w[1])
 		return STATE_WHY(-EINVAL,
 				 "state saved with features 0x%" PRIx64

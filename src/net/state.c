@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "net/device_internal.h"
+#include "util/le.h"
 
 #define NET_STATE_VERSION 1u
 #define NET_STATE_FIXED 24u
@@ -61,20 +62,6 @@ enum {
 	M_EXTRA = M_ALLUNI | M_NOMULTI | M_NOUNI | M_NOBCAST,
 };
 #define S_ANNOUNCE 1u
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static uint16_t cfg_status(struct vio_net_device *nd)
 {
@@ -105,16 +92,18 @@ int net_state_save(struct vio_device *dev, void *buf, size_t cap)
 	    (f.multi_overflow ? M_MULTI_OVERFLOW : 0);
 	uint8_t *p = buf;
 	memset(p, 0, NET_STATE_FIXED);
-	put_le(p, NET_STATE_VERSION, 4);
-	put_le(p + 4, __atomic_load_n(&nd->pairs_inuse, __ATOMIC_ACQUIRE), 2);
-	put_le(p + 6, nd->max_pairs, 2);
-	put_le(p + 8, nd->mtu, 2);
-	put_le(p + 10, mode, 2);
+	vio_put_le(p, NET_STATE_VERSION, 4);
+	vio_put_le(p + 4, __atomic_load_n(&nd->pairs_inuse, __ATOMIC_ACQUIRE),
+		   2);
+	vio_put_le(p + 6, nd->max_pairs, 2);
+	vio_put_le(p + 8, nd->mtu, 2);
+	vio_put_le(p + 10, mode, 2);
 	memcpy(p + 12, f.mac, VIO_NET_ETH_ALEN);
 	p[18] = (uint8_t)nu;
 	p[19] = (uint8_t)nm;
-	put_le(p + 20,
-	       (cfg_status(nd) & VIRTIO_NET_S_ANNOUNCE) ? S_ANNOUNCE : 0, 2);
+	vio_put_le(p + 20,
+		   (cfg_status(nd) & VIRTIO_NET_S_ANNOUNCE) ? S_ANNOUNCE : 0,
+		   2);
 	/* p + 22: reserved, 0 */
 	uint8_t *t = p + NET_STATE_FIXED;
 	memcpy(t, f.uni, (size_t)nu * VIO_NET_ETH_ALEN);
@@ -136,7 +125,7 @@ static int parse(struct vio_net_device *nd, const uint8_t *p, size_t len,
 {
 	if (len < 4)
 		return WHY(-EINVAL, "net state truncated: %zu bytes", len);
-	uint64_t ver = get_le(p, 4);
+	uint64_t ver = vio_get_le(p, 4);
 	if (ver != NET_STATE_VERSION)
 		return WHY(-EPROTONOSUPPORT,
 			   "net state version %llu, this vio reads version %u",
@@ -146,13 +135,13 @@ static int parse(struct vio_net_device *nd, const uint8_t *p, size_t len,
 			   "net state truncated: %zu bytes, version 1 has at "
 			   "least %u",
 			   len, NET_STATE_FIXED);
-	unsigned np = (unsigned)get_le(p + 4, 2);
-	unsigned maxp = (unsigned)get_le(p + 6, 2);
-	unsigned mtu = (unsigned)get_le(p + 8, 2);
-	unsigned mode = (unsigned)get_le(p + 10, 2);
+	unsigned np = (unsigned)vio_get_le(p + 4, 2);
+	unsigned maxp = (unsigned)vio_get_le(p + 6, 2);
+	unsigned mtu = (unsigned)vio_get_le(p + 8, 2);
+	unsigned mode = (unsigned)vio_get_le(p + 10, 2);
 	unsigned nu = p[18], nm = p[19];
-	unsigned st = (unsigned)get_le(p + 20, 2);
-	unsigned rsv = (unsigned)get_le(p + 22, 2);
+	unsigned st = (unsigned)vio_get_le(p + 20, 2);
+	unsigned rsv = (unsigned)vio_get_le(p + 22, 2);
 	if (nu > NET_MAC_TABLE_MAX || nm > NET_MAC_TABLE_MAX)
 		return WHY(-EINVAL,
 			   "net state: MAC tables of %u and %u entries, at "
