@@ -400,104 +400,6 @@ static int h_get_slots(struct vio_backend *b, struct vio_vu_msg *m)
 	return 0;
 }
 
-static int map_region(struct vio_backend *b, const struct vio_vu_region *vr,
-		      int fd)
-{
-	struct vio_region r = {.addr = vr->gpa,
-			       .size = vr->size,
-			       .uaddr = vr->uaddr,
-			       .offset = vr->mmap_offset,
-			       .fd = fd};
-	int e = vio_memtable_map(b->mt, &r); /* owns fd, even on failure */
-	if (e)
-		return BAD("memory region gpa 0x%" PRIx64 " size 0x%" PRIx64
-			   " uaddr 0x%" PRIx64 ": %s",
-			   vr->gpa, vr->size, vr->uaddr, strerror(-e));
-	return 0;
-}
-
-static int h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m)
-{
-	stop_all(b);
-	vio_memtable_clear(b->mt);
-	b->nreg_dup = 0;
-	int r = 0;
-	for (unsigned i = 0; i < m->p.mem.nregions; i++) {
-		int fd = m->fds[i];
-		m->fds[i] = -1;
-		if (!r)
-			r = map_region(b, &m->p.mem.r[i], fd);
-		else
-			close(fd);
-	}
-	return r ? r : start_all(b);
-}
-
-static struct vu_reg_dup *reg_dup_find(struct vio_backend *b, uint64_t gpa,
-				       uint64_t size)
-{
-	for (unsigned i = 0; i < b->nreg_dup; i++)
-		if (b->reg_dup[i].gpa == gpa && b->reg_dup[i].size == size)
-			return &b->reg_dup[i];
-	return NULL;
-}
-
-/* Is vr already mapped, at the same guest and frontend addresses? */
-static bool region_mapped(const struct vio_backend *b,
-			  const struct vio_vu_region *vr)
-{
-	if (!vr->size)
-		return false;
-	void *g = vio_memtable_ptr(b->mt, vr->gpa, vr->size);
-	return g && g == vio_memtable_uptr(b->mt, vr->uaddr, vr->size);
-}
-
-static int h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
-{
-	const struct vio_vu_region *vr = &m->p.reg.r;
-	if (region_mapped(b, vr)) {
-		/* a repeat (one per queue pair): counted, not mapped twice;
-		 * its fd is closed by the caller */
-		struct vu_reg_dup *d = reg_dup_find(b, vr->gpa, vr->size);
-		if (!d) {
-			if (b->nreg_dup == VU_REG_DUPS)
-				return BAD("ADD_MEM_REG: more than %u regions "
-					   "added twice",
-					   VU_REG_DUPS);
-			d = &b->reg_dup[b->nreg_dup++];
-			*d = (struct vu_reg_dup){.gpa = vr->gpa,
-						 .size = vr->size};
-		}
-		d->extra++;
-		return 0;
-	}
-	if (vio_memtable_count(b->mt) >= b->cfg.max_mem_slots)
-		return BAD("ADD_MEM_REG: all %u slots in use",
-			   b->cfg.max_mem_slots);
-	stop_all(b);
-	int fd = m->fds[0];
-	m->fds[0] = -1;
-	int r = map_region(b, &m->p.reg.r, fd);
-	return r ? r : start_all(b);
-}
-
-static int h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m)
-{
-	struct vu_reg_dup *d = reg_dup_find(b, m->p.reg.r.gpa, m->p.reg.r.size);
-	if (d && region_mapped(b, &m->p.reg.r)) {
-		/* one of several adds of it goes: it stays mapped */
-		if (--d->extra == 0)
-			*d = b->reg_dup[--b->nreg_dup];
-		return 0;
-	}
-	stop_all(b);
-	if (vio_memtable_remove(b->mt, m->p.reg.r.gpa, m->p.reg.r.size))
-		return BAD("REM_MEM_REG: no region gpa 0x%" PRIx64
-			   " size 0x%" PRIx64,
-			   m->p.reg.r.gpa, m->p.reg.r.size);
-	return start_all(b);
-}
-
 static int h_vring_num(struct vio_backend *b, struct vio_vu_msg *m)
 {
 	struct vu_queue *q = state_queue(b, m->p.state.index);
@@ -734,7 +636,7 @@ static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
     [VIO_VU_SET_FEATURES] = h_set_features,
     [VIO_VU_SET_OWNER] = h_nop,
     [VIO_VU_RESET_OWNER] = h_reset,
-    [VIO_VU_SET_MEM_TABLE] = h_set_mem_table,
+    [VIO_VU_SET_MEM_TABLE] = vio_vu_h_set_mem_table,
     [VIO_VU_SET_VRING_NUM] = h_vring_num,
     [VIO_VU_SET_VRING_ADDR] = h_vring_addr,
     [VIO_VU_SET_VRING_BASE] = h_vring_base,
@@ -753,8 +655,8 @@ static vu_handler *const handlers[VIO_VU_REQUEST_MAX] = {
     [VIO_VU_SET_INFLIGHT_FD] = vio_vu_h_set_inflight,
     [VIO_VU_RESET_DEVICE] = h_reset,
     [VIO_VU_GET_MAX_MEM_SLOTS] = h_get_slots,
-    [VIO_VU_ADD_MEM_REG] = h_add_mem_reg,
-    [VIO_VU_REM_MEM_REG] = h_rem_mem_reg,
+    [VIO_VU_ADD_MEM_REG] = vio_vu_h_add_mem_reg,
+    [VIO_VU_REM_MEM_REG] = vio_vu_h_rem_mem_reg,
     [VIO_VU_SET_STATUS] = h_set_status,
     [VIO_VU_GET_STATUS] = h_get_status,
     [VIO_VU_SET_LOG_BASE] = vio_vu_h_set_log_base,

@@ -144,6 +144,10 @@ int vio_vu_h_set_log_fd(struct vio_backend *b, struct vio_vu_msg *m);
  * end, every queue stopped. */
 int vio_vu_log_attach(struct vio_backend *b, unsigned idx);
 void vio_vu_log_unmap(struct vio_backend *b);
+/* backend_mem.c: the guest memory table's handlers. */
+int vio_vu_h_set_mem_table(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_h_add_mem_reg(struct vio_backend *b, struct vio_vu_msg *m);
+int vio_vu_h_rem_mem_reg(struct vio_backend *b, struct vio_vu_msg *m);
 /* backend.c: stop every queue (each completes what it holds); start
  * every queue that is ready. */
 void vio_vu_queues_stop(struct vio_backend *b);
