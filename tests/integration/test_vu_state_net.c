@@ -35,6 +35,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
+#include "integration/vu_serve.h"
 #include "test.h"
 #include <vio/bus.h>
 #include <vio/log.h>
@@ -62,51 +63,6 @@ static void watchdog(int sig)
 	_exit(1);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* ---- the log, kept to check what a backend said ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_buf[1 << 16];
-static size_t log_len;
-
-static void log_fn(void *opaque, enum vio_log_level level, const char *msg)
-{
-	(void)opaque;
-	(void)level;
-	fprintf(stderr, "vio: %s\n", msg);
-	pthread_mutex_lock(&log_lock);
-	size_t n = strlen(msg);
-	if (log_len + n + 2 < sizeof(log_buf)) {
-		memcpy(log_buf + log_len, msg, n);
-		log_len += n;
-		log_buf[log_len++] = '\n';
-		log_buf[log_len] = '\0';
-	}
-	pthread_mutex_unlock(&log_lock);
-}
-
-static void log_clear(void)
-{
-	pthread_mutex_lock(&log_lock);
-	log_len = 0;
-	log_buf[0] = '\0';
-	pthread_mutex_unlock(&log_lock);
-}
-
-static bool log_has(const char *s)
-{
-	pthread_mutex_lock(&log_lock);
-	bool r = strstr(log_buf, s) != NULL;
-	pthread_mutex_unlock(&log_lock);
-	return r;
-}
-
 /* ---- a backend: net device on an echo port, engine, control thread */
 
 struct server {
@@ -116,24 +72,8 @@ struct server {
 	struct vio_backend *b;
 	pthread_t th;
 	int stop;
+	struct vu_ctl ctl;
 };
-
-static void *serve(void *arg)
-{
-	struct server *s = arg;
-	for (;;) {
-		struct pollfd p[2] = {
-		    {.fd = vio_backend_fd(s->b), .events = POLLIN},
-		    {.fd = s->stop, .events = POLLIN}};
-		if (poll(p, 2, 1000) < 0)
-			continue;
-		if (p[1].revents)
-			break;
-		if (p[0].revents)
-			(void)vio_backend_dispatch(s->b);
-	}
-	return NULL;
-}
 
 static void server_start(struct server *s, const char *sock, const uint8_t *mac,
 			 bool packed)
@@ -162,7 +102,8 @@ static void server_start(struct server *s, const char *sock, const uint8_t *mac,
 	REQUIRE(vio_backend_listen(s->b, sock) == 0);
 	s->stop = eventfd(0, EFD_CLOEXEC);
 	REQUIRE(s->stop >= 0);
-	REQUIRE(pthread_create(&s->th, NULL, serve, s) == 0);
+	s->ctl = (struct vu_ctl){.b = s->b, .stop = s->stop};
+	REQUIRE(pthread_create(&s->th, NULL, vu_ctl_main, &s->ctl) == 0);
 }
 
 static void server_stop(struct server *s)
