@@ -39,6 +39,7 @@ struct net_opts {
 	double secs;   /* bench --time */
 	enum net_mode mode;
 	unsigned burst;
+	bool poll; /* bench --poll: never wait for an interrupt */
 	bool json;
 };
 
@@ -57,6 +58,9 @@ struct net_ctx {
 
 /* Smallest frame: Ethernet, IPv4, UDP headers and the 12-byte tag. */
 #define NET_FRAME_MIN 60u
+/* Its Ethernet, IPv4 and UDP headers: what a frame sender that reuses
+ * buffers rewrites per frame (DPDK's testpmd txonly does) */
+#define NET_FRAME_HDR 42u
 #define NET_FRAME_MAX 65535u
 
 /*

@@ -2,10 +2,20 @@
 /*
  * vio net bench (tools/net.h): one thread per queue pair in use, each
  * sending (tx), receiving (rx) or both (loop) as fast as the rings go
- * for --time seconds; packets and bytes per direction, summed.  Frames
- * are built once (valid UDP/IPv4) and copied by the driver into its
- * preallocated slots: what is measured is the driver, the transport and
- * the device, not frame making.
+ * for --time seconds; packets and bytes per direction, summed.
+ *
+ * tx and loop send in place (vio_net_tx_bufs): each frame is written
+ * into a transmit slot the driver lends, the whole frame (valid UDP/IPv4)
+ * the first time a slot is seen, then only its Ethernet/IPv4/UDP headers
+ * (NET_FRAME_HDR bytes) each time the slot is reused.  That is what
+ * DPDK's testpmd txonly writes per mbuf before its virtio-user driver
+ * posts the mbuf itself, so that bench/net compares like with like: the
+ * driver, the transport and the device, not frame making or copying.
+ *
+ * --poll: never wait for an interrupt (receive with timeout 0: the
+ * driver leaves callbacks off, so the device never signals), as DPDK's
+ * virtio-user driver polls; without it an empty receive ring sleeps on
+ * the call eventfd.
  *
  * loop keeps at most a window of frames in flight (half the ring, so an
  * echo port never finds the receive ring empty); frames that do not come
@@ -49,21 +59,83 @@ static void count_rx(struct bench_pair *b, const struct vio_net_pkt *p, int n)
 	b->rx += (unsigned)n;
 }
 
+/*
+ * The transmit slots a pair has written a whole frame into (a set of
+ * pointers, open addressing): a slot seen before gets only the headers.
+ */
+struct slot_set {
+	uintptr_t *v;
+	size_t mask;
+};
+
+static int slot_set_init(struct slot_set *s, unsigned slots)
+{
+	size_t cap = 1024;
+	while (cap < (size_t)slots * 4)
+		cap *= 2;
+	s->v = calloc(cap, sizeof(*s->v));
+	s->mask = cap - 1;
+	return s->v ? 0 : -ENOMEM;
+}
+
+/* True when p was not in the set (it is now). */
+static bool slot_set_add(struct slot_set *s, const void *p)
+{
+	uintptr_t k = (uintptr_t)p;
+	size_t i = (size_t)((k >> 6) * 0x9e3779b97f4a7c15ull >> 40) & s->mask;
+	for (;; i = (i + 1) & s->mask) {
+		if (s->v[i] == k)
+			return false;
+		if (!s->v[i]) {
+			s->v[i] = k;
+			return true;
+		}
+	}
+}
+
+/*
+ * Up to k frames into lent slots, in tp[]: the count, or negative errno.
+ * A slot's payload is written once (the first time it is seen), its
+ * headers every time, as DPDK's txonly does (see the top of the file).
+ */
+static int fill_frames(struct bench_pair *b, struct slot_set *seen,
+		       const uint8_t *frame, struct vio_net_pkt *tp, unsigned k)
+{
+	void *bufs[MAX_BURST];
+	uint32_t room = 0;
+	int r = vio_net_tx_bufs(b->c->n, b->qp, bufs, k, &room);
+	if (r <= 0)
+		return r;
+	uint32_t size = b->o->size;
+	if (room < size)
+		return -EMSGSIZE;
+	for (int i = 0; i < r; i++) {
+		if (slot_set_add(seen, bufs[i]))
+			memcpy(bufs[i], frame, size);
+		else
+			memcpy(bufs[i], frame, NET_FRAME_HDR);
+		tp[i] = (struct vio_net_pkt){.data = bufs[i], .len = size};
+	}
+	return r;
+}
+
 static void *bench_thread(void *arg)
 {
 	struct bench_pair *b = arg;
 	const struct net_opts *o = b->o;
 	struct vio_net *n = b->c->n;
 	unsigned burst = o->burst;
+	/* rx: 100 ms at most, then the clock is read again */
+	int rx_wait = o->poll ? 0 : 100, loop_wait = o->poll ? 0 : 1;
 	uint8_t *frame = malloc(o->size);
 	struct vio_net_pkt tp[MAX_BURST], rp[MAX_BURST];
-	if (!frame) {
+	struct slot_set seen = {0};
+	if (!frame || slot_set_init(&seen, b->c->info.queue_size)) {
+		free(frame);
 		b->err = -ENOMEM;
 		return NULL;
 	}
 	net_frame_build(frame, o->size, bench_dst, b->c->info.mac, b->qp);
-	for (unsigned i = 0; i < burst; i++)
-		tp[i] = (struct vio_net_pkt){.data = frame, .len = o->size};
 	uint64_t window = b->c->info.queue_size / 2;
 	if (window < burst)
 		window = burst;
@@ -73,14 +145,14 @@ static void *bench_thread(void *arg)
 	double end = b->t_start + o->secs;
 	unsigned turn = 0;
 	for (;;) {
-		if ((++turn & 63) == 0 || o->mode == NM_RX) {
+		if ((++turn & 63) == 0 || (o->mode == NM_RX && !o->poll)) {
 			double now = tool_now();
 			if (now >= end || net_stop)
 				break;
 		}
 		int r;
 		if (o->mode == NM_RX) {
-			r = vio_net_recv(n, b->qp, rp, burst, 100);
+			r = vio_net_recv(n, b->qp, rp, burst, rx_wait);
 			if (r < 0) {
 				b->err = r;
 				break;
@@ -103,7 +175,10 @@ static void *bench_thread(void *arg)
 		}
 		int s = 0;
 		if (k) {
-			s = vio_net_send(n, b->qp, tp, k);
+			/* slots not sent are taken back by the next call */
+			s = fill_frames(b, &seen, frame, tp, k);
+			if (s > 0)
+				s = vio_net_send(n, b->qp, tp, (unsigned)s);
 			if (s < 0) {
 				b->err = s;
 				break;
@@ -113,13 +188,13 @@ static void *bench_thread(void *arg)
 		}
 		if (o->mode == NM_TX) {
 			if ((unsigned)s < k &&
-			    vio_net_tx_reclaim(n, b->qp) <= 0)
+			    vio_net_tx_reclaim(n, b->qp) <= 0 && !o->poll)
 				sched_yield();
 			continue;
 		}
 		/* loop: take what came back; wait a little when nothing
 		 * could be sent */
-		r = vio_net_recv(n, b->qp, rp, burst, s == 0 ? 1 : 0);
+		r = vio_net_recv(n, b->qp, rp, burst, s == 0 ? loop_wait : 0);
 		if (r < 0) {
 			b->err = r;
 			break;
@@ -140,18 +215,24 @@ static void *bench_thread(void *arg)
 	last_rx = tool_now();
 	while (o->mode == NM_LOOP && b->err == 0 && b->tx > b->rx &&
 	       tool_now() - last_rx < LOST_S) {
-		int r = vio_net_recv(n, b->qp, rp, burst, 10);
+		/* --poll: not timed any more, so let a device that shares
+		 * this CPU run */
+		int r = vio_net_recv(n, b->qp, rp, burst, o->poll ? 0 : 10);
 		if (r < 0)
 			break;
 		if (r > 0)
 			last_rx = tool_now();
+		else if (o->poll)
+			sched_yield();
 		count_rx(b, rp, r);
 	}
 	if (o->mode == NM_LOOP && b->tx > b->rx)
 		b->lost = b->tx - b->rx;
 	/* hand back the transmit slots before the device goes */
+	vio_net_tx_bufs(n, b->qp, NULL, 0, NULL);
 	for (int i = 0; i < 100 && vio_net_tx_reclaim(n, b->qp) > 0; i++)
 		;
+	free(seen.v);
 	free(frame);
 	return NULL;
 }
@@ -214,14 +295,15 @@ int net_do_bench(struct net_ctx *c, const struct net_opts *o)
 	const char *m = mode_names[o->mode];
 	if (o->json) {
 		printf("{\"mode\":\"%s\",\"size\":%u,\"pairs\":%u,\"burst\":%u,"
-		       "\"seconds\":%.3f,\"packed\":%s,"
+		       "\"seconds\":%.3f,\"packed\":%s,\"poll\":%s,"
 		       "\"tx\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
 		       ",\"mpps\":%.4f,\"gbps\":%.4f},"
 		       "\"rx\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
 		       ",\"mpps\":%.4f,\"gbps\":%.4f,\"bad\":%" PRIu64 "},"
 		       "\"lost\":%" PRIu64 ",\"per_pair\":[",
 		       m, o->size, pairs, o->burst, secs,
-		       c->info.packed ? "true" : "false", t.tx, t.tx_bytes,
+		       c->info.packed ? "true" : "false",
+		       o->poll ? "true" : "false", t.tx, t.tx_bytes,
 		       mpps(t.tx, secs), gbps(t.tx_bytes, secs), t.rx,
 		       t.rx_bytes, mpps(t.rx, secs), gbps(t.rx_bytes, secs),
 		       t.bad, t.lost);
@@ -236,9 +318,11 @@ int net_do_bench(struct net_ctx *c, const struct net_opts *o)
 		}
 		printf("]}\n");
 	} else {
-		printf("bench %s: %u-byte frames, %u pair%s, %s ring, %.2f s\n",
+		printf("bench %s: %u-byte frames, %u pair%s, %s ring, %s, "
+		       "%.2f s\n",
 		       m, o->size, pairs, pairs == 1 ? "" : "s",
-		       c->info.packed ? "packed" : "split", secs);
+		       c->info.packed ? "packed" : "split",
+		       o->poll ? "polling" : "interrupts", secs);
 		if (o->mode != NM_RX)
 			printf("  tx: %8.3f Mpps %8.3f Gbit/s  (%" PRIu64
 			       " frames)\n",

@@ -16,7 +16,8 @@
 #define F_IP 20u
 #define F_UDP 8u
 #define TAG_OFF (F_ETH + F_IP + F_UDP) /* 42 */
-#define TAG_LEN 12u		       /* "vioN" + seq */
+_Static_assert(TAG_OFF == NET_FRAME_HDR, "the headers of tools/net.h");
+#define TAG_LEN 12u /* "vioN" + seq */
 #define UDP_PORT 4789u
 
 static const uint8_t ip_src[4] = {10, 0, 0, 1};

@@ -312,7 +312,8 @@ void vio_net_device_rx_mode(const struct vio_net_device *nd,
  * MRG_RXBUF each buffer holds the largest frame the negotiated offloads
  * allow (64 KiB with GUEST_TSO/UFO, else MTU + 14 + 4 + header).
  * Transmit copies each frame into a preallocated slot (zero allocation
- * per packet); send queues as many as fit and kicks once per call.
+ * per packet), or sends it in place from a slot vio_net_tx_bufs lent
+ * (no copy); send queues as many as fit and kicks once per call.
  * Threading: one thread per queue pair at a time.
  */
 struct vio_net_driver_opts {
@@ -357,13 +358,44 @@ struct vio_net_pkt {
 	void *data;
 	uint32_t len;
 };
-/* Queue up to n frames on pair qp and kick once.  Returns how many were
+/* Queue up to n frames on pair qp and kick once (a frame in a slot lent
+ * by vio_net_tx_bufs in place, others copied).  Returns how many were
  * queued (0: the ring is full: recv or vio_net_tx_reclaim frees slots),
- * or -EINVAL (a frame over the size limit), -ENXIO, -EIO (broken). */
+ * or -EINVAL (a frame over the size limit, a slot pointer that is not
+ * lent), -ENXIO, -EIO (broken). */
 int vio_net_send(struct vio_net *n, unsigned qp, const struct vio_net_pkt *p,
 		 unsigned count);
 /* Reclaim transmit slots the device used; returns how many. */
 int vio_net_tx_reclaim(struct vio_net *n, unsigned qp);
+/*
+ * Zero-copy transmit: lend the caller up to max free transmit slots of
+ * pair qp.  bufs[i] points to a slot's frame area (after the virtio
+ * header, in the memory the device reads; 64-byte aligned + 12), room
+ * bytes long (*room, when room is not NULL: the largest frame send
+ * takes).  The caller writes a frame there and sends it with
+ * vio_net_send, .data = bufs[i] (.len <= room): send then writes only
+ * the virtio header, not the frame.  Returns how many slots were lent
+ * (0: every slot is on the ring; vio_net_tx_reclaim or a later call may
+ * free some), -ENXIO, -EINVAL (max > 0, bufs NULL), -EIO (broken).
+ *
+ * Contract:
+ * - A lent slot is the caller's until it is sent or until the next
+ *   vio_net_tx_bufs on pair qp, which first takes back every slot it
+ *   lent before and not sent since (max 0: only that); a slot taken
+ *   back is free again (a copied frame may use it, the call may lend it
+ *   again).  Nothing but the caller writes a lent slot's frame area
+ *   (copied frames use free slots).
+ * - Lent slots may be sent in any order, several per send, mixed with
+ *   copied frames; a send that refuses or cannot queue a frame (-EINVAL,
+ *   the ring full) leaves its slot lent.
+ * - .data pointing into pair qp's slots but not at the frame of a slot
+ *   lent and not sent since (sent already, taken back, inside a frame)
+ *   is refused: -EINVAL.  Anything else (the caller's memory, another
+ *   pair's slot) is copied, as before.
+ * - O(1) per frame; the slot memory lives until the device is removed.
+ */
+int vio_net_tx_bufs(struct vio_net *n, unsigned qp, void **bufs, unsigned max,
+		    uint32_t *room);
 /* Up to max received frames of pair qp; waits up to timeout_ms (0: not,
  * -1: forever) when none is ready.  Count, 0, -ENXIO, -EIO. */
 int vio_net_recv(struct vio_net *n, unsigned qp, struct vio_net_pkt *p,

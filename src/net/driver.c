@@ -271,6 +271,7 @@ static void free_state(struct vio_drvdev *vdev, struct vio_net *n)
 		free(p->rx.reasm);
 		free(p->tx.free_ids);
 		free(p->tx.busy);
+		free(p->tx.lent);
 	}
 	free(n->pairs);
 	vio_mem_release(n->mem, n->ctrl_shm);
@@ -319,7 +320,8 @@ static int pair_alloc(struct vio_net *n, struct net_pair *p, unsigned rxsize,
 	tx->nslots = nbufs(txsize, tx->slot_size);
 	tx->free_ids = calloc(tx->nslots, sizeof(*tx->free_ids));
 	tx->busy = calloc(tx->nslots, 1);
-	if (!tx->free_ids || !tx->busy)
+	tx->lent = calloc(tx->nslots, sizeof(*tx->lent));
+	if (!tx->free_ids || !tx->busy || !tx->lent)
 		return -ENOMEM;
 	tx->slots = vio_mem_alloc(n->mem, (size_t)tx->nslots * tx->slot_size,
 				  64, &daddr);

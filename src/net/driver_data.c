@@ -2,14 +2,26 @@
 /*
  * virtio-net, the driver side: the data path (VIRTIO 1.2 5.1.6).
  *
- * Transmit: each frame is copied with its 12-byte header into a free
+ * Transmit: each frame goes out with its 12-byte header from a
  * preallocated slot (one descriptor, readable), one kick per call (the
- * ring decides whether the device wants it: EVENT_IDX or flags).  Slots
- * come back through vio_net_tx_reclaim, which send runs only when it has
- * fewer free slots than frames (as DPDK's virtio driver does): on a
+ * ring decides whether the device wants it: EVENT_IDX or flags).  A frame
+ * in the caller's memory is copied into a free slot; a frame the caller
+ * wrote into a slot vio_net_tx_bufs lent it is sent in place (only the
+ * header is written: the device's reads of the frame find it where the
+ * caller left it, no second copy pulled through this core's cache).
+ * Slot states (busy[]): free (on the free stack), lent, on the ring.
+ * Lent slots leave the free stack when lent, so copies never take them;
+ * the next tx_bufs takes back those not sent (its list of lent slots
+ * has stale entries for the ones sent: their state tells), so a slot is
+ * never lost, and sending one, in any order, is O(1).
+ *
+ * Slots come back through vio_net_tx_reclaim, which send and tx_bufs run
+ * only when short of free slots (as DPDK's virtio driver does): on a
  * packed ring, polling for used entries on every call reads the
  * descriptor the device writes next, and that cache line moving between
- * the two sides slowed DPDK's vhost (bench/net driver-tx, packed).
+ * the two sides slowed DPDK's vhost (bench/net driver-tx, packed).  Send
+ * reclaims at most once per call, when a copied frame finds no free
+ * slot; a lent slot always has its ring entry (slots <= ring entries).
  *
  * Receive: every buffer is on the ring from probe on.  A frame handed to
  * the caller points into its buffer (or, merged from several buffers
@@ -385,12 +397,12 @@ static int tx_reclaim(struct net_pair *p)
 		return -EIO;
 	while ((tok = vio_vq_get(q->vq, &len))) {
 		uintptr_t v = (uintptr_t)tok - 1u;
-		if (v >= q->nslots || !q->busy[v]) {
+		if (v >= q->nslots || q->busy[v] != NET_TX_RING) {
 			vio_vq_set_broken(
 			    q->vq, "used token %p is not a busy slot", tok);
 			break;
 		}
-		q->busy[v] = 0;
+		q->busy[v] = NET_TX_FREE;
 		q->free_ids[q->nfree++] = (unsigned)v;
 		n++;
 	}
@@ -445,6 +457,83 @@ static bool tx_frame_ok(const struct vio_net *n, const struct vio_net_pkt *k)
 	}
 }
 
+/*
+ * Slots lent by the last vio_net_tx_bufs and not sent since go back to
+ * the free stack, the first lent on top (lent first again, warm in the
+ * cache, unless a reclaim pushes others on top).
+ */
+static void tx_take_back(struct net_txq *q)
+{
+	for (unsigned i = q->nlent; i-- > 0;) {
+		unsigned id = q->lent[i];
+		if (q->busy[id] != NET_TX_LENT)
+			continue; /* sent since */
+		q->busy[id] = NET_TX_FREE;
+		q->free_ids[q->nfree++] = id;
+	}
+	q->nlent = 0;
+}
+
+int vio_net_tx_bufs(struct vio_net *n, unsigned qp, void **bufs, unsigned max,
+		    uint32_t *room)
+{
+	struct net_pair *pr = get_pair(n, qp);
+	if (!pr)
+		return -ENXIO;
+	if (max && !bufs)
+		return -EINVAL;
+	struct net_txq *q = &pr->tx;
+	if (q->dead)
+		return -EIO;
+	tx_take_back(q);
+	if (room)
+		*room = n->tx_frame_max;
+	/* reclaim only when short of slots (see the top of the file) */
+	if (q->nfree < max && tx_reclaim(pr) < 0)
+		return -EIO;
+	unsigned k = 0;
+	for (; k < max && q->nfree; k++) {
+		unsigned id = q->free_ids[--q->nfree];
+		q->busy[id] = NET_TX_LENT;
+		q->lent[q->nlent++] = id;
+		bufs[k] =
+		    q->slots + (size_t)id * q->slot_size + VIO_NET_HDR_LEN;
+	}
+	return (int)k;
+}
+
+/*
+ * The slot a frame is sent from: a lent one in place (*inplace), else a
+ * free one to copy into (reclaiming once per call when there is none:
+ * *reclaimed).  A pointer into the slots that is not the frame of a lent
+ * slot is refused (-EINVAL); no free slot: -ENOSPC; broken: -EIO.
+ */
+static int tx_slot(struct net_pair *pr, const struct vio_net_pkt *k,
+		   bool *inplace, bool *reclaimed)
+{
+	struct net_txq *q = &pr->tx;
+	uintptr_t off = (uintptr_t)k->data - (uintptr_t)q->slots;
+	if (off < (uintptr_t)q->nslots * q->slot_size) {
+		/* the slots fit in 32 bits (QUEUE_MEM_BUDGET): a 32-bit
+		 * division, per frame */
+		uint32_t o = (uint32_t)off, id = o / q->slot_size;
+		if (o - id * q->slot_size != VIO_NET_HDR_LEN ||
+		    q->busy[id] != NET_TX_LENT)
+			return -EINVAL;
+		*inplace = true;
+		return (int)id;
+	}
+	*inplace = false;
+	if (!q->nfree && !*reclaimed) {
+		*reclaimed = true;
+		if (tx_reclaim(pr) < 0)
+			return -EIO;
+	}
+	if (!q->nfree)
+		return -ENOSPC;
+	return (int)q->free_ids[q->nfree - 1];
+}
+
 int vio_net_send(struct vio_net *n, unsigned qp, const struct vio_net_pkt *p,
 		 unsigned count)
 {
@@ -456,28 +545,33 @@ int vio_net_send(struct vio_net *n, unsigned qp, const struct vio_net_pkt *p,
 	struct net_txq *q = &pr->tx;
 	if (q->dead)
 		return -EIO;
-	/* reclaim only when short of slots (see the top of the file) */
-	if (q->nfree < count && tx_reclaim(pr) < 0)
-		return -EIO;
 	unsigned done = 0;
 	uint64_t bytes = 0;
 	int err = 0;
+	bool reclaimed = false;
 	for (; done < count; done++) {
 		const struct vio_net_pkt *k = &p[done];
 		if (!tx_frame_ok(n, k)) {
 			err = -EINVAL;
 			break;
 		}
-		if (!q->nfree)
+		bool inplace;
+		int r = tx_slot(pr, k, &inplace, &reclaimed);
+		if (r == -ENOSPC)
 			break;
-		unsigned id = q->free_ids[q->nfree - 1];
+		if (r < 0) {
+			err = r;
+			break;
+		}
+		unsigned id = (unsigned)r;
 		uint8_t *s = q->slots + (size_t)id * q->slot_size;
 		struct virtio_net_hdr_v1 h = k->hdr;
 		h.num_buffers = 0; /* 5.1.6.2: the driver sets it to 0 */
 		memcpy(s, &h, sizeof(h));
-		memcpy(s + VIO_NET_HDR_LEN, k->data, k->len);
+		if (!inplace)
+			memcpy(s + VIO_NET_HDR_LEN, k->data, k->len);
 		struct vio_sg sg = {.buf = s, .len = VIO_NET_HDR_LEN + k->len};
-		int r = vio_vq_add(q->vq, &sg, 1, 0, id_token(id));
+		r = vio_vq_add(q->vq, &sg, 1, 0, id_token(id));
 		if (r == -ENOSPC)
 			break;
 		if (r < 0) {
@@ -486,8 +580,9 @@ int vio_net_send(struct vio_net *n, unsigned qp, const struct vio_net_pkt *p,
 			err = -EIO;
 			break;
 		}
-		q->nfree--;
-		q->busy[id] = 1;
+		if (!inplace)
+			q->nfree--;
+		q->busy[id] = NET_TX_RING;
 		bytes += k->len;
 	}
 	if (done) {

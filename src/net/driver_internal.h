@@ -75,10 +75,18 @@ struct net_txq {
 	unsigned nslots;
 	unsigned *free_ids; /* a stack */
 	unsigned nfree;
-	uint8_t *busy; /* [nslots]: 1 while the slot is on the ring */
+	/* [nslots]: NET_TX_FREE (on the free stack), NET_TX_RING (on the
+	 * ring) or NET_TX_LENT (handed out by vio_net_tx_bufs, not sent) */
+	uint8_t *busy;
+	/* the slots the last vio_net_tx_bufs handed out ([nslots]; those
+	 * sent since are stale entries: their state says so) */
+	unsigned *lent;
+	unsigned nlent;
 	bool dead;
 	struct vio_ratelimit rl;
 };
+
+enum { NET_TX_FREE = 0, NET_TX_RING = 1, NET_TX_LENT = 2 };
 
 struct net_pair {
 	struct vio_net *n;
