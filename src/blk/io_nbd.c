@@ -24,7 +24,10 @@
  * loop watches readability only.  So each queue has an epoll fd of its
  * own holding the socket with EPOLLIN, plus EPOLLOUT while libnbd's
  * direction says WRITE; that epoll fd is what the loop watches (it is
- * readable while the socket is ready the way libnbd waits for).
+ * readable while the socket is ready the way libnbd waits for).  While
+ * libnbd only awaits replies, a wake-up reads every reply the socket
+ * holds (SIOCINQ says when to stop) before the requests end, so that the
+ * driver gets one call per batch (drain).
  *
  * Failures: a command the server fails ends its request with that errno
  * (IOERR to the driver).  A connection that dies (EOF, reset) or does not
@@ -43,11 +46,13 @@
  * creation), bounded by the timeout.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <libnbd.h>
@@ -61,6 +66,9 @@
 #define NBD_RETRY_NS 1000000000ull
 /* reap(wait) sleeps at most this long per call */
 #define NBD_WAIT_MS 100
+/* a simple reply's header (NBD protocol) */
+#define NBD_REPLY_HDR 16u
+#define NBD_LEN_UNKNOWN UINT32_MAX
 
 struct nbd_img {
 	char *uri;
@@ -78,6 +86,9 @@ struct nbd_ctx {
 	struct nbd_q *nq;
 	uint16_t slot;
 	bool flushing; /* the data ended: the writethrough FLUSH runs */
+	/* the payload of the slot's read command, for the reply's size
+	 * (NBD_LEN_UNKNOWN: several commands, see nbd_event) */
+	uint32_t rlen;
 };
 
 struct nbd_q {
@@ -89,6 +100,11 @@ struct nbd_q {
 	uint32_t events; /* what ep watches it for */
 	int ep;		 /* the epoll fd the loop watches */
 	bool closing;	 /* nbd_close runs: callbacks do nothing */
+	bool inq_ok;	 /* SIOCINQ works on the socket (and no TLS) */
+	/* while nbd_event reads replies: bytes surely still unread in the
+	 * socket, and replies taken so far (cmd_done keeps both) */
+	uint64_t inq;
+	unsigned replies;
 	uint64_t failed; /* when the last connection attempt failed */
 	struct vio_loop *loop;
 	bool timer_on;
@@ -235,6 +251,9 @@ static int ep_add(struct nbd_q *nq)
 	if (epoll_ctl(nq->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
 	nq->sock = fd;
+	/* (a handle still connecting: settled by conn_up) */
+	nq->inq_ok =
+	    nbd_aio_is_ready(nq->h) && nbd_get_tls_negotiated(nq->h) != 1;
 	nq->events = EPOLLIN;
 	ep_sync(nq);
 	return 0;
@@ -265,6 +284,12 @@ static int cmd_done(void *user_data, int *error)
 	if (nq->closing)
 		return 1; /* conn_fail ends the request */
 	struct blk_req *req = &nq->q->reqs[c->slot];
+	/* a simple reply: the header, and a read's data unless it failed */
+	uint64_t used = NBD_REPLY_HDR;
+	if (req->op == BLK_OP_READ && !c->flushing && !*error)
+		used = c->rlen == NBD_LEN_UNKNOWN ? UINT64_MAX : used + c->rlen;
+	nq->inq = nq->inq > used ? nq->inq - used : 0;
+	nq->replies++;
 	if (*error && !req->err)
 		req->err = -*error;
 	if (--req->pending == 0)
@@ -308,6 +333,9 @@ static void issue(struct nbd_q *nq, struct blk_req *req)
 		cmd_issue(nq, req, nbd_aio_flush(h, cb, 0));
 	} else if (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) {
 		uint64_t off = req->offset;
+		c->rlen = req->iovcnt == 1 && req->len <= img->max_cmd
+			      ? (uint32_t)req->len
+			      : NBD_LEN_UNKNOWN;
 		for (unsigned i = 0; i < req->iovcnt && !req->err; i++) {
 			uint8_t *p = req->iov[i].iov_base;
 			size_t left = req->iov[i].iov_len;
@@ -429,6 +457,7 @@ static void settle(struct nbd_q *nq)
 		return;
 	}
 	if (nq->state == CONN_CONNECTING && !nbd_aio_is_connecting(h)) {
+		nq->inq_ok = nbd_get_tls_negotiated(h) != 1;
 		conn_up(nq);
 		fin_run(nq);
 	}
@@ -555,13 +584,69 @@ static unsigned nbd_reap(struct blk_queue *q, bool wait)
 	return q->inflight;
 }
 
+/* The socket's unread bytes (SIOCINQ), or 0. */
+static uint64_t sock_inq(struct nbd_q *nq)
+{
+	int n = 0;
+	if (ioctl(nq->sock, SIOCINQ, &n) < 0) {
+		nq->inq_ok = false;
+		return 0;
+	}
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+/*
+ * Read every reply the socket holds, then end the requests: the driver
+ * gets one completion call per batch.  Only while libnbd waits for
+ * replies alone (direction READ: no write's payload half sent, see
+ * drive()) and some are owed.  A read notification is given only while
+ * the socket surely has bytes (drive() says why): nq->inq, a lower
+ * bound of its unread bytes, is set from SIOCINQ and lowered by each
+ * reply's size (cmd_done: a simple reply is its header and a read's
+ * data; a notification that ends no reply read an unknown part of one:
+ * bound 0); at 0, SIOCINQ is asked again, and a 0 ends the batch.  So a
+ * batch of k replies costs about two SIOCINQ calls, not k loop turns.
+ * With TLS the socket's bytes are records, not replies: not used.
+ * false: not applicable (nothing read).
+ */
+static bool drain(struct nbd_q *nq)
+{
+	struct nbd_handle *h = nq->h;
+	if (!h || nq->sock < 0 || !nq->inq_ok ||
+	    nbd_aio_get_direction(h) != LIBNBD_AIO_DIRECTION_READ ||
+	    nbd_aio_in_flight(h) <= 0 || !(nq->inq = sock_inq(nq)))
+		return false;
+	nq->why[0] = '\0';
+	int r = 0;
+	while (nq->inq) {
+		unsigned before = nq->replies;
+		r = nbd_aio_notify_read(h);
+		if (r < 0) {
+			snprintf(nq->why, sizeof(nq->why), "%s", nbd_why());
+			break;
+		}
+		if (nq->replies == before)
+			nq->inq = 0; /* part of a reply: how much is unknown */
+		if (nbd_aio_get_direction(h) != LIBNBD_AIO_DIRECTION_READ ||
+		    nbd_aio_in_flight(h) <= 0)
+			break;
+		if (!nq->inq)
+			nq->inq = sock_inq(nq);
+	}
+	nq->inq = 0;
+	settle(nq);
+	return true;
+}
+
 /* The loop's callback: the socket is ready as libnbd waits for it. */
 static void nbd_event(void *arg)
 {
 	struct blk_queue *q = arg;
 	struct nbd_q *nq = q->io_priv;
 	struct epoll_event ev;
-	if (epoll_wait(nq->ep, &ev, 1, 0) == 1)
+	/* else (a write to finish, a handshake, a hang-up: SIOCINQ says 0)
+	 * ep says which way the socket is ready */
+	if (!drain(nq) && epoll_wait(nq->ep, &ev, 1, 0) == 1)
 		drive(nq, ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR),
 		      ev.events & EPOLLOUT);
 	blk_queue_event(q);
