@@ -58,10 +58,9 @@
 #include <libnbd.h>
 
 #include "blk/blk_internal.h"
+#include "blk/io_nbd.h"
 #include <vio/device.h>
 
-/* the largest command sent (libnbd and most servers refuse 64 MiB) */
-#define NBD_MAX_CMD (32u << 20)
 /* after a failed connection attempt, fail requests at once this long */
 #define NBD_RETRY_NS 1000000000ull
 /* reap(wait) sleeps at most this long per call */
@@ -69,14 +68,6 @@
 /* a simple reply's header (NBD protocol) */
 #define NBD_REPLY_HDR 16u
 #define NBD_LEN_UNKNOWN UINT32_MAX
-
-struct nbd_img {
-	char *uri;
-	uint64_t size;
-	bool ro, can_flush, can_fua, can_trim, can_zero;
-	uint32_t max_cmd;	  /* largest command, a power of 2 */
-	struct nbd_handle *spare; /* open()'s connection, for queue 0 */
-};
 
 enum { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
@@ -121,107 +112,6 @@ struct nbd_q {
 
 static void conn_fail(struct nbd_q *nq, int err, const char *why);
 
-static const char *nbd_why(void)
-{
-	const char *e = nbd_get_error();
-	return e ? e : "unknown error";
-}
-
-static int nbd_err(int dflt)
-{
-	int e = nbd_get_errno();
-	return e > 0 ? -e : dflt;
-}
-
-/* ---- connecting ---- */
-
-static short poll_events(struct nbd_handle *h)
-{
-	int dir = nbd_aio_get_direction(h);
-	short ev = 0;
-	if (dir & LIBNBD_AIO_DIRECTION_READ)
-		ev |= POLLIN;
-	if (dir & LIBNBD_AIO_DIRECTION_WRITE)
-		ev |= POLLOUT;
-	return ev;
-}
-
-/* A new handle with vio's settings; NULL with errno and err set. */
-static struct nbd_handle *handle_new(char *err, size_t errlen)
-{
-	struct nbd_handle *h = nbd_create();
-	if (!h) {
-		snprintf(err, errlen, "nbd_create: %s", nbd_why());
-		return NULL;
-	}
-	/* the driver gets IOERR on a failed read: no need to clear its
-	 * buffer first; the server may check alignment itself */
-	nbd_set_pread_initialize(h, false);
-	nbd_set_strict_mode(h, LIBNBD_STRICT_MASK & ~LIBNBD_STRICT_ALIGN);
-	/* simple replies: a read's reply is one header and the data (fewer
-	 * recv calls); structured ones serve block status, unused here */
-	nbd_set_request_structured_replies(h, false);
-	return h;
-}
-
-/*
- * Connect to uri on the calling thread, waiting at most timeout_ns for
- * the handshake.  The handle, or NULL with err set (errno too).
- */
-static struct nbd_handle *connect_sync(const char *uri, uint64_t timeout_ns,
-				       char *err, size_t errlen)
-{
-	struct nbd_handle *h = handle_new(err, errlen);
-	if (!h)
-		return NULL;
-	int e = 0;
-	uint64_t end = vio_now_ns() + timeout_ns;
-	if (nbd_aio_connect_uri(h, uri) < 0) {
-		e = nbd_err(-ECONNREFUSED);
-		snprintf(err, errlen, "%s", nbd_why());
-		goto fail;
-	}
-	while (nbd_aio_is_connecting(h)) {
-		uint64_t now = vio_now_ns();
-		if (now >= end) {
-			e = -ETIMEDOUT;
-			snprintf(
-			    err, errlen, "no NBD handshake within %llu s",
-			    (unsigned long long)(timeout_ns / 1000000000u));
-			goto fail;
-		}
-		int ms = (int)((end - now) / 1000000u) + 1;
-		struct pollfd p = {.fd = nbd_aio_get_fd(h),
-				   .events = poll_events(h)};
-		int r = poll(&p, 1, ms);
-		if (r < 0 && errno != EINTR) {
-			e = -errno;
-			snprintf(err, errlen, "poll: %s", strerror(errno));
-			goto fail;
-		}
-		if (r <= 0)
-			continue;
-		if ((p.revents & ~POLLOUT) && (p.events & POLLIN))
-			r = nbd_aio_notify_read(h);
-		else if (p.revents & POLLOUT)
-			r = nbd_aio_notify_write(h);
-		else
-			r = nbd_aio_notify_read(h); /* HUP/ERR: let it fail */
-		if (r < 0)
-			break;
-	}
-	if (!nbd_aio_is_ready(h)) {
-		e = nbd_err(-ECONNREFUSED);
-		snprintf(err, errlen, "%s", nbd_why());
-		goto fail;
-	}
-	return h;
-fail:
-	nbd_close(h);
-	errno = -e;
-	return NULL;
-}
-
 /* ---- the queue's epoll fd ---- */
 
 /* Watch the handle's socket the way libnbd waits for it now (exactly: a
@@ -246,7 +136,7 @@ static int ep_add(struct nbd_q *nq)
 {
 	int fd = nbd_aio_get_fd(nq->h);
 	if (fd < 0)
-		return nbd_err(-EIO);
+		return blk_nbd_err(-EIO);
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
 	if (epoll_ctl(nq->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
@@ -302,9 +192,9 @@ static void cmd_issue(struct nbd_q *nq, struct blk_req *req, int64_t cookie)
 {
 	if (cookie < 0) {
 		if (!req->err)
-			req->err = nbd_err(-EIO);
+			req->err = blk_nbd_err(-EIO);
 		vio_log_limited(&nq->q->rl, "%s q%u: NBD: %s", nq->q->bd->name,
-				nq->q->idx, nbd_why());
+				nq->q->idx, blk_nbd_why());
 		return;
 	}
 	req->pending++;
@@ -424,18 +314,18 @@ static void conn_up(struct nbd_q *nq)
 static int conn_start(struct nbd_q *nq)
 {
 	char err[160];
-	nq->h = handle_new(err, sizeof(err));
+	nq->h = blk_nbd_handle_new(err, sizeof(err));
 	if (!nq->h)
 		return -ENOMEM;
 	int r = 0;
 	if (nbd_aio_connect_uri(nq->h, nq->img->uri) < 0)
-		r = nbd_err(-ECONNREFUSED);
+		r = blk_nbd_err(-ECONNREFUSED);
 	else
 		r = ep_add(nq);
 	if (r < 0) {
 		vio_log_limited(&nq->q->rl, "%s q%u: NBD connect to %s: %s",
 				nq->q->bd->name, nq->q->idx, nq->img->uri,
-				nbd_why());
+				blk_nbd_why());
 		handle_drop(nq);
 		nq->failed = vio_now_ns();
 		return r;
@@ -483,7 +373,7 @@ static void drive(struct nbd_q *nq, bool readable, bool writable)
 	    (nbd_aio_get_direction(nq->h) & LIBNBD_AIO_DIRECTION_WRITE))
 		r = nbd_aio_notify_write(nq->h);
 	if (r < 0)
-		snprintf(nq->why, sizeof(nq->why), "%s", nbd_why());
+		snprintf(nq->why, sizeof(nq->why), "%s", blk_nbd_why());
 	settle(nq);
 }
 
@@ -570,7 +460,7 @@ static unsigned nbd_reap(struct blk_queue *q, bool wait)
 		return q->inflight;
 	if (nq->h && nq->sock >= 0) {
 		struct pollfd p = {.fd = nq->sock,
-				   .events = poll_events(nq->h)};
+				   .events = blk_nbd_poll_events(nq->h)};
 		uint64_t left = q->bd->io_timeout_ns;
 		int ms = NBD_WAIT_MS;
 		if (left / 1000000u < (uint64_t)ms)
@@ -622,7 +512,7 @@ static bool drain(struct nbd_q *nq)
 		unsigned before = nq->replies;
 		r = nbd_aio_notify_read(h);
 		if (r < 0) {
-			snprintf(nq->why, sizeof(nq->why), "%s", nbd_why());
+			snprintf(nq->why, sizeof(nq->why), "%s", blk_nbd_why());
 			break;
 		}
 		if (nq->replies == before)
@@ -724,8 +614,8 @@ static int nbd_init(struct blk_queue *q, unsigned depth)
 		img->spare = NULL;
 	} else {
 		char err[200];
-		nq->h =
-		    connect_sync(img->uri, bd->io_timeout_ns, err, sizeof(err));
+		nq->h = blk_nbd_connect_sync(img->uri, bd->io_timeout_ns, err,
+					     sizeof(err));
 		if (!nq->h) {
 			r = errno ? -errno : -EIO;
 			vio_log_err("%s q%u: NBD connect to %s: %s", bd->name,
@@ -743,7 +633,7 @@ fail:
 	return r;
 }
 
-static const struct blk_io_ops nbd_io = {
+const struct blk_io_ops blk_nbd_io = {
     .name = "nbd",
     .init = nbd_init,
     .fini = nbd_fini,
@@ -752,103 +642,4 @@ static const struct blk_io_ops nbd_io = {
     .reap = nbd_reap,
     .attach = nbd_attach,
     .detach = nbd_detach,
-};
-
-/* ---- struct blk_backend ---- */
-
-static void img_close(struct vio_blk_device *bd)
-{
-	struct nbd_img *img = bd->img;
-	if (!img)
-		return;
-	if (img->spare)
-		nbd_close(img->spare);
-	free(img->uri);
-	free(img);
-	bd->img = NULL;
-}
-
-static int img_open(struct vio_blk_device *bd, const char *image,
-		    const struct vio_blk_device_opts *cfg,
-		    struct blk_image_info *info, char *err, size_t errlen)
-{
-	struct nbd_img *img = calloc(1, sizeof(*img));
-	if (!img || !(img->uri = strdup(image))) {
-		free(img);
-		return -ENOMEM;
-	}
-	bd->img = img;
-	char why[200];
-	struct nbd_handle *h =
-	    connect_sync(image, bd->io_timeout_ns, why, sizeof(why));
-	if (!h) {
-		int e = errno ? -errno : -EIO;
-		snprintf(err, errlen, "%s: %s", image, why);
-		img_close(bd);
-		return e;
-	}
-	img->spare = h;
-	int64_t size = nbd_get_size(h);
-	if (size < 0) {
-		snprintf(err, errlen, "%s: %s", image, nbd_why());
-		img_close(bd);
-		return -EIO;
-	}
-	img->size = (uint64_t)size;
-	if (cfg->size && cfg->size != img->size) {
-		snprintf(err, errlen,
-			 "%s: the export has %llu bytes, not the %llu asked "
-			 "for",
-			 image, (unsigned long long)img->size,
-			 (unsigned long long)cfg->size);
-		img_close(bd);
-		return -EINVAL;
-	}
-	img->ro = nbd_is_read_only(h) == 1;
-	img->can_flush = nbd_can_flush(h) == 1;
-	img->can_fua = nbd_can_fua(h) == 1;
-	img->can_trim = nbd_can_trim(h) == 1;
-	img->can_zero = nbd_can_zero(h) == 1;
-	img->max_cmd = NBD_MAX_CMD;
-	int64_t mx = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-	while (mx > 0 && img->max_cmd > 4096 && (int64_t)img->max_cmd > mx)
-		img->max_cmd /= 2;
-	int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
-
-	info->bytes = img->size;
-	info->phys = pref > 0 && pref <= 4096 ? (uint32_t)pref : 0;
-	info->readonly = img->ro;
-	info->can_discard = img->can_trim;
-	info->can_write_zeroes = img->can_zero;
-	/* coherent across connections only with multi-conn (or read-only) */
-	info->max_queues = nbd_can_multi_conn(h) == 1 || img->ro ? 0 : 1;
-	vio_log("%s: NBD %s: %llu bytes%s%s%s%s%s%s", bd->name, image,
-		(unsigned long long)img->size, img->ro ? ", read-only" : "",
-		img->can_flush ? ", flush" : "", img->can_fua ? ", fua" : "",
-		img->can_trim ? ", trim" : "", img->can_zero ? ", zero" : "",
-		info->max_queues ? ", no multi-conn" : ", multi-conn");
-	return 0;
-}
-
-static int img_size(struct vio_blk_device *bd, uint64_t *bytes)
-{
-	/* NBD tells the size once per connection and has no resize event:
-	 * the size open() read */
-	struct nbd_img *img = bd->img;
-	*bytes = img->size;
-	return 0;
-}
-
-static const char *const nbd_prefixes[] = {
-    "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", NULL,
-};
-
-const struct blk_backend blk_backend_nbd = {
-    .name = "nbd",
-    .prefixes = nbd_prefixes,
-    .open = img_open,
-    .close = img_close,
-    .size = img_size,
-    .grow = NULL,
-    .io = &nbd_io,
 };
