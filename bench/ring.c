@@ -35,53 +35,14 @@
 #include <vio/mem.h>
 #include <vio/ring.h>
 
-#define QSZ 256u
+#include "ring.h"
+
 #define BUF_LEN 64u
 #define MAX_BATCH QSZ
 #define MAX_RUNS 101
-#define CACHELINE 64
 #define DRAIN_NS 2000000000ull /* a lost buffer is reported after 2 s */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-
-/* ---- options ---- */
-
-struct opts {
-	double seconds;
-	unsigned runs;
-	bool json;
-	FILE *jsonl;	/* --jsonl FILE: the JSON lines besides the table */
-	int format;	/* -1 both, 0 split, 1 packed */
-	int event_idx;	/* -1 both, 0 off, 1 on */
-	unsigned batch; /* 0: 1, 16 and 64 */
-	int cpu[2];
-};
-
 /* ---- one measured run ---- */
-
-struct result {
-	double bufs_per_s;
-	double kicks_per_buf, calls_per_buf;
-	bool ok;
-	char err[360];
-};
 
 /*
  * Shared between the main thread and the two workers.  Control flags and
@@ -122,7 +83,7 @@ static void on_call(struct vio_vq *vq, void *opaque)
 	r->calls++;
 }
 
-static int pin(int cpu)
+int pin(int cpu)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
@@ -130,7 +91,7 @@ static int pin(int cpu)
 	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-static void wait_go(const int *go)
+void wait_go(const int *go)
 {
 	while (!LOAD_ACQ(go))
 		cpu_relax();
@@ -331,8 +292,8 @@ out:
 }
 
 /* Run both threads for `seconds`, then join them. */
-static int run_threads(void *(*a)(void *), void *(*b)(void *), void *arg,
-		       int *go, int *stop, double seconds)
+int run_threads(void *(*a)(void *), void *(*b)(void *), void *arg, int *go,
+		int *stop, double seconds)
 {
 	pthread_t ta, tb;
 	if (pthread_create(&ta, NULL, a, arg))
@@ -450,152 +411,6 @@ out:
 	vio_memtable_free(mt);
 	vio_mem_free(mem);
 	free(r);
-}
-
-/* ---- the physical limit: a minimal SPSC ring ---- */
-
-struct spsc_slot {
-	uint64_t token;
-	uint32_t len, pad;
-};
-
-struct spsc {
-	_Alignas(CACHELINE) struct spsc_slot slot[QSZ];
-	_Alignas(CACHELINE) uint32_t head; /* producer publishes */
-	_Alignas(CACHELINE) uint32_t tail; /* consumer publishes */
-	_Alignas(CACHELINE) int go;
-	_Alignas(CACHELINE) int stop;
-	_Alignas(CACHELINE) uint64_t produced_final; /* valid once done */
-	int done;
-	int cpu[2];
-	unsigned batch;
-	uint64_t window_ns, window_produced, consumed;
-	bool cons_ok;
-	char err[160];
-};
-
-static void *spsc_producer(void *arg)
-{
-	struct spsc *s = arg;
-	uint32_t head = 0, cached_tail = 0;
-	uint64_t seq = 0;
-
-	pin(s->cpu[0]);
-	wait_go(&s->go);
-	uint64_t t0 = now_ns();
-	while (!LOAD(&s->stop)) {
-		uint32_t room = QSZ - (head - cached_tail);
-		if (room < s->batch) {
-			cached_tail = LOAD_ACQ(&s->tail);
-			room = QSZ - (head - cached_tail);
-			if (!room)
-				continue;
-		}
-		uint32_t n = room < s->batch ? room : s->batch;
-		for (uint32_t k = 0; k < n; k++) {
-			struct spsc_slot *sl = &s->slot[(head + k) % QSZ];
-			sl->token = ++seq;
-			sl->len = (uint32_t)seq & 63;
-		}
-		head += n;
-		STORE_REL(&s->head, head);
-	}
-	s->window_ns = now_ns() - t0;
-	s->window_produced = seq;
-	STORE(&s->produced_final, seq);
-	STORE_REL(&s->done, 1);
-	return NULL;
-}
-
-static void *spsc_consumer(void *arg)
-{
-	struct spsc *s = arg;
-	uint32_t tail = 0, cached_head = 0, since_publish = 0;
-	uint64_t expect = 1;
-
-	s->cons_ok = false;
-	if (pin(s->cpu[1])) {
-		snprintf(s->err, sizeof(s->err),
-			 "cannot pin the consumer to CPU %d", s->cpu[1]);
-		STORE_REL(&s->stop, 1);
-		while (!LOAD_ACQ(&s->done))
-			STORE_REL(&s->tail, LOAD_ACQ(&s->head));
-		return NULL;
-	}
-	wait_go(&s->go);
-	for (;;) {
-		if (tail == cached_head) {
-			if (since_publish) {
-				STORE_REL(&s->tail, tail);
-				since_publish = 0;
-			}
-			cached_head = LOAD_ACQ(&s->head);
-			if (tail == cached_head) {
-				if (LOAD_ACQ(&s->done) &&
-				    LOAD_ACQ(&s->head) == tail)
-					break;
-				cpu_relax();
-				continue;
-			}
-		}
-		const struct spsc_slot *sl = &s->slot[tail % QSZ];
-		uint64_t tok = sl->token;
-		uint32_t len = sl->len;
-		if (tok != expect || len != ((uint32_t)expect & 63)) {
-			snprintf(s->err, sizeof(s->err),
-				 "slot %u: token %llu, expected %llu",
-				 tail % QSZ, (unsigned long long)tok,
-				 (unsigned long long)expect);
-			goto out;
-		}
-		expect++;
-		tail++;
-		if (++since_publish == s->batch) {
-			STORE_REL(&s->tail, tail);
-			since_publish = 0;
-		}
-	}
-	s->cons_ok = true;
-out:
-	s->consumed = expect - 1;
-	if (!s->cons_ok)
-		STORE_REL(&s->stop, 1);
-	/* a failed consumer leaves the producer spinning on a full ring:
-	 * keep freeing slots until it has stopped */
-	while (!s->cons_ok && !LOAD_ACQ(&s->done))
-		STORE_REL(&s->tail, LOAD_ACQ(&s->head));
-	return NULL;
-}
-
-static void run_spsc(const struct opts *o, unsigned batch, struct result *res)
-{
-	struct spsc *s;
-
-	memset(res, 0, sizeof(*res));
-	if (posix_memalign((void **)&s, CACHELINE, sizeof(*s))) {
-		snprintf(res->err, sizeof(res->err), "out of memory");
-		return;
-	}
-	memset(s, 0, sizeof(*s));
-	s->batch = batch;
-	s->cpu[0] = o->cpu[0];
-	s->cpu[1] = o->cpu[1];
-	if (run_threads(spsc_producer, spsc_consumer, s, &s->go, &s->stop,
-			o->seconds)) {
-		snprintf(res->err, sizeof(res->err), "pthread_create failed");
-	} else if (!s->cons_ok) {
-		snprintf(res->err, sizeof(res->err), "%s", s->err);
-	} else if (s->consumed != s->produced_final || !s->consumed) {
-		snprintf(res->err, sizeof(res->err),
-			 "produced %llu, consumed %llu",
-			 (unsigned long long)s->produced_final,
-			 (unsigned long long)s->consumed);
-	} else {
-		res->ok = true;
-		res->bufs_per_s =
-		    (double)s->window_produced * 1e9 / (double)s->window_ns;
-	}
-	free(s);
 }
 
 /* ---- statistics and output ---- */
