@@ -151,7 +151,7 @@ cleanup() {
 		for ((i = 1; i <= inst; i++)); do
 			[ -s "$tmp/backend.$i.log" ] || continue
 			echo "--- backend instance $i log (tail)" >&2
-			tail -n 15 "$tmp/backend.$i.log" >&2
+			tail -n 30 "$tmp/backend.$i.log" >&2
 		done
 	fi
 	if [ "$keep" = 1 ]; then
@@ -183,8 +183,11 @@ start_backend() {
 	local out=$tmp/backend.$inst.log pidf=$tmp/backend.$inst.pid
 	case "$backend" in
 	vio)
-		"${reaper[@]}" "$vio" serve blk --socket "$sock" --image "$img" \
-			--queues "$queues" --pidfile "$pidf" >"$out" 2>&1 &
+		# VIO_LOG=debug: every vhost-user request is logged, so a
+		# frontend stuck waiting for an answer shows which one
+		VIO_LOG=debug "${reaper[@]}" "$vio" serve blk --socket "$sock" \
+			--image "$img" --queues "$queues" --pidfile "$pidf" \
+			>"$out" 2>&1 &
 		;;
 	qsd)
 		"${reaper[@]}" qemu-storage-daemon --pidfile "$pidf" \
@@ -372,7 +375,7 @@ fi
 # what each restarted backend says about the requests it took over
 for ((i = 2; i <= inst; i++)); do
 	grep -iE 'in.flight|inflight|resubmit' "$tmp/backend.$i.log" |
-		sed "s/^/  backend $i| /" || true
+		grep -v '_INFLIGHT_FD' | sed "s/^/  backend $i| /" || true
 done
 grep -E 'VIO-KILL|fio-write\||fio-verify\||dmesg\||requests in flight|run-guest:' "$tmp/run.out" | sed 's/^guest| //' || true
 result=$(grep -o 'VIO-KILL-RESULT: .*' "$tmp/run.out" | head -n1 || true)

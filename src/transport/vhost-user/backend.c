@@ -676,7 +676,13 @@ int vio_vu_backend_handle(struct vio_backend *b, struct vio_vu_msg *m)
 	bool need_ack = (m->hdr.flags & VIO_VU_FLAG_NEED_REPLY) &&
 			(b->protocol & (1ull << VIO_VU_PF_REPLY_ACK)) &&
 			info->reply == VIO_VU_REPLY_NONE;
+	/* VIO_LOG=debug: every request and its outcome (a frontend that
+	 * hangs waiting for an answer shows which one it was) */
+	vio_log_debug("vhost-user: connection %lu: %s%s", b->conns, info->name,
+		      need_ack ? " (ack wanted)" : "");
 	int r = h(b, m);
+	vio_log_debug("vhost-user: connection %lu: %s: %s", b->conns,
+		      info->name, r ? strerror(r < 0 ? -r : r) : "done");
 	vio_vu_close_fds(m); /* whatever the handler did not take */
 	if (info->reply == VIO_VU_REPLY_NONE && !need_ack)
 		return r;
