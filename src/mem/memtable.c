@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "mem/guard.h"
+#include "mem/memtable_hint.h"
 #include <vio/mem.h>
 
 /* Far beyond any vhost-user limit (509 today); keeps sizes sane. */
@@ -342,6 +343,24 @@ void *vio_memtable_uptr(const struct vio_memtable *mt, uint64_t uaddr,
 		return mt->hot[i].host + off;
 	}
 	return NULL;
+}
+
+void *vio_memtable_ptr_hint(const struct vio_memtable *mt, uint64_t addr,
+			    uint32_t len, unsigned *hint)
+{
+	unsigned i = *hint;
+	const struct mt_hot *h = i < mt->n ? &mt->hot[i] : NULL;
+	if (!h || addr - h->addr >= h->end - h->addr) {
+		int f = find(mt, addr);
+		if (f < 0)
+			return NULL;
+		*hint = (unsigned)f;
+		h = &mt->hot[f];
+	}
+	/* addr is in h: addr + len cannot wrap past h->end */
+	if (len > h->end - addr)
+		return NULL;
+	return h->host + (addr - h->addr);
 }
 
 int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,

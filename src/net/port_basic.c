@@ -26,6 +26,7 @@
  * counts frames taken that are not well-formed: shorter than an Ethernet
  * header, or IPv4 with a wrong header checksum or total length.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "net/net_internal.h"
 
 #define GEN_BATCH 64u
+#define GEN_STAGE 16u	     /* frames stamped before the first is copied */
 #define GEN_NOLOOP_MAX 4096u /* frames per rx_ready without a loop */
 #define GEN_SEQ_OFF 42u	     /* 14 + 20 + 8 */
 #define GEN_MIN 60u
@@ -52,9 +54,11 @@ struct gen_pair {
 	struct vio_loop *loop;
 	uint64_t seq;
 	bool active;
-	/* the frame as sent: the template, the device's MAC (each fill)
-	 * and the sequence number (each frame) patched in */
+	/* GEN_STAGE copies of the frame as sent (frame_len apart): the
+	 * template, the device's MAC (checked each fill) and the sequence
+	 * number patched in */
 	uint8_t *frame;
+	uint8_t mac[VIO_NET_ETH_ALEN]; /* the one in the frames */
 };
 
 struct basic_port {
@@ -238,6 +242,28 @@ static int sink_xmit(struct vio_net_port *p, struct vio_net_device *nd,
 
 /* ---- gen ---- */
 
+/* The MAC the device has now (a driver's ADDR_SET included) into every
+ * staged frame, when it changed. */
+static void gen_mac(struct gen_pair *g, uint32_t flen)
+{
+	uint8_t mac[VIO_NET_ETH_ALEN];
+	vio_net_device_mac(g->nd, mac);
+	if (!memcmp(mac, g->mac, sizeof(mac)))
+		return;
+	memcpy(g->mac, mac, sizeof(mac));
+	for (unsigned i = 0; i < GEN_STAGE; i++)
+		memcpy(g->frame + (size_t)i * flen, mac, sizeof(mac));
+}
+
+/*
+ * Frames go out GEN_STAGE at a time: all of a stage's sequence numbers are
+ * stamped (one 8-byte store each, into its own copy of the frame) before
+ * the first of them is copied out.  Stamping a frame and copying it right
+ * away makes the copy's wide load wait for the stamp's narrow stores to
+ * reach the cache, behind every store before them: the previous frame's,
+ * into the driver's buffers, which miss.  That wait was a third of the
+ * port's time.
+ */
 static void gen_fill(void *arg)
 {
 	struct gen_pair *g = arg;
@@ -247,22 +273,29 @@ static void gen_fill(void *arg)
 	uint32_t flen = bp->frame_len;
 	unsigned max = g->loop ? GEN_BATCH : GEN_NOLOOP_MAX, made = 0;
 	bool more = true;
-	/* one copy per frame, straight from the prepared frame into the
-	 * driver's buffer (vio_net_device_rx: nothing read back from it) */
-	struct vio_iov src = {g->frame, flen, 0};
-	vio_net_device_mac(g->nd, g->frame); /* the current one */
-	uint8_t *seq = g->frame + GEN_SEQ_OFF;
-	while (made < max) {
-		uint64_t v = g->seq;
-		for (unsigned i = 0; i < 8; i++)
-			seq[i] = (uint8_t)(v >> (56 - 8 * i));
-		if (vio_net_device_rx(g->nd, g->qp, NULL, &src, 1, flen) < 0) {
-			more = false;
-			break;
+	gen_mac(g, flen);
+	while (more && made < max) {
+		unsigned n = max - made < GEN_STAGE ? max - made : GEN_STAGE;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t be = htobe64(g->seq + i);
+			memcpy(g->frame + (size_t)i * flen + GEN_SEQ_OFF, &be,
+			       sizeof(be));
 		}
-		g->seq = v + 1;
-		made++;
-		if (!g->loop && made % GEN_BATCH == 0)
+		unsigned i = 0;
+		for (; i < n; i++) {
+			/* one copy per frame, straight into the driver's
+			 * buffer (nothing read back from it) */
+			struct vio_iov src = {g->frame + (size_t)i * flen, flen,
+					      0};
+			if (vio_net_device_rx(g->nd, g->qp, NULL, &src, 1,
+					      flen) < 0) {
+				more = false;
+				break;
+			}
+		}
+		g->seq += i;
+		made += i;
+		if (!g->loop && i && made % GEN_BATCH == 0)
 			vio_net_device_rx_flush(g->nd, g->qp);
 	}
 	if (made) {
@@ -283,11 +316,14 @@ static int gen_start(struct vio_net_port *p, struct vio_net_device *nd,
 	if (g->active && g->nd != nd)
 		return -EBUSY; /* one device per pair */
 	if (!g->frame) {
-		g->frame = malloc(bp->frame_len);
+		g->frame = malloc((size_t)GEN_STAGE * bp->frame_len);
 		if (!g->frame)
 			return -ENOMEM;
 	}
-	memcpy(g->frame, bp->tmpl, bp->frame_len);
+	for (unsigned i = 0; i < GEN_STAGE; i++)
+		memcpy(g->frame + (size_t)i * bp->frame_len, bp->tmpl,
+		       bp->frame_len);
+	memcpy(g->mac, bp->tmpl, sizeof(g->mac));
 	g->bp = bp;
 	g->nd = nd;
 	g->qp = qp;

@@ -348,6 +348,24 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		if (!is_avail(flags, wrap))
 			return 0;
 	}
+	if (vq->inf == NULL &&
+	    !(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))) {
+		struct vring_packed_desc d;
+		vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
+		if (vio_walk_one(vq, c, iov, max_iov, le64toh(d.addr),
+				 le32toh(d.len), flags & VRING_DESC_F_WRITE,
+				 (uint32_t)le16toh(d.id) | 1u << 16)) {
+			if (++pos == vq->size) {
+				pos = 0;
+				wrap = !wrap;
+			}
+			vq->last_avail = pos;
+			vq->dev_avail_wrap = wrap;
+			if (vq->event_idx && !vq->notify_disabled)
+				set_avail_event(vq, pos, wrap);
+			return 1;
+		}
+	}
 	struct vio_walk w;
 	vio_walk_init(&w, vq, iov, max_iov);
 	uint16_t id = 0;

@@ -282,6 +282,13 @@ static inline int walk_chain(struct vio_vq *vq, uint16_t head,
 			     struct vio_chain *c, struct vio_iov *iov,
 			     unsigned max_iov)
 {
+	struct vring_desc d1;
+	vio_copy_once(&d1, &vq->desc[head], sizeof(d1));
+	uint16_t f1 = le16toh(d1.flags);
+	if (!(f1 & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) &&
+	    vio_walk_one(vq, c, iov, max_iov, le64toh(d1.addr), le32toh(d1.len),
+			 f1 & VRING_DESC_F_WRITE, head))
+		return 1;
 	struct vio_walk w;
 	vio_walk_init(&w, vq, iov, max_iov);
 	for (uint16_t i = head;;) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mem/memtable_hint.h"
 #include "util/log.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -57,6 +58,7 @@ struct vio_vq {
 	void *opaque;
 	struct vio_mem *mem;	       /* driver */
 	const struct vio_memtable *mt; /* device */
+	unsigned mt_hint;	       /* device: region of the last buffer */
 	char name[32];
 
 	/* split ring pointers */
@@ -143,6 +145,36 @@ int vio_walk_desc(struct vio_walk *w, uint64_t addr, uint32_t len,
 /* Fill *c from a finished walk: 1, or -E2BIG (legal, but more than
  * max_iov segments: see vio_vq_pop).  The chain is consumed either way. */
 int vio_walk_finish(struct vio_walk *w, struct vio_chain *c, uint32_t head);
+
+/*
+ * The common chain without the walker: one ring descriptor, neither NEXT
+ * nor INDIRECT, no dirty log, non-empty, in one region.  Fills *c and
+ * iov[0] and returns true; false changes nothing and sends the caller to
+ * the walker (which applies every rule and reports what is wrong).  Same
+ * result as the walker for the chains it takes.
+ */
+static inline bool vio_walk_one(struct vio_vq *vq, struct vio_chain *c,
+				struct vio_iov *iov, unsigned max_iov,
+				uint64_t addr, uint32_t len, bool write,
+				uint32_t head)
+{
+	if (vio_unlikely(len == 0 || max_iov == 0 || vq->dlog != NULL))
+		return false;
+	void *p = vio_memtable_ptr_hint(vq->mt, addr, len, &vq->mt_hint);
+	if (vio_unlikely(p == NULL))
+		return false;
+	iov[0].base = p;
+	iov[0].len = len;
+	iov[0].cont = 0;
+	c->head = head;
+	c->out = iov;
+	c->nr_out = c->nd_out = write ? 0 : 1;
+	c->nr_in = c->nd_in = write ? 1 : 0;
+	c->out_len = write ? 0 : len;
+	c->in_len = write ? len : 0;
+	c->in = write ? iov : iov + 1;
+	return true;
+}
 
 /* split.c */
 int vio_split_init_driver(struct vio_vq *vq);

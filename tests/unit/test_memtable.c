@@ -4,7 +4,7 @@
  * a vio_mem region by fd (same bytes through both mappings), the refusals
  * (each closing the fd), translation inside one region, across adjacent
  * ones, at exact bounds, near 2^64, -ENOBUFS, 509 regions, overlaps,
- * removal, fd leaks.
+ * removal, fd leaks; the data path's hinted one-region lookup.
  * The driver side (struct vio_mem): test_mem.c.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mem/memtable_hint.h"
 #include "mem_env.h"
 #include "test.h"
 #include <vio/mem.h>
@@ -285,6 +286,71 @@ static void test_translate(void)
 	free(buf);
 }
 
+/*
+ * The data path's one-region lookup with a per-queue hint: the same
+ * answers as vio_memtable_ptr whatever the hint holds (stale, out of
+ * range, another region's), NULL for a range that crosses regions or is
+ * not mapped (those go to vio_memtable_translate), and a table that
+ * changed under an old hint answers from the table as it is.
+ */
+static void test_ptr_hint(void)
+{
+	const size_t sz = 8192;
+	uint8_t *buf = malloc(3 * sz);
+	REQUIRE(buf);
+	struct vio_memtable *mt = vio_memtable_new(8);
+	REQUIRE(mt);
+	const uint64_t A = 0x100000, B = A + sz, C = 0x900000;
+	struct vio_region ra = {.addr = A, .size = sz, .fd = -1, .ptr = buf};
+	struct vio_region rb = {
+	    .addr = B, .size = sz, .fd = -1, .ptr = buf + sz};
+	struct vio_region rc = {
+	    .addr = C, .size = sz, .fd = -1, .ptr = buf + 2 * sz};
+	CHECK_EQ(vio_memtable_add(mt, &ra), 0);
+	CHECK_EQ(vio_memtable_add(mt, &rb), 0);
+	CHECK_EQ(vio_memtable_add(mt, &rc), 0);
+	const unsigned hints[] = {0, 1, 2, 3, 7, 1000, UINT32_MAX};
+	for (unsigned k = 0; k < sizeof(hints) / sizeof(hints[0]); k++) {
+		unsigned h = hints[k];
+		CHECK(vio_memtable_ptr_hint(mt, A + 5, 100, &h) == buf + 5);
+		CHECK_EQ(h, 0);
+		h = hints[k];
+		CHECK(vio_memtable_ptr_hint(mt, C + sz - 1, 1, &h) ==
+		      buf + 3 * sz - 1);
+		CHECK_EQ(h, 2);
+		h = hints[k];
+		/* across A and B: adjacent, but not one region */
+		CHECK(vio_memtable_ptr_hint(mt, B - 1, 2, &h) == NULL);
+		h = hints[k];
+		/* past C, in the gap, below everything, near 2^64 */
+		CHECK(vio_memtable_ptr_hint(mt, C + sz - 1, 2, &h) == NULL);
+		CHECK(vio_memtable_ptr_hint(mt, C + sz, 1, &h) == NULL);
+		CHECK(vio_memtable_ptr_hint(mt, B + sz, 1, &h) == NULL);
+		CHECK(vio_memtable_ptr_hint(mt, A - 1, 1, &h) == NULL);
+		CHECK(vio_memtable_ptr_hint(mt, 0, 1, &h) == NULL);
+		CHECK(vio_memtable_ptr_hint(mt, UINT64_MAX, UINT32_MAX, &h) ==
+		      NULL);
+		CHECK(vio_memtable_ptr_hint(mt, A + 1, UINT32_MAX, &h) == NULL);
+	}
+	/* a hint that hits stays; a right hint past the region's end is
+	 * not taken for a hit */
+	unsigned h = 1;
+	CHECK(vio_memtable_ptr_hint(mt, B, (uint32_t)sz, &h) == buf + sz);
+	CHECK_EQ(h, 1);
+	CHECK(vio_memtable_ptr_hint(mt, B + 1, (uint32_t)sz, &h) == NULL);
+	/* the table changes under the hint: B removed, C's slot moves */
+	h = 1;
+	CHECK_EQ(vio_memtable_remove(mt, B, sz), 0);
+	CHECK(vio_memtable_ptr_hint(mt, B + 10, 1, &h) == NULL);
+	CHECK(vio_memtable_ptr_hint(mt, C + 10, 1, &h) == buf + 2 * sz + 10);
+	CHECK_EQ(h, 1);
+	vio_memtable_clear(mt);
+	h = 0;
+	CHECK(vio_memtable_ptr_hint(mt, A, 1, &h) == NULL);
+	vio_memtable_free(mt);
+	free(buf);
+}
+
 static void test_uptr(void)
 {
 	uint8_t *buf = malloc(3 * 4096);
@@ -434,6 +500,7 @@ int main(void)
 	test_map_offset();
 	test_map_refusals();
 	test_translate();
+	test_ptr_hint();
 	test_uptr();
 	test_many_regions(&seed);
 	test_fd_leaks();
