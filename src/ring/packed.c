@@ -348,33 +348,32 @@ int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		if (!is_avail(flags, wrap))
 			return 0;
 	}
+	/* each descriptor copied once: the fast path's copy of the head is
+	 * the walker's too (its flags were read once, with acquire, above) */
+	struct vring_packed_desc d;
+	vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
 	if (vq->inf == NULL &&
-	    !(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT))) {
-		struct vring_packed_desc d;
-		vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
-		if (vio_walk_one(vq, c, iov, max_iov, le64toh(d.addr),
-				 le32toh(d.len), flags & VRING_DESC_F_WRITE,
-				 (uint32_t)le16toh(d.id) | 1u << 16)) {
-			if (++pos == vq->size) {
-				pos = 0;
-				wrap = !wrap;
-			}
-			vq->last_avail = pos;
-			vq->dev_avail_wrap = wrap;
-			if (vq->event_idx && !vq->notify_disabled)
-				set_avail_event(vq, pos, wrap);
-			return 1;
+	    !(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) &&
+	    vio_walk_one(vq, c, iov, max_iov, le64toh(d.addr), le32toh(d.len),
+			 flags & VRING_DESC_F_WRITE,
+			 (uint32_t)le16toh(d.id) | 1u << 16)) {
+		if (++pos == vq->size) {
+			pos = 0;
+			wrap = !wrap;
 		}
+		vq->last_avail = pos;
+		vq->dev_avail_wrap = wrap;
+		if (vq->event_idx && !vq->notify_disabled)
+			set_avail_event(vq, pos, wrap);
+		return 1;
 	}
 	struct vio_walk w;
 	vio_walk_init(&w, vq, iov, max_iov);
 	uint16_t id = 0;
 	int ret = 1;
 	for (uint32_t ndesc = 1;; ndesc++) {
-		struct vring_packed_desc d;
-		vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
-		/* the head's flags were read once, with acquire, above */
 		if (ndesc > 1) {
+			vio_copy_once(&d, &vq->pdesc[pos], sizeof(d));
 			flags = le16toh(d.flags);
 			if (vio_unlikely(ndesc > vq->size)) {
 				vio_vq_bad(vq,

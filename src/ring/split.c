@@ -282,28 +282,29 @@ static inline int walk_chain(struct vio_vq *vq, uint16_t head,
 			     struct vio_chain *c, struct vio_iov *iov,
 			     unsigned max_iov)
 {
-	struct vring_desc d1;
-	vio_copy_once(&d1, &vq->desc[head], sizeof(d1));
-	uint16_t f1 = le16toh(d1.flags);
-	if (!(f1 & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) &&
-	    vio_walk_one(vq, c, iov, max_iov, le64toh(d1.addr), le32toh(d1.len),
-			 f1 & VRING_DESC_F_WRITE, head))
+	/* each descriptor copied once: the fast path's copy of the head is
+	 * the walker's too */
+	struct vring_desc d;
+	vio_copy_once(&d, &vq->desc[head], sizeof(d));
+	uint16_t flags = le16toh(d.flags);
+	if (!(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) &&
+	    vio_walk_one(vq, c, iov, max_iov, le64toh(d.addr), le32toh(d.len),
+			 flags & VRING_DESC_F_WRITE, head))
 		return 1;
 	struct vio_walk w;
 	vio_walk_init(&w, vq, iov, max_iov);
-	for (uint16_t i = head;;) {
-		struct vring_desc d;
-		vio_copy_once(&d, &vq->desc[i], sizeof(d));
-		uint16_t flags = le16toh(d.flags);
+	for (;;) {
 		if (vio_walk_desc(&w, le64toh(d.addr), le32toh(d.len), flags))
 			return -EIO;
 		if (!(flags & VRING_DESC_F_NEXT))
 			break;
-		i = le16toh(d.next);
+		uint16_t i = le16toh(d.next);
 		if (vio_unlikely(i >= vq->size)) {
 			vio_vq_bad(vq, "next descriptor %u out of range", i);
 			return -EIO;
 		}
+		vio_copy_once(&d, &vq->desc[i], sizeof(d));
+		flags = le16toh(d.flags);
 	}
 	return vio_walk_finish(&w, c, head);
 }
