@@ -49,6 +49,7 @@
 #define FZ_NO_NOTIFY 0x10 /* vio_vq_disable_notify() first */
 #define FZ_BATCH 0x20	  /* push with vio_vq_push_batch() */
 #define FZ_REVERSE 0x40	  /* complete in reverse order */
+#define FZ_BURST 0x80	  /* vio_vq_pop_burst() before each vio_vq_pop() */
 
 #define FZ_HDR 16
 #define FZ_RING_ADDR 0x10000ull
@@ -225,6 +226,36 @@ static int fz_run(const uint8_t *in, size_t in_len, bool packed)
 		(void)vio_vq_more_avail(vq);
 		while (pops < budget) {
 			struct vio_chain ch;
+			if (flags & FZ_BURST) {
+				static struct vio_chain cb[FZ_MAX_IOV];
+				unsigned want = budget - pops;
+				if (want > FZ_MAX_IOV)
+					want = FZ_MAX_IOV;
+				int b = vio_vq_pop_burst(vq, cb, iov, want);
+				if (b < 0 && (b != -EIO || !vio_vq_broken(vq)))
+					fz_fail();
+				if (b < 0)
+					break;
+				if ((unsigned)b > want)
+					fz_fail();
+				/* one segment each, in iov[k], non-empty */
+				for (int k = 0; k < b; k++) {
+					const struct vio_chain *c = &cb[k];
+					fz_check_chain(c, &iov[k], 1);
+					if (c->nr_out + c->nr_in != 1 ||
+					    c->nd_out + c->nd_in != 1 ||
+					    iov[k].len == 0 || iov[k].cont)
+						fz_fail();
+					fz_touch(rg, c->out, c->nr_out, false);
+					fz_touch(rg, c->in, c->nr_in, true);
+					done[n].head = c->head;
+					done[n].len = c->in_len;
+					n++;
+				}
+				pops += (unsigned)b;
+				if (pops >= budget)
+					break;
+			}
 			int ret = vio_vq_pop(vq, &ch, iov, max_iov);
 			if (ret == 0)
 				break;

@@ -17,8 +17,8 @@ import os
 import struct
 import sys
 
-EVENT_IDX, INDIRECT, GAPPED, SET_BASE, NO_NOTIFY, BATCH, REVERSE = (
-    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40)
+EVENT_IDX, INDIRECT, GAPPED, SET_BASE, NO_NOTIFY, BATCH, REVERSE, BURST = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
 HDR = 16
 RING_ADDR = 0x10000
 GAP = 64
@@ -373,6 +373,27 @@ def packed_seeds():
     s = Seed(True, 8)
     s.chain([(s.buf(8), 8, F_NEXT)] * 8)
     out["packed-bad-ring-of-next"] = s
+
+    # vio_vq_pop_burst: one-descriptor chains from an unaligned start,
+    # whole lines of four, a two-descriptor chain and an empty one where
+    # a burst stops, a buffer straddling the two regions
+    s = Seed(True, 16, flags=SET_BASE | BURST | EVENT_IDX, base=2 | 0x8000)
+    for k in range(6):
+        s.chain([(s.buf(20 + k), 20 + k, F_WRITE if k % 2 else 0)])
+    s.chain(end(rw_chain(s, 1, 1, 12)))
+    s.chain([(s.buf(8), 0, F_WRITE)])
+    for k in range(4):
+        s.chain([(s.buf(64), 64, F_WRITE)])
+    s.chain([(s.data_addr() - 8, 16, F_WRITE)])
+    out["packed-burst"] = s
+
+    # bursts across the end of the ring, then a second lap by patches
+    s = Seed(True, 8, flags=SET_BASE | BURST | BATCH, base=4 | 0x8000)
+    for k in range(8):
+        s.chain([(s.buf(16), 16, F_WRITE)])
+    for slot in range(4, 8):
+        s.patch_ring(16 * slot + 14, F_WRITE | PK_USED)
+    out["packed-burst-wrap"] = s
 
     s = Seed(True, 8)
     s.chain([(s.buf(8), 8, F_NEXT), (s.buf(8), 8, 0, PK_AVAIL | PK_USED)])

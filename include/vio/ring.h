@@ -232,6 +232,21 @@ static inline unsigned vio_vq_iov_max(uint16_t qsize)
  */
 VIO_MUST_CHECK int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c,
 			      struct vio_iov *iov, unsigned max_iov);
+/*
+ * Pop up to n chains of the commonest kind at once: one descriptor each
+ * (no NEXT, no INDIRECT), non-empty, in one memory region.  Chain k is
+ * c[k], its one segment iov[k] (out or in, by the descriptor's WRITE).
+ * Stops at the first chain that is not of that kind or not available and
+ * leaves it in the ring: returns how many it popped (0..n), or -EIO (the
+ * queue is broken).  The caller pops the next one with vio_vq_pop(),
+ * which takes every chain and also tells an empty ring apart (and
+ * re-arms notifications then: a burst does not).  A chain popped here is
+ * one vio_vq_pop() would have returned the same way: push and unpop take
+ * it alike.  Split rings, queues with an in-flight region or a dirty log:
+ * always 0 (vio_vq_pop is as fast there).
+ */
+VIO_MUST_CHECK int vio_vq_pop_burst(struct vio_vq *vq, struct vio_chain *c,
+				    struct vio_iov *iov, unsigned n);
 /* Return one chain as used, len bytes written.  0 or -EIO / -EINVAL. */
 int vio_vq_push(struct vio_vq *vq, uint32_t head, uint32_t len);
 struct vio_used {

@@ -40,12 +40,8 @@
 /* Far beyond any vhost-user limit (509 today); keeps sizes sane. */
 #define MT_MAX_REGIONS 65536u
 
-/* What translation touches, packed for the binary search. */
-struct mt_hot {
-	uint64_t addr; /* device address of byte 0 */
-	uint64_t end;  /* addr + size, exclusive */
-	uint8_t *host; /* byte 0 in this process */
-};
+/* What translation touches (struct mt_hot, memtable_hint.h) is packed
+ * for the binary search. */
 
 /* The rest, in a parallel array (same index). */
 struct mt_meta {
@@ -58,8 +54,7 @@ struct mt_meta {
 };
 
 struct vio_memtable {
-	unsigned max, n;
-	struct mt_hot *hot;
+	struct vio_mt_head h; /* max, n, hot[]: first (memtable_hint.h) */
 	struct mt_meta *meta;
 	struct vio_mem_guard_owner guard; /* written by the SIGBUS handler */
 };
@@ -73,13 +68,13 @@ struct vio_memtable *vio_memtable_new(unsigned max_regions)
 	struct vio_memtable *mt = calloc(1, sizeof(*mt));
 	if (!mt)
 		return NULL;
-	mt->max = max_regions;
+	mt->h.max = max_regions;
 	mt->guard.fault_fd = -1;
 	mt->guard.fault_addr = VIO_BAD_ADDR;
-	mt->hot = calloc(max_regions, sizeof(*mt->hot));
+	mt->h.hot = calloc(max_regions, sizeof(*mt->h.hot));
 	mt->meta = calloc(max_regions, sizeof(*mt->meta));
-	if (!mt->hot || !mt->meta) {
-		free(mt->hot);
+	if (!mt->h.hot || !mt->meta) {
+		free(mt->h.hot);
 		free(mt->meta);
 		free(mt);
 		errno = ENOMEM;
@@ -105,9 +100,9 @@ void vio_memtable_clear(struct vio_memtable *mt)
 {
 	if (!mt)
 		return;
-	for (unsigned i = 0; i < mt->n; i++)
+	for (unsigned i = 0; i < mt->h.n; i++)
 		release(&mt->meta[i]);
-	mt->n = 0;
+	mt->h.n = 0;
 }
 
 void vio_memtable_free(struct vio_memtable *mt)
@@ -115,23 +110,23 @@ void vio_memtable_free(struct vio_memtable *mt)
 	if (!mt)
 		return;
 	vio_memtable_clear(mt);
-	free(mt->hot);
+	free(mt->h.hot);
 	free(mt->meta);
 	free(mt);
 }
 
 unsigned vio_memtable_count(const struct vio_memtable *mt)
 {
-	return mt ? mt->n : 0;
+	return mt ? mt->h.n : 0;
 }
 
 /* First index whose region starts at or after addr. */
 static unsigned lower_bound(const struct vio_memtable *mt, uint64_t addr)
 {
-	unsigned lo = 0, hi = mt->n;
+	unsigned lo = 0, hi = mt->h.n;
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
-		if (mt->hot[mid].addr < addr)
+		if (mt->h.hot[mid].addr < addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -142,16 +137,16 @@ static unsigned lower_bound(const struct vio_memtable *mt, uint64_t addr)
 /* Index of the region holding device address addr, or -1. */
 static inline int find(const struct vio_memtable *mt, uint64_t addr)
 {
-	unsigned lo = 0, hi = mt->n;
+	unsigned lo = 0, hi = mt->h.n;
 	/* first region starting after addr; the one before may hold it */
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
-		if (mt->hot[mid].addr <= addr)
+		if (mt->h.hot[mid].addr <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == 0 || addr >= mt->hot[lo - 1].end)
+	if (lo == 0 || addr >= mt->h.hot[lo - 1].end)
 		return -1;
 	return (int)(lo - 1);
 }
@@ -168,12 +163,12 @@ static int check(const struct vio_memtable *mt, const struct vio_region *r,
 	if (r->size == 0 || r->size > UINT64_MAX - r->addr ||
 	    r->size > SIZE_MAX || (r->uaddr && r->size > UINT64_MAX - r->uaddr))
 		return -EINVAL;
-	if (mt->n >= mt->max)
+	if (mt->h.n >= mt->h.max)
 		return -ENOSPC;
 	unsigned i = lower_bound(mt, r->addr);
 	uint64_t end = r->addr + r->size;
-	if ((i < mt->n && mt->hot[i].addr < end) ||
-	    (i > 0 && mt->hot[i - 1].end > r->addr))
+	if ((i < mt->h.n && mt->h.hot[i].addr < end) ||
+	    (i > 0 && mt->h.hot[i - 1].end > r->addr))
 		return -EEXIST;
 	*pos = i;
 	return 0;
@@ -183,10 +178,10 @@ static void insert(struct vio_memtable *mt, unsigned i,
 		   const struct vio_region *r, uint8_t *host, void *map_base,
 		   size_t map_len, int fd, int guard_slot)
 {
-	unsigned tail = mt->n - i;
-	memmove(&mt->hot[i + 1], &mt->hot[i], tail * sizeof(*mt->hot));
+	unsigned tail = mt->h.n - i;
+	memmove(&mt->h.hot[i + 1], &mt->h.hot[i], tail * sizeof(*mt->h.hot));
 	memmove(&mt->meta[i + 1], &mt->meta[i], tail * sizeof(*mt->meta));
-	mt->hot[i] = (struct mt_hot){
+	mt->h.hot[i] = (struct mt_hot){
 	    .addr = r->addr, .end = r->addr + r->size, .host = host};
 	mt->meta[i] = (struct mt_meta){.uaddr = r->uaddr,
 				       .has_uaddr = r->uaddr != 0,
@@ -194,7 +189,7 @@ static void insert(struct vio_memtable *mt, unsigned i,
 				       .map_len = map_len,
 				       .fd = fd,
 				       .guard_slot = guard_slot};
-	mt->n++;
+	mt->h.n++;
 }
 
 int vio_memtable_map(struct vio_memtable *mt, const struct vio_region *r)
@@ -303,14 +298,14 @@ int vio_memtable_remove(struct vio_memtable *mt, uint64_t addr, uint64_t size)
 	if (!mt)
 		return -ENOENT;
 	unsigned i = lower_bound(mt, addr);
-	if (i >= mt->n || mt->hot[i].addr != addr ||
-	    mt->hot[i].end - addr != size)
+	if (i >= mt->h.n || mt->h.hot[i].addr != addr ||
+	    mt->h.hot[i].end - addr != size)
 		return -ENOENT;
 	release(&mt->meta[i]);
-	unsigned tail = mt->n - i - 1;
-	memmove(&mt->hot[i], &mt->hot[i + 1], tail * sizeof(*mt->hot));
+	unsigned tail = mt->h.n - i - 1;
+	memmove(&mt->h.hot[i], &mt->h.hot[i + 1], tail * sizeof(*mt->h.hot));
 	memmove(&mt->meta[i], &mt->meta[i + 1], tail * sizeof(*mt->meta));
-	mt->n--;
+	mt->h.n--;
 	return 0;
 }
 
@@ -321,7 +316,7 @@ void *vio_memtable_ptr(const struct vio_memtable *mt, uint64_t addr,
 	int i = find(mt, addr);
 	if (i < 0)
 		return NULL;
-	const struct mt_hot *h = &mt->hot[i];
+	const struct mt_hot *h = &mt->h.hot[i];
 	if (len > h->end - addr)
 		return NULL;
 	return h->host + (addr - h->addr);
@@ -332,31 +327,27 @@ void *vio_memtable_ptr(const struct vio_memtable *mt, uint64_t addr,
 void *vio_memtable_uptr(const struct vio_memtable *mt, uint64_t uaddr,
 			uint64_t len)
 {
-	for (unsigned i = 0; i < mt->n; i++) {
+	for (unsigned i = 0; i < mt->h.n; i++) {
 		const struct mt_meta *m = &mt->meta[i];
-		uint64_t size = mt->hot[i].end - mt->hot[i].addr;
+		uint64_t size = mt->h.hot[i].end - mt->h.hot[i].addr;
 		if (!m->has_uaddr || uaddr - m->uaddr >= size)
 			continue;
 		uint64_t off = uaddr - m->uaddr;
 		if (len > size - off)
 			return NULL;
-		return mt->hot[i].host + off;
+		return mt->h.hot[i].host + off;
 	}
 	return NULL;
 }
 
-void *vio_memtable_ptr_hint(const struct vio_memtable *mt, uint64_t addr,
+void *vio_memtable_ptr_find(const struct vio_memtable *mt, uint64_t addr,
 			    uint32_t len, unsigned *hint)
 {
-	unsigned i = *hint;
-	const struct mt_hot *h = i < mt->n ? &mt->hot[i] : NULL;
-	if (!h || addr - h->addr >= h->end - h->addr) {
-		int f = find(mt, addr);
-		if (f < 0)
-			return NULL;
-		*hint = (unsigned)f;
-		h = &mt->hot[f];
-	}
+	int f = find(mt, addr);
+	if (f < 0)
+		return NULL;
+	*hint = (unsigned)f;
+	const struct mt_hot *h = &mt->h.hot[f];
 	/* addr is in h: addr + len cannot wrap past h->end */
 	if (len > h->end - addr)
 		return NULL;
@@ -379,7 +370,7 @@ int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,
 	unsigned n = 0;
 	uint32_t left = len;
 	for (;;) {
-		const struct mt_hot *h = &mt->hot[i];
+		const struct mt_hot *h = &mt->h.hot[i];
 		uint64_t room = h->end - addr;
 		uint32_t seg = left < room ? left : (uint32_t)room;
 		if (n < max) {
@@ -393,7 +384,7 @@ int vio_memtable_translate(const struct vio_memtable *mt, uint64_t addr,
 		addr = h->end;
 		/* regions are sorted and disjoint: only the next one can
 		 * continue the range, and only if it starts right here */
-		if ((unsigned)++i >= mt->n || mt->hot[i].addr != addr)
+		if ((unsigned)++i >= mt->h.n || mt->h.hot[i].addr != addr)
 			return -EFAULT;
 	}
 	return n > max ? -ENOBUFS : (int)n;

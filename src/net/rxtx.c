@@ -204,6 +204,32 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 		 * misses that overlap cost far less than one stall per frame */
 		while (n < NET_TX_BATCH && budget &&
 		       niov + p->tx_iov_max <= p->tx_iov_cap) {
+			/* one-descriptor chains many at a time, each one
+			 * segment; the next chain (or the news that there is
+			 * none) from vio_vq_pop */
+			unsigned want = NET_TX_BATCH - n;
+			if (want > budget)
+				want = budget;
+			int b = vio_vq_pop_burst(vq, &p->tx_chain[n],
+						 p->tx_iov + niov, want);
+			if (b < 0) {
+				broken = true;
+				break;
+			}
+			for (unsigned k = n; k < n + (unsigned)b; k++) {
+				const struct vio_chain *c = &p->tx_chain[k];
+				p->tx_used[k].head = c->head;
+				p->tx_used[k].len = 0;
+				p->tx_big[k] = false;
+				if (c->nr_out)
+					prefetch_frame(&c->out[0]);
+			}
+			n += (unsigned)b;
+			niov += (unsigned)b;
+			budget -= (unsigned)b;
+			if (n == NET_TX_BATCH || !budget ||
+			    niov + p->tx_iov_max > p->tx_iov_cap)
+				break;
 			struct vio_chain *c = &p->tx_chain[n];
 			int r =
 			    vio_vq_pop(vq, c, p->tx_iov + niov, p->tx_iov_max);
@@ -418,6 +444,17 @@ static void rx_compact(struct net_pair *p)
 	p->nres = n;
 }
 
+/* A driver error with no chain held before it: back used, length 0. */
+static void rx_bad(struct net_pair *p, uint32_t head, bool big)
+{
+	vio_log_limited(&p->rl,
+			"%s: receiveq %u: driver error: %s buffer: returned "
+			"unused",
+			p->nd->name, p->qp,
+			big ? "unusably fragmented" : "header-less");
+	queue_used(p, head, 0);
+}
+
 /*
  * Pop up to NET_RX_BURST more chains behind the held ones (after
  * rx_compact).  Returns how
@@ -434,6 +471,43 @@ static int rx_pop_burst(struct net_pair *p, struct vio_vq *vq)
 		struct vio_chain c;
 		unsigned room = p->rx_iov_cap - p->rx_niov;
 		if (!room)
+			break;
+		/* one-descriptor chains many at a time (one segment each,
+		 * in place in rx_iov) */
+		unsigned want = NET_RX_BURST - got;
+		if (want > p->res_cap - p->nres)
+			want = p->res_cap - p->nres;
+		if (want > room)
+			want = room;
+		struct vio_chain cb[NET_RX_BURST];
+		int b = vio_vq_pop_burst(vq, cb, p->rx_iov + p->rx_niov, want);
+		if (net_unlikely(b < 0))
+			return -EIO;
+		for (int k = 0; k < b; k++) {
+			if (net_unlikely(cb[k].in_len < VIO_NET_HDR_LEN)) {
+				/* as below for this one, once the ones popped
+				 * after it are back in the ring */
+				for (int j = b - 1; j > k; j--)
+					(void)vio_vq_unpop(vq, cb[j].head);
+				if (p->nres > p->rfirst) {
+					(void)vio_vq_unpop(vq, cb[k].head);
+					return (int)got;
+				}
+				rx_bad(p, cb[k].head, false);
+				b = -1; /* pop on */
+				break;
+			}
+			struct net_res *res = &p->res[p->nres++];
+			res->head = cb[k].head;
+			res->in_len = cb[k].in_len;
+			res->iov_off = p->rx_niov++;
+			res->nr_in = 1;
+			got++;
+		}
+		if (b == (int)want || b < 0)
+			continue;
+		room = p->rx_iov_cap - p->rx_niov;
+		if (got == NET_RX_BURST || p->nres == p->res_cap || !room)
 			break;
 		int r = vio_vq_pop(vq, &c, p->rx_iov + p->rx_niov, room);
 		if (r == 0) {
@@ -454,13 +528,7 @@ static int rx_pop_burst(struct net_pair *p, struct vio_vq *vq)
 				(void)vio_vq_unpop(vq, c.head);
 				break;
 			}
-			vio_log_limited(&p->rl,
-					"%s: receiveq %u: driver error: %s "
-					"buffer: returned unused",
-					p->nd->name, p->qp,
-					r == -E2BIG ? "unusably fragmented"
-						    : "header-less");
-			queue_used(p, c.head, 0);
+			rx_bad(p, c.head, r == -E2BIG);
 			continue;
 		}
 		if (c.nr_out) /* only the writable part is ours */

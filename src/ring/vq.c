@@ -403,6 +403,20 @@ int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 			  : vio_split_pop(vq, c, iov, max_iov);
 }
 
+int vio_vq_pop_burst(struct vio_vq *vq, struct vio_chain *c,
+		     struct vio_iov *iov, unsigned n)
+{
+	DEVICE_ONLY(vq, -EINVAL);
+	if (vio_unlikely(vq->is_broken))
+		return -EIO;
+	/* split: vio_vq_pop does it (a split ring's avail entries are not
+	 * grouped in lines the way packed descriptors are); a region or a
+	 * log attached: their bookkeeping is vio_vq_pop's */
+	if (!vq->packed || vq->inf != NULL || vq->dlog != NULL)
+		return 0;
+	return vio_packed_pop_burst(vq, c, iov, n);
+}
+
 int vio_vq_unpop(struct vio_vq *vq, uint32_t head)
 {
 	DEVICE_ONLY(vq, -EINVAL);

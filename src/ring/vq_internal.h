@@ -208,6 +208,8 @@ bool vio_packed_more_used(const struct vio_vq *vq);
 void *vio_packed_detach(struct vio_vq *vq);
 int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		   unsigned max_iov);
+int vio_packed_pop_burst(struct vio_vq *vq, struct vio_chain *c,
+			 struct vio_iov *iov, unsigned n);
 int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
 bool vio_packed_call_prepare(struct vio_vq *vq);
 void vio_packed_set_notify(struct vio_vq *vq, bool enable);
