@@ -194,13 +194,23 @@ static int echo_xmit(struct vio_net_port *p, struct vio_net_device *nd,
 	 * the driver's buffers (vio_net_device_rx) */
 	uint8_t mac[2 * VIO_NET_ETH_ALEN];
 	struct vio_iov seg[ECHO_SEGS + 1];
+	seg[0] = (struct vio_iov){mac, sizeof(mac), 0};
+	if (n && iov[0].len >= len) {
+		/* the usual case: one segment */
+		const uint8_t *f = iov[0].base;
+		memcpy(mac, f + VIO_NET_ETH_ALEN, VIO_NET_ETH_ALEN);
+		memcpy(mac + VIO_NET_ETH_ALEN, f, VIO_NET_ETH_ALEN);
+		seg[1] = (struct vio_iov){(uint8_t *)iov[0].base + sizeof(mac),
+					  (uint32_t)(len - sizeof(mac)), 0};
+		(void)vio_net_device_rx(nd, qp, NULL, seg, 2, len);
+		return 0;
+	}
 	struct vio_cursor src;
 	vio_cursor_init(&src, iov, n);
 	if (vio_cursor_read(&src, mac + VIO_NET_ETH_ALEN, VIO_NET_ETH_ALEN) !=
 		VIO_NET_ETH_ALEN ||
 	    vio_cursor_read(&src, mac, VIO_NET_ETH_ALEN) != VIO_NET_ETH_ALEN)
 		return 0;
-	seg[0] = (struct vio_iov){mac, sizeof(mac), 0};
 	unsigned k = 1;
 	size_t left = len - sizeof(mac);
 	for (unsigned i = src.i; left && i < n; i++) {

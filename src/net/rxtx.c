@@ -661,6 +661,17 @@ int vio_net_device_rx(struct vio_net_device *nd, unsigned qp,
 	if (net_likely(n && iov[0].len >= len && len >= NET_ETH_HLEN)) {
 		memcpy(dst, iov[0].base, sizeof(dst));
 		whole = true;
+	} else if (n && iov[0].len >= sizeof(dst) && len >= NET_ETH_HLEN) {
+		/* segments (a port's rewritten addresses, then the rest):
+		 * the address from the first, the length from all */
+		size_t have = 0;
+		for (unsigned i = 0; i < n && have < len; i++)
+			have += iov[i].len;
+		if (have < len) {
+			net_stat_add(&p->st.rx_dropped, 1);
+			return -EINVAL;
+		}
+		memcpy(dst, iov[0].base, sizeof(dst));
 	} else {
 		struct vio_cursor src;
 		vio_cursor_init(&src, iov, n);
