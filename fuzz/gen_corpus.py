@@ -341,6 +341,20 @@ def split_seeds():
     t = s.itable([(s.buf(8), 8, F_NEXT, 5), (s.buf(8), 8, 0)])
     s.chain([(t[0], t[1], F_IND)])
     out["split-bad-indirect-next-range"] = s
+    # vio_vq_pop_burst: one-descriptor chains, a two-descriptor chain
+    # and an empty one where a burst stops, a buffer straddling the two
+    # regions, a head out of range last
+    s = Seed(False, 16, flags=BURST | EVENT_IDX)
+    for k in range(5):
+        s.chain([(s.buf(20 + k), 20 + k, F_WRITE if k % 2 else 0)])
+    s.chain(end(rw_chain(s, 1, 1, 12)))
+    s.chain([(s.buf(8), 0, F_WRITE)])
+    for k in range(3):
+        s.chain([(s.buf(64), 64, F_WRITE)])
+    s.chain([(s.data_addr() - 8, 16, F_WRITE)])
+    s.spublish(16)
+    out["split-burst"] = s
+
     return out
 
 

@@ -242,8 +242,8 @@ VIO_MUST_CHECK int vio_vq_pop(struct vio_vq *vq, struct vio_chain *c,
  * which takes every chain and also tells an empty ring apart (and
  * re-arms notifications then: a burst does not).  A chain popped here is
  * one vio_vq_pop() would have returned the same way: push and unpop take
- * it alike.  Split rings, queues with an in-flight region or a dirty log:
- * always 0 (vio_vq_pop is as fast there).
+ * it alike.  Queues with an in-flight region or a dirty log: always 0
+ * (vio_vq_pop keeps their records).
  */
 VIO_MUST_CHECK int vio_vq_pop_burst(struct vio_vq *vq, struct vio_chain *c,
 				    struct vio_iov *iov, unsigned n);

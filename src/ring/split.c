@@ -347,6 +347,45 @@ int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 	return ret;
 }
 
+/*
+ * Chains of one descriptor, many at once (vio_vq_pop_burst): the avail
+ * index read once for the lot (only when the cached one is short), then
+ * head after head as vio_split_pop's fast path takes them.  Stops at the
+ * first head that is not a one-descriptor chain vio_walk_one takes (out
+ * of range too: vio_split_pop reports that one).
+ */
+int vio_split_pop_burst(struct vio_vq *vq, struct vio_chain *c,
+			struct vio_iov *iov, unsigned n)
+{
+	uint16_t last = vq->last_avail;
+	if ((uint16_t)(vq->avail_idx_cache - last) < n && !read_avail(vq))
+		return vq->is_broken ? -EIO : 0;
+	unsigned have = (uint16_t)(vq->avail_idx_cache - last);
+	if (have > n)
+		have = n;
+	unsigned got = 0;
+	for (; got < have; got++) {
+		uint16_t head = le16toh(VIO_LOAD(
+		    &vq->avail->ring[(uint16_t)(last + got) & vq->mask]));
+		if (vio_unlikely(head >= vq->size))
+			break;
+		struct vring_desc d;
+		vio_copy_once(&d, &vq->desc[head], sizeof(d));
+		uint16_t flags = le16toh(d.flags);
+		if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) ||
+		    !vio_walk_one(vq, &c[got], &iov[got], 1, le64toh(d.addr),
+				  le32toh(d.len), flags & VRING_DESC_F_WRITE,
+				  head))
+			break;
+	}
+	if (got) {
+		vq->last_avail = (uint16_t)(last + got);
+		if (vq->event_idx && !vq->notify_disabled)
+			set_avail_event(vq, vq->last_avail);
+	}
+	return (int)got;
+}
+
 /* logged: constant in each caller, so the unlogged path has no test */
 static inline __attribute__((always_inline)) int
 push(struct vio_vq *vq, const struct vio_used *u, unsigned n, bool logged)

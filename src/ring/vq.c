@@ -409,12 +409,11 @@ int vio_vq_pop_burst(struct vio_vq *vq, struct vio_chain *c,
 	DEVICE_ONLY(vq, -EINVAL);
 	if (vio_unlikely(vq->is_broken))
 		return -EIO;
-	/* split: vio_vq_pop does it (a split ring's avail entries are not
-	 * grouped in lines the way packed descriptors are); a region or a
-	 * log attached: their bookkeeping is vio_vq_pop's */
-	if (!vq->packed || vq->inf != NULL || vq->dlog != NULL)
+	/* a region or a log attached: their bookkeeping is vio_vq_pop's */
+	if (vq->inf != NULL || vq->dlog != NULL)
 		return 0;
-	return vio_packed_pop_burst(vq, c, iov, n);
+	return vq->packed ? vio_packed_pop_burst(vq, c, iov, n)
+			  : vio_split_pop_burst(vq, c, iov, n);
 }
 
 int vio_vq_unpop(struct vio_vq *vq, uint32_t head)

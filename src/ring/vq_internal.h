@@ -189,6 +189,8 @@ bool vio_split_more_used(const struct vio_vq *vq);
 void *vio_split_detach(struct vio_vq *vq);
 int vio_split_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		  unsigned max_iov);
+int vio_split_pop_burst(struct vio_vq *vq, struct vio_chain *c,
+			struct vio_iov *iov, unsigned n);
 int vio_split_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
 bool vio_split_call_prepare(struct vio_vq *vq);
 void vio_split_park_event(struct vio_vq *vq);
