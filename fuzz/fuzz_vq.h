@@ -240,16 +240,17 @@ static int fz_run(const uint8_t *in, size_t in_len, bool packed)
 					fz_fail();
 				/* one segment each, in iov[k], non-empty */
 				for (int k = 0; k < b; k++) {
-					const struct vio_chain *c = &cb[k];
-					fz_check_chain(c, &iov[k], 1);
-					if (c->nr_out + c->nr_in != 1 ||
-					    c->nd_out + c->nd_in != 1 ||
+					const struct vio_chain *bc = &cb[k];
+					fz_check_chain(bc, &iov[k], 1);
+					if (bc->nr_out + bc->nr_in != 1 ||
+					    bc->nd_out + bc->nd_in != 1 ||
 					    iov[k].len == 0 || iov[k].cont)
 						fz_fail();
-					fz_touch(rg, c->out, c->nr_out, false);
-					fz_touch(rg, c->in, c->nr_in, true);
-					done[n].head = c->head;
-					done[n].len = c->in_len;
+					fz_touch(rg, bc->out, bc->nr_out,
+						 false);
+					fz_touch(rg, bc->in, bc->nr_in, true);
+					done[n].head = bc->head;
+					done[n].len = bc->in_len;
 					n++;
 				}
 				pops += (unsigned)b;
