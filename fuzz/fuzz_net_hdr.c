@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the virtio-net device's transmit chain check
- * (net_tx_parse, net_tx_hdr_check in src/net/rxtx.c) and the receive
+ * (net_tx_parse, net_tx_hdr_check in src/net/hdr.c) and the receive
  * header check (net_rx_hdr_ok): a hostile driver's chain, cut into
  * segments at the fuzzer's choice, against any negotiated feature set.
  *

@@ -126,7 +126,7 @@ struct vio_blk_device *vio_blk_device_new(const struct vio_blk_device_opts *cfg,
 					  char *err, size_t errlen);
 /* The virtio device, to hand to a transport.  Owned by bd. */
 struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd);
-/* Capacity in 512-byte sectors. */
+/* Capacity in 512-byte sectors (0 for NULL). */
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd);
 /*
  * Live resize (docs/blk.md "Resizing"): the capacity becomes sectors

@@ -531,8 +531,10 @@ struct vio_device *vio_blk_device_dev(const struct vio_blk_device *bd)
 
 uint64_t vio_blk_device_capacity(const struct vio_blk_device *bd)
 {
-	/* vio_blk_device_resize may store it from another thread */
-	return __atomic_load_n(&bd->capacity, __ATOMIC_ACQUIRE);
+	/* vio_blk_device_resize may store it from another thread; NULL: 0,
+	 * as resize takes NULL (and GCC's LTO otherwise warns of a load
+	 * through the NULL it sees there) */
+	return bd ? __atomic_load_n(&bd->capacity, __ATOMIC_ACQUIRE) : 0;
 }
 
 unsigned vio_blk_device_num_queues(const struct vio_blk_device *bd)

@@ -25,14 +25,14 @@
  * Header: VERSION_1 only, so every frame on a ring starts with the
  * 12-byte struct virtio_net_hdr_v1 (num_buffers present).
  *
- * Transmit (rxtx.c): a transmitq kick pops a batch (at most
+ * Transmit (tx.c): a transmitq kick pops a batch (at most
  * NET_TX_BATCH), checks each chain (net_tx_parse: readable only, header
  * present, header consistent with the negotiated features; a bad one is
  * answered and counted in tx_errors, never sent), hands each frame to
  * port->ops->xmit, then xmit_flush, one push of the batch (used length
  * 0) and one call.  A kick is bounded by the ring's size.
  *
- * Receive (rxtx.c): buffers stay in the ring until a frame arrives; the
+ * Receive (rx.c): buffers stay in the ring until a frame arrives; the
  * port delivers with vio_net_device_rx (a copy) or rx_reserve/rx_commit
  * (straight into the buffers), on the pair's thread.  MRG_RXBUF spreads
  * a frame over several buffers (num_buffers set); without it one buffer

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * device_internal.h - the virtio-net device's state, shared by device.c
- * (setup, config, queues, control queue), rxtx.c (the data path) and
- * state.c (device state transfer).  Private to those three files.
+ * (setup, config, queues, control queue), tx.c and rx.c (the data path) and
+ * state.c (device state transfer).  Private to those files.
  */
 #ifndef VIO_NET_DEVICE_INTERNAL_H
 #define VIO_NET_DEVICE_INTERNAL_H
@@ -142,8 +142,9 @@ static inline void net_rx_forget(struct net_pair *p)
 	p->nrx_used = 0;
 }
 
-/* rxtx.c */
+/* tx.c */
 bool net_tx_kick(struct net_pair *p, struct vio_vq *vq);
+/* rx.c */
 /* Hand back every chain the pair holds (newest first). */
 void net_rx_unreserve(struct net_pair *p);
 /* Push the pending used entries and call. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-net device unit tests, the data path (src/net/rxtx.c,
+ * virtio-net device unit tests, the data path (src/net/tx.c and rx.c,
  * port_basic.c; environment: net_env.h).  Split and packed rings.
  *
  * - transmit to a sink: frames counted on both sides, chains returned.

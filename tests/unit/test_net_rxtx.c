@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The batched data path of the virtio-net device (src/net/rxtx.c):
+ * The batched data path of the virtio-net device (src/net/tx.c and rx.c):
  *
  * - a transmit batch is popped whole before it is sent, its chains'
  *   segments one after the other in one array: a chain that no longer
