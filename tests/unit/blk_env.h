@@ -29,6 +29,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include "util/log.h"
 #include <vio/blk.h>
@@ -116,26 +117,9 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 8 << 20, NULL) == 0);
-	struct vio_region rr = *vio_mem_region(e->mem, 0);
-	rr.fd = -1;
-	if (o->stripe) {
-		unsigned n = (unsigned)(rr.size / o->stripe);
-		REQUIRE(rr.size % o->stripe == 0);
-		e->mt = vio_memtable_new(n);
-		REQUIRE(e->mt);
-		for (unsigned i = 0; i < n; i++) {
-			struct vio_region s = rr;
-			s.addr = rr.addr + (uint64_t)i * o->stripe;
-			s.size = o->stripe;
-			s.ptr = (uint8_t *)rr.ptr + (size_t)i * o->stripe;
-			s.uaddr = 0;
-			REQUIRE(vio_memtable_add(e->mt, &s) == 0);
-		}
-	} else {
-		e->mt = vio_memtable_new(8);
-		REQUIRE(e->mt);
-		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
-	}
+	const struct vio_region *rr = vio_mem_region(e->mem, 0);
+	REQUIRE(!o->stripe || rr->size % o->stripe == 0);
+	e->mt = ring_env_table(rr, o->stripe, 8);
 
 	/* the handshake (3.1.1) */
 	struct vio_features f;

@@ -20,6 +20,7 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include "util/log.h"
 #include <vio/mem.h>
@@ -80,18 +81,7 @@ static int env_open_ex(struct tenv *e, struct vio_net_device_opts *o,
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 4 << 20, NULL) == 0);
-	struct vio_region rr = *vio_mem_region(e->mem, 0);
-	unsigned n = (unsigned)(rr.size / STRIPE);
-	e->mt = vio_memtable_new(n);
-	REQUIRE(e->mt);
-	for (unsigned i = 0; i < n; i++) {
-		struct vio_region s = rr;
-		s.fd = -1;
-		s.addr = rr.addr + (uint64_t)i * STRIPE;
-		s.ptr = (uint8_t *)rr.ptr + (size_t)i * STRIPE;
-		s.size = STRIPE;
-		REQUIRE(vio_memtable_add(e->mt, &s) == 0);
-	}
+	e->mt = ring_env_table(vio_mem_region(e->mem, 0), STRIPE, 1);
 	struct vio_features f;
 	vio_device_offered(e->dev, &f);
 	if (!packed)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ring/dirtylog.h"
+#include "ring_env.h"
 #include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -44,18 +45,7 @@ static void env_init(struct env *e, uint16_t qsz, bool packed, bool event_idx,
 	struct vio_region rr = *vio_mem_region(e->mem, 0);
 	rr.fd = -1;
 	e->region_da = rr.addr;
-	unsigned n = stripe ? (unsigned)(rr.size / stripe) : 1;
-	e->mt = vio_memtable_new(n);
-	REQUIRE(e->mt);
-	for (unsigned i = 0; i < n; i++) {
-		struct vio_region sr = rr;
-		if (stripe) {
-			sr.addr = rr.addr + (uint64_t)i * stripe;
-			sr.ptr = (uint8_t *)rr.ptr + (size_t)i * stripe;
-			sr.size = stripe;
-		}
-		REQUIRE(vio_memtable_add(e->mt, &sr) == 0);
-	}
+	e->mt = ring_env_table(&rr, stripe, 1);
 	struct vio_vq_opts c = {.size = qsz,
 				.packed = packed,
 				.event_idx = event_idx,

@@ -11,6 +11,7 @@
 #include <linux/virtio_ring.h>
 #include <string.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -48,25 +49,7 @@ static void env_init(struct env *e, bool packed, bool event_idx, bool indirect)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 8 << 20, NULL) == 0);
-	const struct vio_region *r = vio_mem_region(e->mem, 0);
-	struct vio_region rr = *r;
-	rr.fd = -1;
-	if (stripe) {
-		unsigned n = (unsigned)(rr.size / stripe);
-		e->mt = vio_memtable_new(n);
-		REQUIRE(e->mt);
-		for (unsigned i = 0; i < n; i++) {
-			struct vio_region sr = rr;
-			sr.addr = rr.addr + (uint64_t)i * stripe;
-			sr.ptr = (uint8_t *)rr.ptr + (size_t)i * stripe;
-			sr.size = stripe;
-			REQUIRE(vio_memtable_add(e->mt, &sr) == 0);
-		}
-	} else {
-		e->mt = vio_memtable_new(8);
-		REQUIRE(e->mt);
-		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
-	}
+	e->mt = ring_env_table(vio_mem_region(e->mem, 0), stripe, 8);
 	struct vio_vq_opts c = {.index = 0,
 				.size = QSZ,
 				.packed = packed,
@@ -75,13 +58,7 @@ static void env_init(struct env *e, bool packed, bool event_idx, bool indirect)
 				.notify = on_kick,
 				.opaque = e,
 				.name = "test"};
-	e->drv = vio_vq_new_driver(&c, e->mem);
-	REQUIRE(e->drv);
-	struct vio_vq_layout l;
-	vio_vq_get_layout(e->drv, &l);
-	c.notify = on_call;
-	e->dev = vio_vq_new_device(&c, &l, e->mt);
-	REQUIRE(e->dev);
+	ring_env_pair(&c, on_call, e->mem, e->mt, &e->drv, &e->dev);
 	e->arena_len = 1 << 20;
 	uint64_t daddr;
 	e->arena = vio_mem_alloc(e->mem, e->arena_len, 64, &daddr);

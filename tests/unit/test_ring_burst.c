@@ -14,6 +14,7 @@
 #include <linux/virtio_ring.h>
 #include <string.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -38,28 +39,12 @@ static void env_init(struct env *e, bool packed, bool event_idx)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 4 << 20, NULL) == 0);
-	struct vio_region rr = *vio_mem_region(e->mem, 0);
-	rr.fd = -1;
-	unsigned n = (unsigned)(rr.size / STRIPE);
-	e->mt = vio_memtable_new(n);
-	REQUIRE(e->mt);
-	for (unsigned i = 0; i < n; i++) {
-		struct vio_region sr = rr;
-		sr.addr = rr.addr + (uint64_t)i * STRIPE;
-		sr.ptr = (uint8_t *)rr.ptr + (size_t)i * STRIPE;
-		sr.size = STRIPE;
-		REQUIRE(vio_memtable_add(e->mt, &sr) == 0);
-	}
+	e->mt = ring_env_table(vio_mem_region(e->mem, 0), STRIPE, 1);
 	struct vio_vq_opts c = {.size = QSZ,
 				.packed = packed,
 				.event_idx = event_idx,
 				.name = "burst"};
-	e->drv = vio_vq_new_driver(&c, e->mem);
-	REQUIRE(e->drv);
-	struct vio_vq_layout l;
-	vio_vq_get_layout(e->drv, &l);
-	e->dev = vio_vq_new_device(&c, &l, e->mt);
-	REQUIRE(e->dev);
+	ring_env_pair(&c, NULL, e->mem, e->mt, &e->drv, &e->dev);
 	uint64_t daddr;
 	e->arena = vio_mem_alloc(e->mem, 1 << 20, 64, &daddr);
 	REQUIRE(e->arena);

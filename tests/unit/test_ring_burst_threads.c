@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -134,18 +135,9 @@ static void run(bool packed)
 	e.mem = vio_mem_new();
 	REQUIRE(e.mem);
 	REQUIRE(vio_mem_add_region(e.mem, 1 << 20, NULL) == 0);
-	struct vio_region rr = *vio_mem_region(e.mem, 0);
-	rr.fd = -1;
-	e.mt = vio_memtable_new(1);
-	REQUIRE(e.mt);
-	REQUIRE(vio_memtable_add(e.mt, &rr) == 0);
+	e.mt = ring_env_table(vio_mem_region(e.mem, 0), 0, 1);
 	struct vio_vq_opts o = {.size = QSZ, .packed = packed, .name = "bt"};
-	e.drv = vio_vq_new_driver(&o, e.mem);
-	REQUIRE(e.drv);
-	struct vio_vq_layout l;
-	vio_vq_get_layout(e.drv, &l);
-	e.dev = vio_vq_new_device(&o, &l, e.mt);
-	REQUIRE(e.dev);
+	ring_env_pair(&o, NULL, e.mem, e.mt, &e.drv, &e.dev);
 	uint64_t daddr;
 	e.arena = vio_mem_alloc(e.mem, 4 * QSZ * BUFSZ, 64, &daddr);
 	REQUIRE(e.arena);

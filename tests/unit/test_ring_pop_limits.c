@@ -15,6 +15,7 @@
 #include <linux/virtio_ring.h>
 #include <string.h>
 
+#include "ring_env.h"
 #include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
@@ -53,24 +54,7 @@ static void env_init(struct env *e, bool packed, bool indirect, uint32_t stripe)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 4 << 20, NULL) == 0);
-	struct vio_region rr = *vio_mem_region(e->mem, 0);
-	rr.fd = -1;
-	if (stripe) {
-		unsigned n = (unsigned)(rr.size / stripe);
-		e->mt = vio_memtable_new(n);
-		REQUIRE(e->mt);
-		for (unsigned i = 0; i < n; i++) {
-			struct vio_region s = rr;
-			s.addr = rr.addr + (uint64_t)i * stripe;
-			s.ptr = (uint8_t *)rr.ptr + (size_t)i * stripe;
-			s.size = stripe;
-			REQUIRE(vio_memtable_add(e->mt, &s) == 0);
-		}
-	} else {
-		e->mt = vio_memtable_new(4);
-		REQUIRE(e->mt);
-		REQUIRE(vio_memtable_add(e->mt, &rr) == 0);
-	}
+	e->mt = ring_env_table(vio_mem_region(e->mem, 0), stripe, 4);
 	struct vio_vq_opts c = {.index = 0,
 				.size = QSZ,
 				.packed = packed,
@@ -79,12 +63,7 @@ static void env_init(struct env *e, bool packed, bool indirect, uint32_t stripe)
 				.broken = on_broken,
 				.opaque = e,
 				.name = "limits"};
-	e->drv = vio_vq_new_driver(&c, e->mem);
-	REQUIRE(e->drv);
-	struct vio_vq_layout l;
-	vio_vq_get_layout(e->drv, &l);
-	e->dev = vio_vq_new_device(&c, &l, e->mt);
-	REQUIRE(e->dev);
+	ring_env_pair(&c, NULL, e->mem, e->mt, &e->drv, &e->dev);
 	e->arena = vio_mem_alloc(e->mem, 1 << 20, 4096, &e->arena_daddr);
 	REQUIRE(e->arena);
 }

@@ -14,7 +14,8 @@
  */
 #include <string.h>
 
-#include "../test.h"
+#include "ring_env.h"
+#include "test.h"
 #include <vio/mem.h>
 #include <vio/ring.h>
 
@@ -40,20 +41,12 @@ static void env_init(struct env *e, bool packed, bool event_idx)
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
 	REQUIRE(vio_mem_add_region(e->mem, 1 << 20, NULL) == 0);
-	struct vio_region r = *vio_mem_region(e->mem, 0);
-	r.fd = -1;
-	e->mt = vio_memtable_new(1);
-	REQUIRE(e->mt && vio_memtable_add(e->mt, &r) == 0);
+	e->mt = ring_env_table(vio_mem_region(e->mem, 0), 0, 1);
 	struct vio_vq_opts c = {.size = 16,
 				.packed = packed,
 				.event_idx = event_idx,
 				.name = "polled"};
-	e->drv = vio_vq_new_driver(&c, e->mem);
-	REQUIRE(e->drv);
-	struct vio_vq_layout l;
-	vio_vq_get_layout(e->drv, &l);
-	e->dev = vio_vq_new_device(&c, &l, e->mt);
-	REQUIRE(e->dev);
+	ring_env_pair(&c, NULL, e->mem, e->mt, &e->drv, &e->dev);
 	uint64_t da;
 	e->buf = vio_mem_alloc(e->mem, 4096, 64, &da);
 	REQUIRE(e->buf);
