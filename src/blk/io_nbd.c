@@ -187,17 +187,31 @@ static int cmd_done(void *user_data, int *error)
 	return 1;
 }
 
-/* One command; a failure to send it is the request's error. */
-static void cmd_issue(struct nbd_q *nq, struct blk_req *req, int64_t cookie)
+/*
+ * One command: counted in req->pending before the nbd_aio_* call that
+ * queues it (CMD: that call), because libnbd may run its completion
+ * callback before the call returns: a connection found dead while the
+ * command is sent retires every command at once, this one too, and the
+ * call still returns its cookie.  Counted after, that callback would
+ * take pending to 0 (the slot queued in fin[]) and issue()'s own
+ * decrement to 0 again: the request ended twice, q->inflight wrapped,
+ * and queue stop waited for ever.  -1: never queued, no callback comes;
+ * the request's error.
+ */
+#define CMD_ISSUE(nq, req, cmd)                                                \
+	do {                                                                   \
+		(req)->pending++;                                              \
+		if ((cmd) < 0)                                                 \
+			cmd_refused(nq, req);                                  \
+	} while (0)
+
+static void cmd_refused(struct nbd_q *nq, struct blk_req *req)
 {
-	if (cookie < 0) {
-		if (!req->err)
-			req->err = blk_nbd_err(-EIO);
-		vio_log_limited(&nq->q->rl, "%s q%u: NBD: %s", nq->q->bd->name,
-				nq->q->idx, blk_nbd_why());
-		return;
-	}
-	req->pending++;
+	req->pending--;
+	if (!req->err)
+		req->err = blk_nbd_err(-EIO);
+	vio_log_limited(&nq->q->rl, "%s q%u: NBD: %s", nq->q->bd->name,
+			nq->q->idx, blk_nbd_why());
 }
 
 static bool wants_flush(const struct nbd_img *img, const struct blk_req *req)
@@ -220,7 +234,7 @@ static void issue(struct nbd_q *nq, struct blk_req *req)
 
 	req->pending = 1; /* ours, until every command is sent */
 	if (c->flushing || req->op == BLK_OP_FLUSH) {
-		cmd_issue(nq, req, nbd_aio_flush(h, cb, 0));
+		CMD_ISSUE(nq, req, nbd_aio_flush(h, cb, 0));
 	} else if (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) {
 		uint64_t off = req->offset;
 		c->rlen = req->iovcnt == 1 && req->len <= img->max_cmd
@@ -232,7 +246,7 @@ static void issue(struct nbd_q *nq, struct blk_req *req)
 			while (left && !req->err) {
 				size_t n =
 				    left < img->max_cmd ? left : img->max_cmd;
-				cmd_issue(
+				CMD_ISSUE(
 				    nq, req,
 				    req->op == BLK_OP_READ
 					? nbd_aio_pread(h, p, n, off, cb, 0)
@@ -244,11 +258,11 @@ static void issue(struct nbd_q *nq, struct blk_req *req)
 			}
 		}
 	} else if (req->op == BLK_OP_DISCARD) {
-		cmd_issue(nq, req,
+		CMD_ISSUE(nq, req,
 			  nbd_aio_trim(h, req->len, req->offset, cb, fua));
 	} else {
 		uint32_t f = fua | (req->unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE);
-		cmd_issue(nq, req,
+		CMD_ISSUE(nq, req,
 			  nbd_aio_zero(h, req->len, req->offset, cb, f));
 	}
 	if (--req->pending == 0)

@@ -74,6 +74,9 @@ struct opts {
 	uint32_t stripe;
 	bool no_wce; /* the driver does not ack VIRTIO_BLK_F_CONFIG_WCE */
 	const char *file;
+	/* the image as the device opens it (an NBD URI): no file to
+	 * check with pread (e->fd -1); its size must be IMG_BYTES */
+	const char *image;
 };
 
 static void path_of(char *out, size_t len, const char *file)
@@ -85,10 +88,14 @@ static bool env_open(struct tenv *e, const struct opts *o)
 {
 	memset(e, 0, sizeof(*e));
 	e->nq = o->nq ? o->nq : 1;
-	path_of(e->path, sizeof(e->path), o->file ? o->file : "disk.img");
+	if (o->image)
+		snprintf(e->path, sizeof(e->path), "%s", o->image);
+	else
+		path_of(e->path, sizeof(e->path),
+			o->file ? o->file : "disk.img");
 	struct vio_blk_device_opts c = {
 	    .path = e->path,
-	    .size = o->readonly ? 0 : IMG_BYTES,
+	    .size = o->readonly || o->image ? 0 : IMG_BYTES,
 	    .num_queues = e->nq,
 	    .queue_size = QSZ,
 	    .seg_max = o->seg_max,
@@ -111,8 +118,8 @@ static bool env_open(struct tenv *e, const struct opts *o)
 	}
 	CHECK_EQ(vio_blk_device_capacity(e->bd), IMG_SECTORS);
 	e->dev = vio_blk_device_dev(e->bd);
-	e->fd = open(e->path, O_RDONLY | O_CLOEXEC);
-	REQUIRE(e->fd >= 0);
+	e->fd = o->image ? -1 : open(e->path, O_RDONLY | O_CLOEXEC);
+	REQUIRE(o->image || e->fd >= 0);
 
 	e->mem = vio_mem_new();
 	REQUIRE(e->mem);
@@ -171,7 +178,8 @@ static void env_close(struct tenv *e)
 		vio_vq_free(e->drv[i]);
 	vio_memtable_free(e->mt);
 	vio_mem_free(e->mem);
-	close(e->fd);
+	if (e->fd >= 0)
+		close(e->fd);
 }
 
 /* ---- building requests ---- */
