@@ -85,8 +85,33 @@ served() {
 	grep '"event":"stats"' "$1.serve.log" | tail -n1 |
 		grep -o '"requests":[0-9]*' | tail -n1 | cut -d: -f2
 }
-stop() { # PID: SIGTERM, reaped
+# threads PID: what each thread of PID is doing (for a hang: its wait
+# channel, and a backtrace when gdb is there)
+threads() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "  thread ${t##*/} $(cat "$t/comm" 2>/dev/null):" \
+			"wchan $(cat "$t/wchan" 2>/dev/null)," \
+			"state $(cut -d' ' -f3 "$t/stat" 2>/dev/null)"
+	done
+	if command -v gdb >/dev/null; then
+		timeout 30 gdb -q -batch -p "$1" -ex "thread apply all bt" \
+			2>/dev/null | grep -E '^(Thread|#)' | sed 's/^/  /'
+	fi
+}
+stop() { # PID: SIGTERM, reaped; a server that does not end in 20 s fails
+	local end=$((SECONDS + 20))
 	kill -TERM "$1" 2>/dev/null
+	while kill -0 "$1" 2>/dev/null && [ $SECONDS -le $end ]; do
+		[ "$(cut -d' ' -f3 /proc/"$1"/stat 2>/dev/null)" = Z ] && break
+		sleep 0.05
+	done
+	if [ "$(cut -d' ' -f3 /proc/"$1"/stat 2>/dev/null)" != Z ] &&
+		kill -0 "$1" 2>/dev/null; then
+		fail "stop: PID $1 still runs 20 s after SIGTERM:"
+		threads "$1"
+		kill -KILL "$1" 2>/dev/null
+	fi
 	wait "$1" 2>/dev/null
 }
 
@@ -301,6 +326,7 @@ if nbdkit_start gone memory 64M &&
 		ok "gone: a new server: verify passes through the same vio serve"
 	else
 		fail "gone: new server: $(cat verify.out); $(tail -3 gone.serve.log)"
+		threads "$srv_pid"
 	fi
 	stop "$srv_pid"
 else
