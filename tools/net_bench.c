@@ -141,6 +141,7 @@ static void *bench_thread(void *arg)
 		window = burst;
 	uint64_t win_base = 0; /* frames sent that left the window (lost) */
 	double last_rx = tool_now();
+	bool rx_seen = false; /* loop: frames came since the clock's read */
 	b->t_start = tool_now();
 	double end = b->t_start + o->secs;
 	unsigned turn = 0;
@@ -200,13 +201,22 @@ static void *bench_thread(void *arg)
 			break;
 		}
 		count_rx(b, rp, r);
+		/* the clock only on a turn that moved nothing: a frame since
+		 * the last such turn restarts the silence from now */
 		if (r > 0) {
-			last_rx = tool_now();
-		} else if (s == 0 && tool_now() - last_rx > LOST_S) {
-			/* the window's frames are not coming back: send
-			 * more (they count as lost unless they come yet) */
-			win_base = b->tx - b->rx;
-			last_rx = tool_now();
+			rx_seen = true;
+		} else if (s == 0) {
+			double now = tool_now();
+			if (rx_seen) {
+				rx_seen = false;
+				last_rx = now;
+			} else if (now - last_rx > LOST_S) {
+				/* the window's frames are not coming back:
+				 * send more (they count as lost unless they
+				 * come yet) */
+				win_base = b->tx - b->rx;
+				last_rx = now;
+			}
 		}
 	}
 	b->t_end = tool_now();
