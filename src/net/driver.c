@@ -301,12 +301,14 @@ static int pair_alloc(struct vio_net *n, struct net_pair *p, unsigned rxsize,
 	uint64_t daddr;
 
 	rx->buf_size = rx_buf;
-	rx->nbuf = nbufs(rxsize, rx_buf);
+	rx->stride = (NET_RX_PAD + rx_buf + 127u) & ~127u;
+	rx->nbuf = nbufs(rxsize, rx->stride);
 	rx->posted = calloc(rx->nbuf, 1);
 	rx->held = calloc(rx->nbuf, sizeof(*rx->held));
 	if (!rx->posted || !rx->held)
 		return -ENOMEM;
-	rx->bufs = vio_mem_alloc(n->mem, (size_t)rx->nbuf * rx_buf, 64, &daddr);
+	rx->bufs =
+	    vio_mem_alloc(n->mem, (size_t)rx->nbuf * rx->stride, 128, &daddr);
 	if (!rx->bufs)
 		return -ENOMEM;
 	if (n->info.mrg_rxbuf) {

@@ -67,8 +67,7 @@ static void *id_token(unsigned id)
 
 int net_rx_post(struct net_rxq *q, unsigned id)
 {
-	struct vio_sg sg = {.buf = q->bufs + (size_t)id * q->buf_size,
-			    .len = q->buf_size};
+	struct vio_sg sg = {.buf = net_rx_buf(q, id), .len = q->buf_size};
 	int r = vio_vq_add(q->vq, &sg, 0, 1, id_token(id));
 	if (r == 0) {
 		q->posted[id] = 1;
@@ -184,8 +183,7 @@ static bool rx_next(struct net_pair *p, unsigned *id, uint32_t *len)
 			uint32_t l;
 			if (!rx_take(p, &i, &l))
 				break;
-			__builtin_prefetch(q->bufs + (size_t)i * q->buf_size, 0,
-					   3);
+			__builtin_prefetch(net_rx_buf(q, i), 0, 3);
 			q->ahead_id[n] = (uint16_t)i;
 			q->ahead_len[n++] = l;
 		}
@@ -245,8 +243,7 @@ static uint32_t rx_merge(struct net_pair *p, unsigned nb, uint32_t have,
 			bad = true;
 		}
 		if (!bad) {
-			memcpy(q->reasm + have,
-			       q->bufs + (size_t)id * q->buf_size, len);
+			memcpy(q->reasm + have, net_rx_buf(q, id), len);
 			have += len;
 		}
 		rx_repost(p, id);
@@ -263,7 +260,7 @@ static int rx_one(struct net_pair *p, unsigned id, uint32_t len,
 		  struct vio_net_pkt *pkt)
 {
 	struct net_rxq *q = &p->rx;
-	uint8_t *buf = q->bufs + (size_t)id * q->buf_size;
+	uint8_t *buf = net_rx_buf(q, id);
 	if (len <= VIO_NET_HDR_LEN) {
 		rx_drop(p, id,
 			"used length %u: no frame after the %u-byte "
