@@ -76,6 +76,7 @@ struct vio_vq {
 	uint64_t indirect_daddr;
 	void *ring_mem; /* from mem, released on free */
 	uint16_t free_head, num_free;
+	uint16_t free_tail;  /* split: the free list is a queue (detach) */
 	uint16_t avail_idx;  /* split: shadow avail idx; packed: next slot */
 	uint16_t kicked_idx; /* value at the last kick_prepare */
 	bool kicked_wrap;    /* packed: avail_wrap at the last kick */
