@@ -129,9 +129,31 @@ static void rx_refill(struct net_pair *p)
 	rx_kick(q);
 }
 
-/* One used buffer off the ring, checked against what is posted (false on
- * a violation: the queue is broken; or nothing is used).  The buffer is
- * no longer posted. */
+/* A used token and length checked against what is posted (false on a
+ * violation: the queue is broken); the buffer is no longer posted. */
+static bool rx_check(struct net_pair *p, void *tok, uint32_t len, unsigned *id)
+{
+	struct net_rxq *q = &p->rx;
+	uintptr_t v = (uintptr_t)tok - 1u;
+	if (v >= q->nbuf || !q->posted[v]) {
+		vio_vq_set_broken(q->vq, "used token %p is not a posted buffer",
+				  tok);
+		rx_fail(p, vio_vq_error(q->vq));
+		return false;
+	}
+	if (len > q->buf_size) { /* the ring refuses it first */
+		vio_vq_set_broken(q->vq, "used length %u of a %u-byte buffer",
+				  len, q->buf_size);
+		rx_fail(p, vio_vq_error(q->vq));
+		return false;
+	}
+	q->posted[v] = 0;
+	*id = (unsigned)v;
+	return true;
+}
+
+/* One used buffer off the ring, checked (false on a violation, or when
+ * nothing is used). */
 static bool rx_take(struct net_pair *p, unsigned *id, uint32_t *len)
 {
 	struct net_rxq *q = &p->rx;
@@ -141,22 +163,7 @@ static bool rx_take(struct net_pair *p, unsigned *id, uint32_t *len)
 			rx_fail(p, vio_vq_error(q->vq));
 		return false;
 	}
-	uintptr_t v = (uintptr_t)tok - 1u;
-	if (v >= q->nbuf || !q->posted[v]) {
-		vio_vq_set_broken(q->vq, "used token %p is not a posted buffer",
-				  tok);
-		rx_fail(p, vio_vq_error(q->vq));
-		return false;
-	}
-	if (*len > q->buf_size) { /* the ring refuses it first */
-		vio_vq_set_broken(q->vq, "used length %u of a %u-byte buffer",
-				  *len, q->buf_size);
-		rx_fail(p, vio_vq_error(q->vq));
-		return false;
-	}
-	q->posted[v] = 0;
-	*id = (unsigned)v;
-	return true;
+	return rx_check(p, tok, *len, id);
 }
 
 /*
@@ -374,19 +381,9 @@ int vio_net_recv(struct vio_net *n, unsigned qp, struct vio_net_pkt *pkts,
 		/* awake: no interrupts while we are busy anyway (a hint) */
 		vio_vq_disable_cb(q->vq);
 		if (tok) {
-			uintptr_t v = (uintptr_t)tok - 1u;
-			if (v >= q->nbuf || !q->posted[v] ||
-			    len > q->buf_size) {
-				vio_vq_set_broken(q->vq,
-						  "used token %p length %u is "
-						  "not a posted buffer",
-						  tok, len);
-				rx_fail(p, vio_vq_error(q->vq));
+			if (!rx_check(p, tok, len, &q->carry_id))
 				break;
-			}
-			q->posted[v] = 0;
 			q->carry = true;
-			q->carry_id = (unsigned)v;
 			q->carry_len = len;
 			continue;
 		}
