@@ -75,8 +75,9 @@ static inline void set_le16(__le16 *p, uint16_t v)
 		VIO_STORE(p, x);
 }
 
+/* addr, len and flags (next: the caller's, only where it means something) */
 static inline void set_desc(struct vring_desc *d, uint64_t addr, uint32_t len,
-			    uint16_t flags, uint16_t next)
+			    uint16_t flags)
 {
 	__le64 a = htole64(addr);
 	__le32 l = htole32(len);
@@ -85,7 +86,6 @@ static inline void set_desc(struct vring_desc *d, uint64_t addr, uint32_t len,
 	if (VIO_LOAD(&d->len) != l)
 		VIO_STORE(&d->len, l);
 	set_le16(&d->flags, flags);
-	set_le16(&d->next, next);
 }
 
 int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
@@ -120,8 +120,7 @@ int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 		set_desc(&vq->desc[head],
 			 vq->indirect_daddr +
 			     (uint64_t)head * vq->indirect_max * 16,
-			 n * 16, VRING_DESC_F_INDIRECT,
-			 le16toh(VIO_LOAD(&vq->desc[head].next)));
+			 n * 16, VRING_DESC_F_INDIRECT);
 		last = head;
 		vq->free_head = vq->next[head];
 	} else {
@@ -137,7 +136,8 @@ int vio_split_add(struct vio_vq *vq, const struct vio_sg *sg, unsigned out,
 				f |= VRING_DESC_F_WRITE;
 				in_len += sg[k].len;
 			}
-			set_desc(&vq->desc[i], a, sg[k].len, f, vq->next[i]);
+			set_desc(&vq->desc[i], a, sg[k].len, f);
+			set_le16(&vq->desc[i].next, vq->next[i]);
 			last = i;
 			i = vq->next[i];
 		}
