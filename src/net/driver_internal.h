@@ -62,7 +62,7 @@
 struct net_rxq {
 	struct vio_vq *vq;
 	uint8_t *bufs;	   /* [nbuf * stride], in vio_mem */
-	uint32_t stride;   /* NET_RX_PAD + buf_size, up to 128 bytes */
+	uint32_t stride;   /* NET_RX_PAD + buf_size, rounded up to 128 */
 	uint32_t buf_size; /* bytes per buffer, the header included */
 	unsigned nbuf;
 	uint8_t *posted; /* [nbuf]: 1 while the buffer is on the ring */

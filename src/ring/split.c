@@ -66,7 +66,9 @@ int vio_split_init_driver(struct vio_vq *vq)
  * buffer into the same descriptor lap after lap: nothing but avail->idx
  * changes, and the device's reads of the ring hit the copies in its
  * cache instead of taking each line back from the driver's
- * (bench/net driver-rx, split).
+ * (bench/net driver-rx, split).  What is read back from the shared ring
+ * (a device could have changed it) decides only whether to store; the
+ * driver's own state stays in next[] and state[].
  */
 static inline void set_le16(__le16 *p, uint16_t v)
 {
