@@ -606,20 +606,32 @@ bool vio_packed_call_prepare(struct vio_vq *vq)
 				 vq->next_used, vq->dev_used_wrap, n);
 }
 
+/*
+ * The device event flags, stored only when they change.  The driver reads
+ * them at every kick_prepare (DPDK's virtio PMD: every transmit burst),
+ * and the transmit path turns notifications off at every kick: storing
+ * the value the line already holds took the line from the driver's cache
+ * each time, and the driver's next read missed.
+ */
+static inline void set_event_flags(struct vio_vq *vq, uint16_t f)
+{
+	if (VIO_LOAD(&vq->device_event->flags) == htole16(f))
+		return;
+	VIO_STORE_REL(&vq->device_event->flags, htole16(f));
+	if (vio_unlikely(vq->dlog != NULL))
+		vio_dlog_dev(vq, 0, 4);
+}
+
 void vio_packed_set_notify(struct vio_vq *vq, bool enable)
 {
 	vq->notify_disabled = !enable;
 	if (!enable) {
-		VIO_STORE(&vq->device_event->flags,
-			  htole16(VRING_PACKED_EVENT_FLAG_DISABLE));
+		set_event_flags(vq, VRING_PACKED_EVENT_FLAG_DISABLE);
 	} else if (vq->event_idx) {
+		/* off_wrap (logged there) before the flags that ask for it */
 		set_avail_event(vq, vq->last_avail, vq->dev_avail_wrap);
-		VIO_STORE_REL(&vq->device_event->flags,
-			      htole16(VRING_PACKED_EVENT_FLAG_DESC));
+		set_event_flags(vq, VRING_PACKED_EVENT_FLAG_DESC);
 	} else {
-		VIO_STORE_REL(&vq->device_event->flags,
-			      htole16(VRING_PACKED_EVENT_FLAG_ENABLE));
+		set_event_flags(vq, VRING_PACKED_EVENT_FLAG_ENABLE);
 	}
-	if (vio_unlikely(vq->dlog != NULL))
-		vio_dlog_dev(vq, 0, 4);
 }

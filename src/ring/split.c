@@ -36,8 +36,11 @@ static inline void set_avail_event(struct vio_vq *vq, uint16_t v)
 		vio_dlog_dev(vq, 4 + 8u * vq->size, 2);
 }
 
+/* only when they change: the driver reads them at every kick_prepare */
 static inline void set_used_flags(struct vio_vq *vq, uint16_t v)
 {
+	if (VIO_LOAD(&vq->used->flags) == htole16(v))
+		return;
 	VIO_STORE(&vq->used->flags, htole16(v));
 	if (vio_unlikely(vq->dlog != NULL))
 		vio_dlog_dev(vq, 0, 2);

@@ -565,9 +565,66 @@ static void split_reuse_untouched(void)
 	env_fini(&e);
 }
 
+/*
+ * Turning notifications off when they are off stores nothing: the driver
+ * reads the device's event flags at every kick_prepare, and a store of
+ * the same value took that line from its cache (the transmit path turns
+ * them off at every kick).  The page holding the event structures is made
+ * read-only once they are off; then the device's verbs must not write it.
+ */
+static void packed_event_untouched(bool event_idx)
+{
+	enum { N = 256 };
+	struct env e;
+	qsz = N;
+	env_init(&e, true, event_idx, false);
+	qsz = 0;
+	struct vio_vq_layout l;
+	vio_vq_get_layout(e.drv, &l);
+	REQUIRE(((uintptr_t)l.desc & 4095) == 0);
+	/* desc fills the first page; both event structures are on the next */
+	REQUIRE((uint8_t *)l.device - (uint8_t *)l.desc >= N * 16);
+	void *page = (void *)((uintptr_t)l.device & ~(uintptr_t)4095);
+	vio_vq_disable_cb(e.drv); /* the driver's get writes none either */
+	vio_vq_disable_notify(e.dev);
+	const struct vring_packed_desc_event *ev = l.device;
+	CHECK_EQ(le16toh(ev->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
+	static int toks[N];
+	REQUIRE(mprotect(page, 4096, PROT_READ) == 0);
+	for (int lap = 0; lap < 3; lap++) {
+		for (unsigned i = 0; i < N; i++) {
+			struct vio_sg sg = {e.arena + i * 64, 64};
+			CHECK_EQ(vio_vq_add(e.drv, &sg, 1, 0, &toks[i]), 0);
+		}
+		vio_vq_kick(e.drv);
+		struct vio_chain c;
+		struct vio_iov iov[2];
+		for (unsigned i = 0; i < N; i++) {
+			vio_vq_disable_notify(e.dev);
+			REQUIRE(vio_vq_pop(e.dev, &c, iov, 2) == 1);
+			CHECK_EQ(vio_vq_push(e.dev, c.head, 0), 0);
+		}
+		vio_vq_disable_notify(e.dev);
+		for (unsigned i = 0; i < N; i++)
+			CHECK(vio_vq_get(e.drv, NULL) == &toks[i]);
+	}
+	REQUIRE(mprotect(page, 4096, PROT_READ | PROT_WRITE) == 0);
+	CHECK_EQ(le16toh(ev->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
+	/* and on again: stored */
+	vio_vq_enable_notify(e.dev);
+	CHECK_EQ(le16toh(ev->flags), event_idx
+					 ? VRING_PACKED_EVENT_FLAG_DESC
+					 : VRING_PACKED_EVENT_FLAG_ENABLE);
+	CHECK(!vio_vq_broken(e.drv));
+	CHECK(!vio_vq_broken(e.dev));
+	env_fini(&e);
+}
+
 int main(void)
 {
 	split_reuse_untouched();
+	packed_event_untouched(false);
+	packed_event_untouched(true);
 	iov_max();
 	for (int p = 0; p < 2; p++)
 		for (int ind = 0; ind < 2; ind++)
