@@ -50,9 +50,9 @@ static void net_usage(FILE *f)
 	    "[--mtu N]\n"
 	    "                     [--queues N] [--queue-size N] [--packed] "
 	    "[--poll]\n"
-	    "                     [--threads N] [--cpus LIST] [--client] "
-	    "[--once]\n"
-	    "                     [--pidfile PATH] [--json] "
+	    "                     [--tx-wait NS] [--threads N] [--cpus LIST] "
+	    "[--client]\n"
+	    "                     [--once] [--pidfile PATH] [--json] "
 	    "[--stats-interval S] ...\n\n"
 	    "Serve a virtio-net device over vhost-user on a Unix socket, to "
 	    "one frontend\nat a time (QEMU: -chardev socket,id=c0,path=PATH "
@@ -93,6 +93,14 @@ static void net_usage(FILE *f)
 	    "  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
 	    "  --poll             busy-poll the rings for a while before "
 	    "sleeping\n"
+	    "  --tx-wait NS       once a frame is on a transmit queue, wait "
+	    "up to NS\n"
+	    "                     nanoseconds (0..1000000, default 0) for a "
+	    "batch of 64\n"
+	    "                     before taking fewer: with --poll, less "
+	    "contention with\n"
+	    "                     a polling driver (DPDK) for up to NS more "
+	    "latency\n"
 	    "  --threads N        worker threads, 1..%u (default: one per "
 	    "queue pair, at\n"
 	    "                     most the online CPUs); pair k runs on "
@@ -177,6 +185,7 @@ enum {
 	OPT_NO_CTRL,
 	OPT_NO_EVIDX,
 	OPT_POLL,
+	OPT_TX_WAIT,
 	OPT_THREADS,
 	OPT_CPUS,
 	OPT_CLIENT,
@@ -198,6 +207,7 @@ struct serve_net_opts {
 	bool packed, no_mrg, no_ctrl, no_evidx;
 	bool poll, client, once, json;
 	unsigned interval_s;
+	unsigned tx_wait_ns;
 };
 
 /* --port: a kind this command knows (the port is made later). */
@@ -247,6 +257,7 @@ static int parse(int argc, char **argv, struct serve_net_opts *o,
 	    {"no-ctrl-vq", no_argument, NULL, OPT_NO_CTRL},
 	    {"no-event-idx", no_argument, NULL, OPT_NO_EVIDX},
 	    {"poll", no_argument, NULL, OPT_POLL},
+	    {"tx-wait", required_argument, NULL, OPT_TX_WAIT},
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"cpus", required_argument, NULL, OPT_CPUS},
 	    {"client", no_argument, NULL, OPT_CLIENT},
@@ -337,6 +348,12 @@ static int parse(int argc, char **argv, struct serve_net_opts *o,
 			break;
 		case OPT_POLL:
 			o->poll = true;
+			break;
+		case OPT_TX_WAIT:
+			if ((r = tool_uint_opt(ucmd, "--tx-wait", optarg, 0,
+					       VIO_NET_TX_WAIT_MAX, &v)))
+				return r;
+			o->tx_wait_ns = (unsigned)v;
 			break;
 		case OPT_THREADS:
 			if (o->is_switch)
@@ -639,6 +656,7 @@ static int make_device(struct net_srv *v, unsigned i, struct vio_net_port *p,
 	    .no_event_idx = o->no_evidx,
 	    .no_mrg_rxbuf = o->no_mrg,
 	    .no_ctrl_vq = o->no_ctrl,
+	    .tx_wait_ns = o->tx_wait_ns,
 	};
 	if (o->has_mac)
 		memcpy(c.mac, o->mac, sizeof(c.mac));

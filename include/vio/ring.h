@@ -274,6 +274,13 @@ bool vio_vq_enable_notify(struct vio_vq *vq);
 bool vio_vq_set_polled(struct vio_vq *vq, bool on);
 /* True if a chain is available (may break the queue on a bad index). */
 bool vio_vq_more_avail(struct vio_vq *vq);
+/* True if at least n ring entries are available (n capped at the queue
+ * size): split counts chains (available ring entries), packed counts
+ * descriptors (each of a chain's, one for an indirect table), with one
+ * load, the n-th one's flags (the driver makes them available in ring
+ * order); recovered in-flight chains make it true.  For a device that
+ * waits for a full batch (vio_net_device_opts.tx_wait_ns). */
+bool vio_vq_avail_at_least(struct vio_vq *vq, unsigned n);
 
 /*
  * Hand back the most recently popped chain (head as pop gave it): the

@@ -590,6 +590,13 @@ struct vio_net_device *vio_net_device_new(const struct vio_net_device_opts *cfg,
 		errno = EINVAL;
 		return NULL;
 	}
+	if (cfg->tx_wait_ns > VIO_NET_TX_WAIT_MAX) {
+		set_err(err, errlen,
+			"net device: transmit wait %u ns: at most %u",
+			cfg->tx_wait_ns, VIO_NET_TX_WAIT_MAX);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (qsize < 2 || qsize > VIO_VQ_MAX_SIZE) {
 		set_err(err, errlen, "net device: queue size %u: 2..%u", qsize,
 			VIO_VQ_MAX_SIZE);
@@ -609,6 +616,7 @@ struct vio_net_device *vio_net_device_new(const struct vio_net_device_opts *cfg,
 	nd->port = cfg->port;
 	nd->mtu = (uint16_t)mtu;
 	nd->qsize = (uint16_t)qsize;
+	nd->tx_wait_ns = cfg->tx_wait_ns;
 	nd->max_pairs = pairs;
 	nd->neg_pairs = pairs;
 	nd->ctrl_idx = NET_CTRL_NONE;

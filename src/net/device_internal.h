@@ -59,6 +59,7 @@ struct net_pair {
 	struct vio_chain tx_chain[NET_TX_BATCH];
 	bool tx_big[NET_TX_BATCH]; /* popped with -E2BIG */
 	struct vio_used tx_used[NET_TX_BATCH];
+	uint64_t tx_wait_since; /* tx_wait_ns: first saw a partial batch */
 
 	/*
 	 * receive: the chains the pair holds, res[rfirst..nres), in ring
@@ -94,6 +95,7 @@ struct vio_net_device {
 	uint16_t mtu;
 	uint16_t qsize;
 	unsigned max_pairs;
+	uint32_t tx_wait_ns; /* vio_net_device_opts.tx_wait_ns */
 
 	/* negotiated (NET_NEG_*), set at FEATURES_OK; atomics */
 	unsigned neg;

@@ -24,6 +24,32 @@ static inline void prefetch_frame(const struct vio_iov *s)
 		__builtin_prefetch(a + 64, 0, 3);
 }
 
+/*
+ * tx_wait_ns: true when a full batch is there, or a partial one waited
+ * long enough, or there is nothing (the kick's loop then re-arms).  While
+ * it waits only the probe reads the ring (the descriptor NET_TX_BATCH
+ * ahead, or split's available index): the driver finishes its burst on
+ * lines nobody else reads.
+ */
+static bool tx_batch_due(struct net_pair *p, struct vio_vq *vq)
+{
+	if (vio_vq_avail_at_least(vq, NET_TX_BATCH)) {
+		p->tx_wait_since = 0;
+		return true;
+	}
+	uint64_t now = vio_now_ns();
+	if (!p->tx_wait_since) {
+		if (!vio_vq_more_avail(vq))
+			return true; /* empty: the loop below re-arms */
+		p->tx_wait_since = now;
+		return false;
+	}
+	if (now - p->tx_wait_since < p->nd->tx_wait_ns)
+		return false;
+	p->tx_wait_since = 0;
+	return true;
+}
+
 bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 {
 	struct vio_net_device *nd = p->nd;
@@ -33,6 +59,8 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 	bool more = false, broken = false;
 
 	vio_vq_disable_notify(vq);
+	if (nd->tx_wait_ns && !tx_batch_due(p, vq))
+		return true; /* look again on the next turn */
 	for (;;) {
 		unsigned n = 0, niov = 0;
 		bool empty = false;

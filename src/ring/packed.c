@@ -331,6 +331,21 @@ bool vio_packed_more_avail(struct vio_vq *vq)
 	return is_avail(flags, vq->dev_avail_wrap);
 }
 
+/* The n-th descriptor from last_avail (n <= size): the driver makes them
+ * available in ring order, so that one's flags say whether it reached it
+ * (one load, on the line it wrote last) */
+bool vio_packed_avail_at_least(struct vio_vq *vq, unsigned n)
+{
+	uint32_t pos = (uint32_t)vq->last_avail + n - 1;
+	bool wrap = vq->dev_avail_wrap;
+	if (pos >= vq->size) {
+		pos -= vq->size;
+		wrap = !wrap;
+	}
+	uint16_t flags = le16toh(VIO_LOAD_ACQ(&vq->pdesc[pos].flags));
+	return is_avail(flags, wrap);
+}
+
 int vio_packed_pop(struct vio_vq *vq, struct vio_chain *c, struct vio_iov *iov,
 		   unsigned max_iov)
 {

@@ -316,6 +316,14 @@ bool vio_split_more_avail(struct vio_vq *vq)
 	return vq->last_avail != vq->avail_idx_cache || read_avail(vq);
 }
 
+bool vio_split_avail_at_least(struct vio_vq *vq, unsigned n)
+{
+	if ((uint16_t)(vq->avail_idx_cache - vq->last_avail) >= n)
+		return true;
+	read_avail(vq);
+	return (uint16_t)(vq->avail_idx_cache - vq->last_avail) >= n;
+}
+
 /* The chain at head (< size), through the walker: 1, -E2BIG or -EIO. */
 static inline int walk_chain(struct vio_vq *vq, uint16_t head,
 			     struct vio_chain *c, struct vio_iov *iov,

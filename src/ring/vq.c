@@ -503,6 +503,23 @@ bool vio_vq_enable_notify(struct vio_vq *vq)
 	return !vio_vq_more_avail(vq);
 }
 
+bool vio_vq_avail_at_least(struct vio_vq *vq, unsigned n)
+{
+	DEVICE_ONLY(vq, false);
+	if (vq->is_broken)
+		return false;
+	if (n == 0)
+		return true;
+	if (n == 1)
+		return vio_vq_more_avail(vq);
+	if (n > vq->size)
+		n = vq->size;
+	if (vio_unlikely(vq->inf != NULL) && vio_inflight_pending(vq))
+		return true; /* recovered chains wait to be popped again */
+	return vq->packed ? vio_packed_avail_at_least(vq, n)
+			  : vio_split_avail_at_least(vq, n);
+}
+
 bool vio_vq_more_avail(struct vio_vq *vq)
 {
 	DEVICE_ONLY(vq, false);

@@ -197,6 +197,7 @@ bool vio_split_call_prepare(struct vio_vq *vq);
 void vio_split_park_event(struct vio_vq *vq);
 void vio_split_set_notify(struct vio_vq *vq, bool enable);
 bool vio_split_more_avail(struct vio_vq *vq);
+bool vio_split_avail_at_least(struct vio_vq *vq, unsigned n);
 
 /* packed.c */
 int vio_packed_init_driver(struct vio_vq *vq);
@@ -217,6 +218,7 @@ int vio_packed_push(struct vio_vq *vq, const struct vio_used *u, unsigned n);
 bool vio_packed_call_prepare(struct vio_vq *vq);
 void vio_packed_set_notify(struct vio_vq *vq, bool enable);
 bool vio_packed_more_avail(struct vio_vq *vq);
+bool vio_packed_avail_at_least(struct vio_vq *vq, unsigned n);
 
 /* split.c: walk the chain at head (a resubmitted one: inflight.c);
  * 1, -E2BIG or -EIO as vio_vq_pop.  unpop: see vio_vq_unpop. */

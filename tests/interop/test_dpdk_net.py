@@ -3,6 +3,7 @@
 """DPDK's virtio-user frontend against vio's virtio-net device.
 
     test_dpdk_net.py VIO [--packed] [--queues N] [--frames N] [--poll]
+                         [--tx-wait NS]
 
 `vio serve net --socket S --port sink|gen|echo --json` is the vhost-user
 backend; `dpdk-testpmd --vdev net_virtio_user0,path=S,queues=N,
@@ -29,6 +30,8 @@ also misses up to a ring around the start, with DPDK's own vhost as the
 peer too); the port saw no bad frame; vio counted
 no transmit error and exited 0.  --packed: packed_vq=1 and vio serve net
 --packed (the device offers the packed ring, the frontend takes it).
+--tx-wait NS: vio serve net --tx-wait NS (the device waits for a batch;
+the driver's hiccups under --poll leave partial ones, which must go too).
 
 Every process runs with PR_SET_PDEATHSIG and is stopped by its PID; all
 files in one temp dir, removed at the end.  Exit 0 pass, 1 fail, 77 SKIP
@@ -90,7 +93,9 @@ def run_case(args, tmp, mode):
     sock = os.path.join(tmp, mode + '.sock')
     vio = dpdk.VioServe(tmp, 'vio-' + mode, args.vio, sock, port, queues=q,
                         packed=args.packed,
-                        extra=['--poll'] if args.poll else [])
+                        extra=(['--poll'] if args.poll else []) +
+                        (['--tx-wait', str(args.tx_wait)]
+                         if args.tx_wait else []))
     pmd = None
     try:
         vio.wait_ready()
@@ -215,6 +220,8 @@ def main():
     ap.add_argument('--poll', action='store_true',
                     help='vio serve net --poll, the driver stopped and '
                     'continued at random instants meanwhile')
+    ap.add_argument('--tx-wait', type=int, default=0, metavar='NS',
+                    help='vio serve net --tx-wait NS')
     args = ap.parse_args()
     if not dpdk.testpmd_path():
         msg = ('SKIP: dpdk-testpmd is not installed: the interop test of '

@@ -75,6 +75,65 @@ static void test_tx_sink(bool packed)
 	env_close(&e);
 }
 
+/* ---- transmit batching (tx_wait_ns) ---- */
+
+/* Queue one frame on transmitq 0 in one segment after its header (two
+ * descriptors with cut: header, frame), without a kick. */
+static void tx_add(struct tenv *e, uint8_t seed)
+{
+	uint8_t *b = balloc(e, VIO_NET_HDR_LEN + 60);
+	memset(b, 0, VIO_NET_HDR_LEN);
+	make_frame(b + VIO_NET_HDR_LEN, 60, MAC_B, MAC_A, seed);
+	struct vio_sg sg = {b, VIO_NET_HDR_LEN + 60};
+	REQUIRE(vio_vq_add(e->vq[1], &sg, 1, 0, b) == 0);
+}
+
+/* A partial batch waits (the kick takes nothing and asks to be run
+ * again) until tx_wait_ns have passed, then goes; a full batch of 64
+ * descriptors goes at the first kick; an empty ring is no work. */
+static void test_tx_wait(bool packed)
+{
+	struct tenv e;
+	const uint32_t wait = VIO_NET_TX_WAIT_MAX; /* 1 ms */
+	struct vio_net_device_opts o = {.tx_wait_ns = wait};
+	env_open(&e, &o, packed, NULL, 0);
+	CHECK(!vio_device_kick(e.dev, 1));
+	tx_add(&e, 1);
+	vio_vq_kick_prepare(e.vq[1]);
+	uint64_t t0 = vio_now_ns();
+	CHECK(vio_device_kick(e.dev, 1)); /* waits: run again */
+	CHECK_EQ(reap(&e, 1), 0);
+	unsigned turns = 0;
+	while (vio_device_kick(e.dev, 1) && vio_now_ns() - t0 < 5000000000u)
+		turns++;
+	uint64_t took = vio_now_ns() - t0;
+	CHECK_EQ(reap(&e, 1), 1);
+	CHECK(took >= wait);
+	CHECK(turns > 0);
+	CHECK_EQ(stats(&e).tx_packets, 1);
+
+	/* 64 one-descriptor chains (the ring's size): no wait */
+	for (unsigned i = 0; i < QSZ; i++)
+		tx_add(&e, (uint8_t)i);
+	vio_vq_kick_prepare(e.vq[1]);
+	t0 = vio_now_ns();
+	vio_device_kick(e.dev, 1);
+	CHECK_EQ(reap(&e, 1), QSZ);
+	CHECK(vio_now_ns() - t0 < wait);
+	CHECK_EQ(stats(&e).tx_packets, 1 + QSZ);
+	env_close(&e);
+
+	/* out of range: refused with a reason */
+	struct vio_net_port *port = vio_net_port_sink_new();
+	REQUIRE(port);
+	struct vio_net_device_opts bad = {
+	    .port = port, .tx_wait_ns = VIO_NET_TX_WAIT_MAX + 1};
+	char err[128] = "";
+	CHECK(vio_net_device_new(&bad, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "transmit wait") != NULL);
+	vio_net_port_free(port);
+}
+
 /* ---- echo ---- */
 
 static void test_echo(bool packed, bool mrg)
@@ -555,6 +614,7 @@ int main(void)
 {
 	for (int packed = 0; packed < 2; packed++) {
 		test_tx_sink(packed);
+		test_tx_wait(packed);
 		test_echo(packed, false);
 		test_echo(packed, true);
 		test_rx_full(packed);

@@ -221,6 +221,74 @@ static void burst_unpop(bool packed)
 	env_fini(&e);
 }
 
+/* Drain what the driver added: pop, push, get. */
+static void drain(struct env *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vio_chain c;
+		struct vio_iov iov[4];
+		REQUIRE(vio_vq_pop(e->dev, &c, iov, 4) == 1);
+		struct vio_used u = {c.head, 0};
+		REQUIRE(vio_vq_push_batch(e->dev, &u, 1) == 0);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t len;
+		REQUIRE(vio_vq_get(e->drv, &len) != NULL);
+	}
+}
+
+/* vio_vq_avail_at_least: exactly the descriptors the driver added count,
+ * at every offset of the ring and across its wrap (packed: the probe's
+ * wrap counter flips), n is capped at the size; never true on the
+ * driver's side or on a broken queue. */
+static void burst_at_least(bool packed)
+{
+	struct env e;
+	env_init(&e, packed, false);
+	static int tok[QSZ];
+	CHECK(vio_vq_avail_at_least(e.dev, 0));
+	CHECK(!vio_vq_avail_at_least(e.dev, 1));
+	CHECK(!vio_vq_avail_at_least(e.dev, 64));
+	unsigned bad = 0;
+	for (unsigned lap = 0; lap < 40; lap++) {
+		unsigned k = 1 + (lap * 23) % 40;
+		for (unsigned i = 0; i < k; i++) {
+			struct vio_sg sg = {e.arena + i * 256, 100};
+			REQUIRE(vio_vq_add(e.drv, &sg, 1, 0, &tok[i]) == 0);
+		}
+		vio_vq_kick_prepare(e.drv);
+		bad += !vio_vq_avail_at_least(e.dev, k);
+		bad += !vio_vq_avail_at_least(e.dev, (k + 1) / 2);
+		bad += vio_vq_avail_at_least(e.dev, k + 1);
+		bad += vio_vq_avail_at_least(e.dev, QSZ);
+		drain(&e, k);
+		bad += vio_vq_avail_at_least(e.dev, 1);
+	}
+	CHECK_EQ(bad, 0);
+	/* a chain of two descriptors: one entry of split's available ring;
+	 * packed, two descriptors or (indirect) one */
+	struct vio_sg two[2] = {{e.arena, 12}, {e.arena + 256, 100}};
+	REQUIRE(vio_vq_add(e.drv, two, 1, 1, &tok[0]) == 0);
+	vio_vq_kick_prepare(e.drv);
+	CHECK(vio_vq_avail_at_least(e.dev, 1));
+	if (!packed)
+		CHECK(!vio_vq_avail_at_least(e.dev, 2));
+	CHECK(!vio_vq_avail_at_least(e.dev, 3));
+	drain(&e, 1);
+	/* a full ring: any n beyond the size is the size */
+	for (unsigned i = 0; i < QSZ; i++) {
+		struct vio_sg sg = {e.arena + i * 256, 100};
+		REQUIRE(vio_vq_add(e.drv, &sg, 1, 0, &tok[i]) == 0);
+	}
+	vio_vq_kick_prepare(e.drv);
+	CHECK(vio_vq_avail_at_least(e.dev, QSZ));
+	CHECK(vio_vq_avail_at_least(e.dev, QSZ + 100));
+	CHECK(!vio_vq_avail_at_least(e.drv, 1));
+	drain(&e, QSZ);
+	CHECK(!vio_vq_broken(e.dev));
+	env_fini(&e);
+}
+
 /* A driver-side queue: -EINVAL; a broken one: -EIO. */
 static void burst_errors(void)
 {
@@ -236,6 +304,7 @@ static void burst_errors(void)
 	((struct vring_avail *)l.driver)->idx = htole16(QSZ + 1);
 	CHECK_EQ(vio_vq_pop_burst(e.dev, &c, iov, 4), -EIO);
 	CHECK(vio_vq_broken(e.dev));
+	CHECK(!vio_vq_avail_at_least(e.dev, 2));
 	CHECK_EQ(vio_vq_pop_burst(e.dev, &c, iov, 4), -EIO);
 	env_fini(&e);
 }
@@ -246,6 +315,7 @@ int main(void)
 		burst_random(p, false);
 		burst_random(p, true);
 		burst_unpop(p);
+		burst_at_least(p);
 	}
 	burst_errors();
 	return test_result("ring_burst");
