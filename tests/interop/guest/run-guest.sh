@@ -15,7 +15,13 @@
 #   --log FILE       keep a copy of the serial console log
 #   -- QEMU_ARGS     passed to QEMU as they are (the devices under test)
 # Environment: KEEP=1 keeps the temp dir; ACCEL=kvm|tcg overrides detection;
-#   QEMU names the binary (default qemu-system-x86_64); MACHINE (default q35).
+#   QEMU names the binary (default qemu-system-x86_64); MACHINE (default q35);
+#   BOOT_DEADLINE (default 90): a guest that has not reached /init after
+#   that many seconds is killed and booted once more, within --timeout
+#   (TCG boots reach /init in 4-9 s here; one CI run saw a boot hang with
+#   no kernel output at all, before any virtio driver loaded: they are
+#   modules /init inserts).  Not with -incoming (a migration target does
+#   not boot) or BOOT_DEADLINE=0.
 # Exit status: 0 pass, 1 fail (or no marker), 2 timeout or harness error,
 #   77 QEMU missing (skip).
 # Commas inside QEMU option values are intended; cleanup runs from a trap.
@@ -144,16 +150,40 @@ if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
 	reaper=(setpriv --pdeathsig KILL --)
 fi
 
+launch() {
+	tb=$(now)
+	"${reaper[@]}" "$qemu" "${args[@]}" </dev/null >"$tmp/qemu.out" 2>&1 &
+	qpid=$!
+	echo "$qpid" >"$tmp/qemu.pid"
+}
+
+boot_deadline=${BOOT_DEADLINE:-90}
+case "$boot_deadline" in *[!0-9]*) die "BOOT_DEADLINE: a number" ;; esac
+case " ${extra[*]} " in *" -incoming "*) boot_deadline=0 ;; esac
+retried=0
 t0=$(now)
-"${reaper[@]}" "$qemu" "${args[@]}" </dev/null >"$tmp/qemu.out" 2>&1 &
-qpid=$!
-echo "$qpid" >"$tmp/qemu.pid"
+launch
 
 boot=
 timed_out=0
 while kill -0 "$qpid" 2>/dev/null; do
 	if [ -z "$boot" ] && grep -q 'VIO-GUEST-INIT:' "$tmp/serial.log"; then
 		boot=$(elapsed "$t0")
+	fi
+	if [ -z "$boot" ] && [ "$boot_deadline" -gt 0 ] && [ "$retried" = 0 ] &&
+		awk -v a="$tb" -v b="$(now)" -v t="$boot_deadline" \
+			'BEGIN { exit !(b - a > t) }'; then
+		# a boot hang: say so loudly, keep its log, boot once more
+		echo "run-guest: RETRY: no /init after ${boot_deadline}s" \
+			"(serial: $(wc -c <"$tmp/serial.log") bytes): the guest" \
+			"is booted once more" >&2
+		kill -KILL "$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
+		cp "$tmp/serial.log" "$tmp/serial.hung.log"
+		: >"$tmp/serial.log"
+		retried=1
+		launch
+		continue
 	fi
 	if grep -q 'VIO-GUEST-RESULT:' "$tmp/serial.log"; then
 		# give poweroff a moment, then stop QEMU ourselves
@@ -190,7 +220,8 @@ marker=$(grep -o 'VIO-GUEST-RESULT: .*' "$tmp/serial.txt" | head -n1 || true)
 # The test's own output: everything from /init's first line on.
 sed -n '/VIO-GUEST-INIT:/,$p' "$tmp/serial.txt" | sed 's/^/guest| /'
 echo "run-guest: accel=$ACCEL boot_to_init=${boot:-never}s" \
-	"(guest uptime ${uptime:-?}s) total=${total}s qemu_exit=$qrc"
+	"(guest uptime ${uptime:-?}s) total=${total}s qemu_exit=$qrc" \
+	"boots=$((retried + 1))"
 
 if [ "$marker" = "VIO-GUEST-RESULT: PASS" ]; then
 	echo "run-guest: PASS"
