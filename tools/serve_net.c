@@ -5,7 +5,7 @@
  * --client reconnect, readiness, signals).
  *
  * net: one device on one socket, its frames going to one port (--port:
- * echo, sink, gen, tap:NAME).  The workers (vio/run.h) take queues in
+ * echo, sink[:check], gen, tap:NAME).  The workers (vio/run.h) take queues in
  * groups of two (vio_run_opts.group = 2): a receiveq and its transmitq,
  * which is a queue pair, run on one worker, as the port contract requires
  * (vio/net.h); by default one worker per pair, at most one per CPU.
@@ -232,6 +232,8 @@ static struct vio_net_port *make_port(const struct serve_net_opts *o)
 		p = vio_net_port_echo_new();
 	else if (strcmp(k, "sink") == 0)
 		p = vio_net_port_sink_new();
+	else if (strcmp(k, "sink:check") == 0)
+		p = vio_net_port_sink_check_new();
 	else if (strncmp(k, "gen", 3) == 0)
 		p = vio_net_port_gen_new(k[3] == ':' ? (uint32_t)atoi(k + 4)
 						     : 0);

@@ -42,8 +42,12 @@ static void net_usage(FILE *f)
 	    "  --port KIND        where frames go (default echo):\n"
 	    "                       echo       back to the driver, MAC "
 	    "addresses swapped\n"
-	    "                       sink       dropped (counted, contents "
-	    "checked)\n"
+	    "                       sink       dropped (counted; no frame "
+	    "byte read, like\n"
+	    "                                  testpmd's rxonly)\n"
+	    "                       sink:check dropped, each frame's "
+	    "Ethernet/IPv4 header\n"
+	    "                                  checked (the 'bad' counter)\n"
 	    "                       gen[:LEN]  none taken; every receive "
 	    "buffer is filled\n"
 	    "                                  with a UDP/IPv4 frame of LEN "
@@ -179,7 +183,7 @@ static int check_port(const char *s)
 {
 	uint64_t v;
 	if (strcmp(s, "echo") == 0 || strcmp(s, "sink") == 0 ||
-	    strcmp(s, "gen") == 0)
+	    strcmp(s, "sink:check") == 0 || strcmp(s, "gen") == 0)
 		return 0;
 	if (strncmp(s, "gen:", 4) == 0) {
 		if (tool_parse_uint(s + 4, 60, 9000, &v))
@@ -201,7 +205,7 @@ static int check_port(const char *s)
 	}
 	return tool_usage_err(ucmd,
 			      "--port '%s': unknown port kind (tap:NAME, "
-			      "echo, sink, gen[:LEN])",
+			      "echo, sink[:check], gen[:LEN])",
 			      s);
 }
 

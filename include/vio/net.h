@@ -107,18 +107,34 @@ enum {
 	VIO_NET_PORT_RX_UFO = 1u << 5,
 };
 
+/* How a port's xmit uses the frames (vio_net_port.flags) */
+enum {
+	/* xmit reads no byte of the frame, only its length (a counting
+	 * sink): the device does not prefetch frames for it.  A read from
+	 * the device's CPU pulls the line the driver wrote into a shared
+	 * state, and the driver pays for that when it writes its next frame
+	 * into the same buffer; 0: the device prefetches each frame's first
+	 * lines as it pops the chain (xmit reads them soon). */
+	VIO_NET_PORT_F_LEN_ONLY = 1u << 0,
+};
+
 /* A port: implementations embed it (container_of) and fill it. */
 struct vio_net_port {
 	const struct vio_net_port_ops *ops;
 	const char *kind;   /* "tap", "switch", "echo", "sink", "gen", ... */
-	unsigned offloads;  /* VIO_NET_PORT_* */
+	unsigned offloads;  /* VIO_NET_PORT_TX_* / RX_* */
 	unsigned max_pairs; /* pairs the port can serve; 0: any */
+	unsigned flags;	    /* VIO_NET_PORT_F_* */
 };
 
 /* Built-in ports (src/net/port_*.c, src/net/tap.c, src/net/switch.c).
  * NULL with errno and a one-line reason in err where there is one. */
 struct vio_net_port *vio_net_port_echo_new(void); /* reflect, MAC-swapped */
-struct vio_net_port *vio_net_port_sink_new(void); /* drop (counted) */
+/* sink: frames dropped, counted (packets, bytes), never read (as
+ * testpmd's rxonly: VIO_NET_PORT_F_LEN_ONLY); sink_check: the same, and
+ * each frame checked (vio_net_port_stats.bad), kind "sink:check". */
+struct vio_net_port *vio_net_port_sink_new(void);
+struct vio_net_port *vio_net_port_sink_check_new(void);
 /*
  * tap:NAME: a Linux TAP interface opened with IFF_VNET_HDR (offload
  * metadata passes both ways) and IFF_MULTI_QUEUE (one fd per pair, up to
@@ -142,7 +158,8 @@ void vio_net_port_free(struct vio_net_port *p);
  * drivers, frames they made); bad: frames taken that are not well-formed
  * (an IPv4 frame whose header checksum or total length is wrong, a frame
  * shorter than an Ethernet header): the content check of the interop
- * tests.  0, or -EOPNOTSUPP for other ports.  Any thread (a snapshot).
+ * tests, made by echo, gen and sink_check (sink reads no frame: 0).  0, or
+ * -EOPNOTSUPP for other ports.  Any thread (a snapshot).
  */
 struct vio_net_port_stats {
 	uint64_t packets, bytes, bad;

@@ -4,7 +4,8 @@
  *
  * net_tx_kick pops a batch of at most NET_TX_BATCH chains (their
  * segments one after the other in tx_iov, each frame's first lines
- * prefetched as it is popped; one-descriptor chains many at a time with
+ * prefetched as it is popped unless the port reads none of them
+ * (VIO_NET_PORT_F_LEN_ONLY); one-descriptor chains many at a time with
  * vio_vq_pop_burst), then checks each with net_tx_parse (hdr.c: a bad
  * one is answered with used length 0 and counted in tx_errors), hands
  * each frame to the port, then one xmit_flush, one push of the batch and
@@ -57,6 +58,8 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 	unsigned neg = net_neg(nd);
 	unsigned budget = vio_vq_size(vq);
 	bool more = false, broken = false;
+	/* a port that reads no frame byte gets none fetched */
+	bool pf = !(port->flags & VIO_NET_PORT_F_LEN_ONLY);
 
 	vio_vq_disable_notify(vq);
 	if (nd->tx_wait_ns && !tx_batch_due(p, vq))
@@ -87,7 +90,7 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 				p->tx_used[k].head = c->head;
 				p->tx_used[k].len = 0;
 				p->tx_big[k] = false;
-				if (c->nr_out)
+				if (pf && c->nr_out)
 					prefetch_frame(&c->out[0]);
 			}
 			n += (unsigned)b;
@@ -115,7 +118,7 @@ bool net_tx_kick(struct net_pair *p, struct vio_vq *vq)
 			if (r == -E2BIG)
 				continue; /* its segments are not kept */
 			niov += (unsigned)c->nr_out + c->nr_in;
-			if (c->nr_out)
+			if (pf && c->nr_out)
 				prefetch_frame(&c->out[0]);
 		}
 		/* 2. check each and hand it to the port */

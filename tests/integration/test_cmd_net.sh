@@ -3,8 +3,9 @@
 # serve net --port echo + vio net ping (every frame back intact, MAC
 # swapped) and bench --mode loop --json (parses, frames counted both
 # ways, none lost); --port gen + vio net recv (counted, none malformed);
-# --port sink + vio net send --count 1000 (the server's JSON counters at
-# SIGTERM: 1000 frames from the driver, 0 bad); split and packed, 1 and
+# --port sink and sink:check + vio net send --count 1000 (the server's
+# JSON counters at SIGTERM: 1000 frames from the driver, 0 bad); split
+# and packed, 1 and
 # 2 queue pairs.  serve switch with two sockets: vio net recv on one,
 # vio net send to its MAC on the other: every frame crosses intact.
 # Bad options: a clear error naming the option, exit 2.
@@ -132,19 +133,22 @@ for ring in split packed; do
 	done
 done
 
-# ---- sink: 1000 frames sent, the server counts 1000 and none bad ----
+# ---- sink, sink:check: 1000 frames sent, the server counts 1000 (128000
+# bytes) and none bad ----
 for ring in split packed; do
-	name="sink-$ring"
-	sflag=() dflag=(--no-packed)
-	[ "$ring" = packed ] && sflag=(--packed) dflag=(--packed)
-	serve "$name" net --socket "$tmp/s.sock" --port sink "${sflag[@]}" || continue
-	if ! out=$(timeout 30 "$vio" net --socket "$tmp/s.sock" "${dflag[@]}" send --count 1000 --size 128 2>&1); then
-		bad "$name send: $out"
-	fi
-	stop "$spid" || bad "$name: server exit $?"
-	r=$(json "$name.out" 'j["total"]["tx_packets"], j["port"]["packets"], j["port"]["bad"], j["total"]["tx_errors"]' 2>&1)
-	[ "$r" = "(1000, 1000, 0, 0)" ] && ok "$name: server counted 1000 frames, 0 bad" ||
-		bad "$name: counters $r: $(cat "$name.out" "$name.err")"
+	for kind in sink sink:check; do
+		name="${kind/:/-}-$ring"
+		sflag=() dflag=(--no-packed)
+		[ "$ring" = packed ] && sflag=(--packed) dflag=(--packed)
+		serve "$name" net --socket "$tmp/s.sock" --port "$kind" "${sflag[@]}" || continue
+		if ! out=$(timeout 30 "$vio" net --socket "$tmp/s.sock" "${dflag[@]}" send --count 1000 --size 128 2>&1); then
+			bad "$name send: $out"
+		fi
+		stop "$spid" || bad "$name: server exit $?"
+		r=$(json "$name.out" 'j["port"]["kind"], j["total"]["tx_packets"], j["port"]["packets"], j["port"]["bytes"], j["port"]["bad"], j["total"]["tx_errors"]' 2>&1)
+		[ "$r" = "('$kind', 1000, 1000, 128000, 0, 0)" ] && ok "$name: server counted 1000 frames, 0 bad" ||
+			bad "$name: counters $r: $(cat "$name.out" "$name.err")"
+	done
 done
 
 # ---- gen: vio net recv counts what the port makes ----

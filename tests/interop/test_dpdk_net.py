@@ -5,12 +5,13 @@
     test_dpdk_net.py VIO [--packed] [--queues N] [--frames N] [--poll]
                          [--tx-wait NS]
 
-`vio serve net --socket S --port sink|gen|echo --json` is the vhost-user
-backend; `dpdk-testpmd --vdev net_virtio_user0,path=S,queues=N,
+`vio serve net --socket S --port sink:check|gen|echo --json` is the
+vhost-user backend; `dpdk-testpmd --vdev net_virtio_user0,path=S,queues=N,
 packed_vq=0|1` (tests/interop/dpdk.py: no hugepages, commands from a
 pipe) is the frontend, its driver DPDK's own virtio PMD:
 
-  txonly -> sink   testpmd sends 64-byte UDP/IPv4 frames; the sink checks
+  txonly -> sink:check
+                   testpmd sends 64-byte UDP/IPv4 frames; the sink checks
                    every one (its `bad` counter: IPv4 header checksum,
                    total length) and counts them;
   rxonly <- gen    vio makes UDP/IPv4 frames into every receive buffer
@@ -86,7 +87,8 @@ def hiccup(pid):
 
 
 def run_case(args, tmp, mode):
-    port, fwd = {'tx': ('sink', 'txonly'), 'rx': ('gen:64', 'rxonly'),
+    port, fwd = {'tx': ('sink:check', 'txonly'),
+                 'rx': ('gen:64', 'rxonly'),
                  'loop': ('echo', 'io')}[mode]
     q = args.queues
     tag = '%s %s q%d' % (mode, 'packed' if args.packed else 'split', q)
