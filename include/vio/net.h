@@ -114,7 +114,7 @@ enum {
 	 * the device's CPU pulls the line the driver wrote into a shared
 	 * state, and the driver pays for that when it writes its next frame
 	 * into the same buffer; 0: the device prefetches each frame's first
-	 * lines as it pops the chain (xmit reads them soon). */
+	 * lines a few frames before it hands it to xmit (which reads them). */
 	VIO_NET_PORT_F_LEN_ONLY = 1u << 0,
 };
 
