@@ -10,7 +10,8 @@
 The first form prints, one per line:
 
     counts PASSED FAILED SKIPPED
-    fail NAME (why)
+    fail NAME (why)       why: the result and the test's first line
+                          with FAIL (else its last line)
     skip NAME (why)
 
 OK and EXPECTEDFAIL pass; FAIL, TIMEOUT, ERROR and UNEXPECTEDPASS fail;
@@ -35,6 +36,7 @@ PASSED = {"OK", "EXPECTEDFAIL"}
 URING_SKIP = re.compile(r"^SKIP: io_uring.*$", re.M)
 ANY_SKIP = re.compile(r"^.*\bSKIP\b.*$", re.M)
 TSAN = re.compile(r"^WARNING: ThreadSanitizer: .*$", re.M)
+FAIL_LINE = re.compile(r"^.*\bFAIL\b.*$", re.M)
 
 
 def probe_io_uring():
@@ -68,6 +70,20 @@ def why(text, pattern):
     return " (%s)" % (line[:117] + "..." if len(line) > 120 else line)
 
 
+def failure(text):
+    """What a failed test said: its first line with the word FAIL, else
+    its last line (CI shows only the end of make check's output)."""
+    m = FAIL_LINE.search(text or "")
+    if m:
+        line = m.group(0).strip()
+    else:
+        rest = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+        line = rest[-1] if rest else ""
+    if not line:
+        return ""
+    return ": " + (line[:197] + "..." if len(line) > 200 else line)
+
+
 def summarize(path, have_uring, out):
     npass = nfail = nskip = 0
     lines = []
@@ -85,7 +101,8 @@ def summarize(path, have_uring, out):
         if res in FAILED:
             nfail += 1
             lines.append("fail %s (%s%s)" % (
-                name, res, ": " + tsan.group(0).strip() if tsan else ""))
+                name, res, ": " + tsan.group(0).strip() if tsan
+                else failure(text)))
         elif tsan:
             nfail += 1
             lines.append("fail %s (passed, but %s)" % (

@@ -24,6 +24,7 @@ rec() {
 	rec "vio:unit / bus" TIMEOUT ""
 	rec "vio:unit / model" EXPECTEDFAIL ""
 	rec "vio:integration / cmd_blk" OK "test_cmd_blk: all passed"
+	rec "vio:interop / mig" FAIL 'mig: seed=1\nmig: FAIL: no tick on the destination\n--- dst.serial (tail)\nMIGCHECK: VERDICT FAIL x'
 } >"$tmp/log.json"
 
 # expect WHAT WANT ARGS...: test-summary.py ARGS prints exactly WANT
@@ -44,18 +45,20 @@ expect() {
 }
 
 expect "no io_uring on the machine: the io_uring skip is a skip" \
-	"counts 3 2 2
+	"counts 3 3 2
 skip unit/blk_device (SKIP: io_uring backend unavailable here (got sync))
 skip interop/qsd (SKIP: qemu-storage-daemon is not installed)
-fail unit/mem (FAIL)
-fail unit/bus (TIMEOUT)" "$tmp/log.json"
+fail unit/mem (FAIL: mem: CHECK failed)
+fail unit/bus (TIMEOUT)
+fail interop/mig (FAIL: mig: FAIL: no tick on the destination)" "$tmp/log.json"
 
 expect "io_uring on the machine: the io_uring skip fails" \
-	"counts 3 3 1
+	"counts 3 4 1
 fail unit/blk_device (io_uring works on this machine, but the test skipped it: SKIP: io_uring backend unavailable here (got sync))
 skip interop/qsd (SKIP: qemu-storage-daemon is not installed)
-fail unit/mem (FAIL)
-fail unit/bus (TIMEOUT)" --io-uring "$tmp/log.json"
+fail unit/mem (FAIL: mem: CHECK failed)
+fail unit/bus (TIMEOUT)
+fail interop/mig (FAIL: mig: FAIL: no tick on the destination)" --io-uring "$tmp/log.json"
 
 rec "vio:unit / ring" OK "fine" >"$tmp/ok.json"
 expect "all pass" "counts 1 0 0" --io-uring "$tmp/ok.json"

@@ -54,15 +54,16 @@
 # max-bandwidth 128 MiB/s and downtime-limit 300 ms while the guest's
 # passes run, polled to "completed", then 3's state checks and hand-over.
 # The guest's ticker (migcheck's header) prints its pass and the device's
-# counters every 50 ms; after poweroff the host takes the last tick on the
-# source's console (pass P) and the first ticks on the destination's and
-# requires: P begun on the source; more requests completed at the
-# destination's tick 3 ticks later than at the source's (I/O went on
-# across the switch-over: writers held or idle there fail); P ended on the
-# destination and not on the source, or, when the destination's first
-# tick is already in pass P+1 (the stop fell between two passes), P+1
-# ended there.  The requests in flight at the two ticks are printed, not
-# required (a sample every 50 ms; see docs/migration.md).  Then 4 and 5.
+# counters every 50 ms; after poweroff tests/interop/migspan.py joins the
+# two consoles (the source's log ends where the source stopped, the
+# destination's holds the rest) and requires, from the order of the lines
+# in that stream: the last pass whose "begins" is on the source (P) ended
+# on the destination, or, if "pass P done" is on the source (the stop fell
+# between two passes), P+1 ended there; more requests completed at the
+# destination's tick 3 ticks after the source's last one than at that one
+# (I/O went on across the switch-over: writers held or idle there fail).
+# The requests in flight at the two ticks are printed, not required (a
+# sample every 50 ms; see docs/migration.md).  Then 4 and 5.
 # The guest compares its page cache on the destination (migcheck's header):
 # with the dirty log made a no-op in vio this fails.  The kernel runs with
 # init_on_alloc=0: pages zeroed by the CPU when the page cache takes them
@@ -421,49 +422,12 @@ if [ "$mode" = load ]; then
 	fi
 fi
 if [ "$mode" = busy ]; then
-	# ticks: the last whole one on the source's console (the line cut by
-	# the stop is in neither log), the first on the destination's, and
-	# the first there at least 3 ticks (~0.2-0.5 s of guest time) after
-	# the source's; the relays have ended, each log is complete
-	tpat='MIGCHECK: T n=[0-9]+ p=[0-9]+ io=[0-9]+/[0-9]+ inflight=[0-9]+/[0-9]+'
-	tr -d '\r' <"$tmp/src.serial" | grep -aoE "$tpat" >"$tmp/src.ticks" || true
-	tr -d '\r' <"$tmp/dst.serial" | grep -aoE "$tpat" >"$tmp/dst.ticks" || true
-	ts=$(tail -n1 "$tmp/src.ticks")
-	[ -n "$ts" ] || fail "no tick on the source's console"
-	read -r ns ps rs ws irs iws <<<"${ts//[!0-9]/ }"
-	td=$(head -n1 "$tmp/dst.ticks")
-	t3=$(awk -v n="$ns" '{ split($3, a, "="); if (a[2] >= n + 3) { print; exit } }' "$tmp/dst.ticks")
-	if [ -z "$td" ] || [ -z "$t3" ]; then
-		fail "no tick on the destination's console (3 ticks after $ns)"
-	fi
-	read -r nd pd rd wd ird iwd <<<"${td//[!0-9]/ }"
-	read -r n3 _ r3 w3 _ <<<"${t3//[!0-9]/ }"
-	echo "$name: last tick on the source:      ${ts#MIGCHECK: T }"
-	echo "$name: first tick on the destination: ${td#MIGCHECK: T }"
-	[ "$nd" -gt "$ns" ] || fail "ticks out of order: $ns on the source, $nd on the destination"
-	tr -d '\r' <"$tmp/src.serial" | grep -aq "MIGCHECK: pass $ps begins" ||
-		fail "pass $ps (under way at the switch-over) did not begin on the source"
-	# I/O went on across the switch-over: writers held or idle fail here
-	[ $((r3 + w3)) -gt $((rs + ws)) ] ||
-		fail "no request completed from tick $ns (source) to tick $n3 (destination):" \
-			"the guest's I/O was idle at the switch-over"
-	if [ "$pd" = "$ps" ]; then
-		! tr -d '\r' <"$tmp/src.serial" | grep -aq "MIGCHECK: pass $ps done" ||
-			fail "pass $ps ended on the source"
-		grep -aq "MIGCHECK: pass $ps done" "$tmp/dst.serial" ||
-			fail "pass $ps (under way at the switch-over) did not end on the destination"
-		span="pass $ps spanned the switch-over"
-	else
-		# the stop fell in the few ms between two passes
-		[ "$pd" = $((ps + 1)) ] ||
-			fail "pass $ps on the source's last tick, $pd on the destination's first"
-		grep -aq "MIGCHECK: pass $pd done" "$tmp/dst.serial" ||
-			fail "pass $pd did not end on the destination"
-		span="the switch-over fell between passes $ps and $pd"
-	fi
-	echo "$name: $span: ticks $ns..$nd: $((rd - rs)) reads and" \
-		"$((wd - ws)) writes completed in between (to tick $n3: $((r3 + w3 - rs - ws)))," \
-		"in flight (reads/writes) $irs/$iws before, $ird/$iwd after"
+	# the pass under way at the switch-over and the ticks around it, from
+	# the two consoles joined (migspan.py's header); the relays have
+	# ended, each log is complete
+	python3 "$here/migspan.py" "$tmp/src.serial" "$tmp/dst.serial" >"$tmp/span" ||
+		{ sed "s/^/$name: /" "$tmp/span"; fail "$(sed -n 's/^migspan: FAIL: //p' "$tmp/span")"; }
+	sed "s/^migspan: /$name: /" "$tmp/span"
 fi
 last_seed=$(tr -d '\r' <"$tmp/dst.serial" |
 	sed -n 's/^.*MIGCHECK: VERDICT PASS .*last_seed=\([0-9]*\).*$/\1/p')
