@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn.h"
 #include "devthread.h"
 
 #define CMD "blk"
@@ -31,13 +32,11 @@ enum rw_mode { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
 extern const char *const blk_rw_names[4];
 
 struct blk_opts {
-	const char *socket, *image;
+	struct tool_conn conn; /* --socket, --timeout, --reconnect, --listen */
+	const char *image;
 	uint64_t size;
-	int timeout_ms;
-	int reconnect_ms; /* --reconnect: vio_frontend_opts.reconnect_ms */
 	unsigned queues, queue_size, queue_depth;
 	bool readonly, no_packed, no_event_idx, no_indirect;
-	bool listen; /* --listen: vio_frontend_opts.listen */
 
 	enum verb verb;
 	/* read / write */

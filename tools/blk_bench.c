@@ -401,7 +401,7 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		       "\"p99\":%.2f,\"p99_9\":%.2f,\"max\":%.2f},"
 		       "\"errors\":%d,\"interrupted\":%s,",
 		       blk_rw_names[o->rw], o->bs, o->iodepth, nq,
-		       o->socket ? "vhost-user" : "inproc",
+		       o->conn.socket ? "vhost-user" : "inproc",
 		       in.packed ? "packed" : "split", secs, ops, iops, mibs,
 		       mean, p50, p99, p999, max, err || mv.err ? 1 : 0,
 		       bench_sig ? "true" : "false");
@@ -430,7 +430,7 @@ int blk_do_bench(struct blk_ctx *c, const struct blk_opts *o)
 		       "%.2f s%s\n",
 		       blk_rw_names[o->rw], bs, o->iodepth, nq,
 		       nq == 1 ? "" : "s",
-		       o->socket ? "vhost-user" : "in-process",
+		       o->conn.socket ? "vhost-user" : "in-process",
 		       in.packed ? "packed" : "split", secs,
 		       bench_sig ? " (interrupted)" : "");
 		printf("  %.0f IOPS, %.1f MiB/s, %" PRIu64 " requests\n", iops,

@@ -51,41 +51,31 @@ static int open_image(struct blk_ctx *c, const struct blk_opts *o, unsigned nq)
 	return 0;
 }
 
-/* The vhost-user path: connect to the backend at o->socket. */
+/* The vhost-user path: connect to the backend at o->conn.socket. */
 static int open_socket(struct blk_ctx *c, const struct blk_opts *o)
 {
 	struct vio_frontend_opts fc = {
 	    .mem = c->mem,
 	    .device_id = VIRTIO_ID_BLOCK,
 	    .num_queues = o->queues,
-	    .connect_timeout_ms = o->timeout_ms,
-	    .reconnect_ms = o->reconnect_ms,
-	    .listen = o->listen,
 	};
-	char err[256] = "";
-	c->fe = vio_frontend_connect(o->socket, &fc, err, sizeof(err));
-	if (!c->fe) {
-		/* name the socket once: the reason may already say it */
-		if (err[0] && strstr(err, o->socket))
-			tool_err("--socket: %s", err);
-		else
-			tool_err("--socket %s: %s", o->socket,
-				 err[0] ? err : strerror(errno));
+	c->fe = tool_conn_connect(&o->conn, &fc);
+	if (!c->fe)
 		return TOOL_EXIT_FAIL;
-	}
 	c->vdev = vio_frontend_vdev(c->fe);
 	return 0;
 }
 
 int blk_open(struct blk_ctx *c, const struct blk_opts *o, unsigned want_queues)
 {
-	c->where = o->socket ? o->socket : o->image;
+	c->where = o->conn.socket ? o->conn.socket : o->image;
 	c->mem = vio_mem_new();
 	if (!c->mem) {
 		tool_err("out of memory");
 		return TOOL_EXIT_FAIL;
 	}
-	int ret = o->socket ? open_socket(c, o) : open_image(c, o, want_queues);
+	int ret =
+	    o->conn.socket ? open_socket(c, o) : open_image(c, o, want_queues);
 	if (ret)
 		return ret;
 

@@ -70,7 +70,7 @@ int blk_do_info(struct blk_ctx *c, const struct blk_opts *o)
 	vio_drvdev_features(c->vdev, &f);
 
 	printf("%-18s %s (%s)\n", "device", c->where,
-	       o->socket ? "vhost-user" : "in-process");
+	       o->conn.socket ? "vhost-user" : "in-process");
 	printf("%-18s", "features");
 	for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]);
 	     i++)

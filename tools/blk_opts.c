@@ -200,9 +200,7 @@ static int parse_duration(const char *s, double *out)
 int blk_parse_global(int argc, char **argv, struct blk_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 'S'},
-	    {"timeout", required_argument, NULL, 'T'},
-	    {"reconnect", optional_argument, NULL, 'R'},
+	    TOOL_CONN_LONGOPTS,
 	    {"listen", no_argument, NULL, 'l'},
 	    {"image", required_argument, NULL, 'I'},
 	    {"size", required_argument, NULL, 'z'},
@@ -223,25 +221,15 @@ int blk_parse_global(int argc, char **argv, struct blk_opts *o)
 	optind = 0;
 	/* '+': stop at the verb; its options are its own */
 	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		if ((r = tool_conn_opt(ucmd, c, optarg, &o->conn)) !=
+		    TOOL_CONN_OTHER) {
+			if (r)
+				return r;
+			continue;
+		}
 		switch (c) {
-		case 'S':
-			o->socket = optarg;
-			break;
-		case 'T':
-			if ((r = tool_uint_opt(ucmd, "--timeout", optarg, 0,
-					       86400000, &v)))
-				return r;
-			o->timeout_ms = (int)v;
-			break;
-		case 'R':
-			v = 30;
-			if (optarg && (r = tool_uint_opt(ucmd, "--reconnect",
-							 optarg, 1, 86400, &v)))
-				return r;
-			o->reconnect_ms = (int)v * 1000;
-			break;
 		case 'l':
-			o->listen = true;
+			o->conn.listen = true;
 			break;
 		case 'I':
 			o->image = optarg;

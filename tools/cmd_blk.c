@@ -39,25 +39,26 @@ int cmd_blk(int argc, char **argv)
 	/* --iodepth: bench 32, verify 1 unless given */
 	if (!o.iodepth)
 		o.iodepth = o.verb == V_BENCH ? 32 : 1;
-	if (!o.socket == !o.image)
+	if (!o.conn.socket == !o.image)
 		return tool_usage_err(CMD, "%s",
-				      o.socket ? "--socket and --image "
-						 "exclude each other"
-					       : "give --socket PATH or "
-						 "--image FILE");
-	if (o.socket && (o.size || o.readonly))
+				      o.conn.socket ? "--socket and --image "
+						      "exclude each other"
+						    : "give --socket PATH or "
+						      "--image FILE");
+	if (o.conn.socket && (o.size || o.readonly))
 		return tool_usage_err(CMD, "%s only goes with --image",
 				      o.size ? "--size" : "--readonly");
-	if (o.move_to && (!o.socket || o.listen))
+	if (o.move_to && (!o.conn.socket || o.conn.listen))
 		return tool_usage_err(CMD, "--move-to needs --socket (not "
 					   "--image, not --listen)");
-	if (o.dirty_log && !o.socket)
+	if (o.dirty_log && !o.conn.socket)
 		return tool_usage_err(CMD, "--dirty-log needs --socket");
-	if (o.image && (o.timeout_ms || o.reconnect_ms || o.listen))
+	if (o.image &&
+	    (o.conn.timeout_ms || o.conn.reconnect_ms || o.conn.listen))
 		return tool_usage_err(CMD, "%s only goes with --socket",
-				      o.timeout_ms     ? "--timeout"
-				      : o.reconnect_ms ? "--reconnect"
-						       : "--listen");
+				      o.conn.timeout_ms	    ? "--timeout"
+				      : o.conn.reconnect_ms ? "--reconnect"
+							    : "--listen");
 
 	/* --image: the device gets the queues asked for (1 by default) */
 	unsigned want = o.queues;

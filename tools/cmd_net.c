@@ -199,9 +199,7 @@ static int parse_secs(const char *s, double min, double max, double *out)
 static int parse_global(int argc, char **argv, struct net_opts *o)
 {
 	static const struct option lo[] = {
-	    {"socket", required_argument, NULL, 'S'},
-	    {"timeout", required_argument, NULL, 'T'},
-	    {"reconnect", optional_argument, NULL, 'R'},
+	    TOOL_CONN_LONGOPTS,
 	    {"queues", required_argument, NULL, 'q'},
 	    {"queue-size", required_argument, NULL, 's'},
 	    {"packed", no_argument, NULL, 'p'},
@@ -218,23 +216,13 @@ static int parse_global(int argc, char **argv, struct net_opts *o)
 	optind = 0;
 	/* '+': stop at the verb; its options are its own */
 	while ((c = getopt_long(argc, argv, "+:h", lo, NULL)) != -1) {
+		if ((r = tool_conn_opt(ucmd, c, optarg, &o->conn)) !=
+		    TOOL_CONN_OTHER) {
+			if (r)
+				return r;
+			continue;
+		}
 		switch (c) {
-		case 'S':
-			o->socket = optarg;
-			break;
-		case 'T':
-			if ((r = tool_uint_opt(ucmd, "--timeout", optarg, 0,
-					       86400000, &v)))
-				return r;
-			o->timeout_ms = (int)v;
-			break;
-		case 'R':
-			v = 30;
-			if (optarg && (r = tool_uint_opt(ucmd, "--reconnect",
-							 optarg, 1, 86400, &v)))
-				return r;
-			o->reconnect_ms = (int)v * 1000;
-			break;
 		case 'q':
 			if ((r = tool_uint_opt(ucmd, "--queues", optarg, 1,
 					       VIO_NET_MAX_PAIRS, &v)))
@@ -273,7 +261,7 @@ static int parse_global(int argc, char **argv, struct net_opts *o)
 		return tool_usage_err(ucmd,
 				      "--packed and --no-packed exclude each "
 				      "other");
-	if (o->packed && o->reconnect_ms)
+	if (o->packed && o->conn.reconnect_ms)
 		return tool_usage_err(ucmd,
 				      "--packed and --reconnect exclude each "
 				      "other (reconnect needs split rings)");
@@ -457,39 +445,29 @@ static int net_open(struct net_ctx *c, const struct net_opts *o)
 	    .num_queues = 0,
 	    /* the largest ring tried; the backend's refusals halve it */
 	    .queue_size = o->queue_size ? o->queue_size : 1024,
-	    .connect_timeout_ms = o->timeout_ms,
-	    .reconnect_ms = o->reconnect_ms,
 	};
-	char err[256] = "";
-	c->fe = vio_frontend_connect(o->socket, &fc, err, sizeof(err));
-	if (!c->fe) {
-		/* name the socket once: the reason may already say it */
-		if (err[0] && strstr(err, o->socket))
-			tool_err("--socket: %s", err);
-		else
-			tool_err("--socket %s: %s", o->socket,
-				 err[0] ? err : strerror(errno));
+	c->fe = tool_conn_connect(&o->conn, &fc);
+	if (!c->fe)
 		return TOOL_EXIT_FAIL;
-	}
 	c->vdev = vio_frontend_vdev(c->fe);
 	r = vio_bus_add(c->bus, c->vdev);
 	c->added = true;
 	if (r < 0) {
 		tool_err("%s: not a usable virtio-net device: the driver's "
 			 "probe failed: %s",
-			 o->socket, strerror(-r));
+			 o->conn.socket, strerror(-r));
 		return TOOL_EXIT_FAIL;
 	}
 	c->n = vio_net_from_vdev(c->vdev);
 	if (!c->n) {
-		tool_err("%s: the net driver did not bind", o->socket);
+		tool_err("%s: the net driver did not bind", o->conn.socket);
 		return TOOL_EXIT_FAIL;
 	}
 	vio_net_get_info(c->n, &c->info);
 	if (o->packed && !c->info.packed) {
 		tool_err("%s: --packed: the device does not offer the packed "
 			 "ring (vio serve net: --packed)",
-			 o->socket);
+			 o->conn.socket);
 		return TOOL_EXIT_FAIL;
 	}
 	return 0;
@@ -554,9 +532,9 @@ static int do_info(struct net_ctx *c, const struct net_opts *o)
 		printf("{\"socket\":\"%s\",\"mac\":\"%s\",\"mtu\":%u,"
 		       "\"link_up\":%s,\"pairs\":%u,\"max_pairs\":%u,"
 		       "\"queue_size\":%u,\"packed\":%s,\"features\":[",
-		       o->socket, mac, in->mtu, in->link_up ? "true" : "false",
-		       in->pairs, in->max_pairs, in->queue_size,
-		       in->packed ? "true" : "false");
+		       o->conn.socket, mac, in->mtu,
+		       in->link_up ? "true" : "false", in->pairs, in->max_pairs,
+		       in->queue_size, in->packed ? "true" : "false");
 		const char *sep = "";
 		for (size_t i = 0; i < N_FEATURES; i++)
 			if (vio_net_has_feature(c->n, feature_names[i].bit)) {
@@ -566,7 +544,7 @@ static int do_info(struct net_ctx *c, const struct net_opts *o)
 		printf("]}\n");
 		return TOOL_EXIT_OK;
 	}
-	printf("%-12s %s (vhost-user)\n", "device", o->socket);
+	printf("%-12s %s (vhost-user)\n", "device", o->conn.socket);
 	printf("%-12s %s\n", "mac", mac);
 	printf("%-12s %u\n", "mtu", in->mtu);
 	printf("%-12s %s\n", "link", in->link_up ? "up" : "down");
@@ -613,7 +591,7 @@ int cmd_net(int argc, char **argv)
 	ret = parse_verb(argc - optind, argv + optind, &o);
 	if (ret)
 		return ret < 0 ? TOOL_EXIT_OK : ret;
-	if (!o.socket)
+	if (!o.conn.socket)
 		return tool_usage_err(NET_CMD, "--socket PATH is required");
 	if (!o.count)
 		o.count = o.verb == NV_SEND ? 1000 : o.verb == NV_PING ? 10 : 0;

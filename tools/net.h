@@ -18,15 +18,15 @@
 
 #include <vio/net.h>
 
+#include "conn.h"
+
 #define NET_CMD "net"
 
 enum net_verb { NV_NONE, NV_INFO, NV_SEND, NV_RECV, NV_PING, NV_BENCH };
 enum net_mode { NM_TX, NM_RX, NM_LOOP };
 
 struct net_opts {
-	const char *socket;
-	int timeout_ms;	  /* --connect-timeout */
-	int reconnect_ms; /* --reconnect */
+	struct tool_conn conn; /* --socket, --timeout, --reconnect */
 	unsigned queues, queue_size;
 	bool packed, no_packed, no_mrg, no_evidx, no_ctrl;
 
