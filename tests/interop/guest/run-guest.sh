@@ -20,8 +20,12 @@
 #   that many seconds is killed and booted once more, within --timeout
 #   (TCG boots reach /init in 4-9 s here; one CI run saw a boot hang with
 #   no kernel output at all, before any virtio driver loaded: they are
-#   modules /init inserts).  Not with -incoming (a migration target does
-#   not boot) or BOOT_DEADLINE=0.
+#   modules /init inserts).  Likewise a QEMU that dies of a signal
+#   before /init (a crash in firmware or kernel boot, before the test ran:
+#   one CI run saw QEMU 7.2 SIGSEGV there, with vio serving the disk SeaBIOS
+#   had started) is booted once more; its log is kept in the report.
+#   Never after /init: a crash while the test runs is a failure.  Not with
+#   -incoming (a migration target does not boot) or BOOT_DEADLINE=0.
 # Exit status: 0 pass, 1 fail (or no marker), 2 timeout or harness error,
 #   77 QEMU missing (skip).
 # Commas inside QEMU option values are intended; cleanup runs from a trap.
@@ -166,6 +170,8 @@ launch
 
 boot=
 timed_out=0
+qrc=
+while :; do
 while kill -0 "$qpid" 2>/dev/null; do
 	if [ -z "$boot" ] && grep -q 'VIO-GUEST-INIT:' "$tmp/serial.log"; then
 		boot=$(elapsed "$t0")
@@ -200,11 +206,32 @@ while kill -0 "$qpid" 2>/dev/null; do
 	fi
 	sleep 0.1
 done
+[ "$timed_out" = 0 ] && [ -z "$boot" ] && [ "$retried" = 0 ] &&
+	[ "$boot_deadline" -gt 0 ] || break
+grep -q 'VIO-GUEST-INIT:' "$tmp/serial.log" && break
+qrc=0
+wait "$qpid" 2>/dev/null || qrc=$?
+# QEMU exited on its own before /init: a signal (>128) is a crash of the
+# peer before the test began; anything else is reported as it is
+[ "$qrc" -gt 128 ] || break
+echo "run-guest: RETRY: QEMU died of signal $((qrc - 128)) before /init" \
+	"after $(elapsed "$tb")s (serial: $(wc -c <"$tmp/serial.log") bytes):" \
+	"the guest is booted once more" >&2
+sed 's/^/crashed qemu| /' "$tmp/qemu.out" >&2
+tr -d '\r' <"$tmp/serial.log" | tail -n 20 | sed 's/^/crashed serial| /' >&2
+cp "$tmp/serial.log" "$tmp/serial.crashed.log"
+: >"$tmp/serial.log"
+qrc=
+retried=1
+launch
+done
 if kill -0 "$qpid" 2>/dev/null; then
 	kill -TERM "$qpid" 2>/dev/null || true
 fi
-qrc=0
-wait "$qpid" 2>/dev/null || qrc=$?
+if [ -z "$qrc" ]; then
+	qrc=0
+	wait "$qpid" 2>/dev/null || qrc=$?
+fi
 qpid=
 total=$(elapsed "$t0")
 [ -n "$boot" ] || ! grep -q 'VIO-GUEST-INIT:' "$tmp/serial.log" ||
