@@ -75,6 +75,11 @@ check() { # MODE WANT_RC WANT_BOOTS WANT_RETRIES
 	retries=$(grep -c '^run-guest: RETRY: QEMU died of signal 11 before /init' \
 		"$tmp/$mode.out" || true)
 	launches=$(cat "$tmp/count" 2>/dev/null || echo 0)
+	if [ "$want_rc" = 1 ] &&
+		! grep -q '^run-guest: FAIL: no result marker: QEMU died of signal 11$' \
+			"$tmp/$mode.out"; then
+		rc="$rc, no FAIL line naming the signal"
+	fi
 	if [ "$rc" = "$want_rc" ] && [ "$boots" = "$want_boots" ] &&
 		[ "$retries" = "$want_retries" ] && [ "$launches" = "$want_boots" ]; then
 		echo "$name: ok: $mode: exit $rc, boots=$boots, $retries retry"

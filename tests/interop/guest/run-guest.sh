@@ -262,5 +262,7 @@ if [ "$timed_out" = 1 ]; then
 	echo "run-guest: FAIL: timeout after ${timeout}s" >&2
 	exit 2
 fi
-echo "run-guest: FAIL: ${marker:-no result marker (guest crashed or QEMU failed)}" >&2
+why="no result marker (guest crashed or QEMU failed)"
+[ "$qrc" -le 128 ] || why="no result marker: QEMU died of signal $((qrc - 128))"
+echo "run-guest: FAIL: ${marker:-$why}" >&2
 exit 1
