@@ -425,8 +425,12 @@ if [ "$mode" = busy ]; then
 	# the pass under way at the switch-over and the ticks around it, from
 	# the two consoles joined (migspan.py's header); the relays have
 	# ended, each log is complete
-	python3 "$here/migspan.py" "$tmp/src.serial" "$tmp/dst.serial" >"$tmp/span" ||
-		{ sed "s/^/$name: /" "$tmp/span"; fail "$(sed -n 's/^migspan: FAIL: //p' "$tmp/span")"; }
+	if ! python3 "$here/migspan.py" "$tmp/src.serial" "$tmp/dst.serial" \
+		>"$tmp/span" 2>&1; then
+		sed "s/^/$name: /" "$tmp/span"
+		why=$(sed -n 's/^migspan: FAIL: //p' "$tmp/span")
+		fail "${why:-migspan.py: $(tail -n 1 "$tmp/span")}"
+	fi
 	sed "s/^migspan: /$name: /" "$tmp/span"
 fi
 last_seed=$(tr -d '\r' <"$tmp/dst.serial" |
