@@ -46,7 +46,7 @@ late:*)
 		[ "\$prev" = -serial ] && serial=\${a#file:}
 		prev=\$a
 	done
-	"$real" "\$@" &
+	setpriv --pdeathsig KILL -- "$real" "\$@" &
 	q=\$!
 	for _ in \$(seq 1200); do
 		grep -q 'VIO-GUEST-INIT:' "\$serial" 2>/dev/null && break
